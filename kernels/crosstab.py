@@ -1,0 +1,65 @@
+"""Fused single-pass kernel: (zone x class) area cross-tab of one raster chunk.
+
+Every zonal table of lucr (class areas, sources, sinks, net flux, valid fraction) is
+derived from this small cross-tab times the coefficient table (methods.md section 1:
+``flux = coef[class] * area_ha``), so the raster is walked once.
+
+Areas are accumulated as int64 fixed-point numbers (``area_m2 * 2**scale_bits``,
+chosen by the pipeline so the grid total cannot overflow). Integer sums are
+associative, so the cross-tab is bit-identical whatever the chunking, the order the
+chunks are reduced in, or the scheduler.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(nogil=True, cache=True)
+def accumulate_zone_class_area(codes, zones, row_area_fx, class_of_code, code_offset, out_area_fx, out_code_count):
+    """Accumulate cell areas of one chunk into ``out_area_fx[zone, class]``.
+
+    Parameters
+    ----------
+    codes : 2-D integer array (rows, cols)
+        Land-cover class codes of the chunk.
+    zones : 2-D int32 array (rows, cols)
+        Zone index of each cell: 0 outside every unit, 1..n_zones inside one.
+    row_area_fx : 1-D int64 array (rows,)
+        Fixed-point area of one cell of each row of the chunk.
+    class_of_code : 1-D int32 array
+        ``class_of_code[code - code_offset]`` = column of the cross-tab: 0..K-1 for the
+        K classes of the coefficient table, K for codes missing from it (unknown),
+        K+1 for nodata.
+    code_offset : int
+        Smallest code ``class_of_code`` covers.
+    out_area_fx : 2-D int64 array (n_zones + 1, K + 2)
+        Accumulator, updated in place.
+    out_code_count : 1-D int64 array, same length as ``class_of_code``
+        Cell count of every code (a histogram of the chunk), updated in place; it
+        names unknown codes with their counts.
+
+    Examples
+    --------
+    >>> codes = np.array([[1, 2], [2, 9]], np.uint8)
+    >>> zones = np.array([[1, 1], [0, 1]], np.int32)
+    >>> lut = np.full(256, 2, np.int32); lut[1] = 0; lut[2] = 1; lut[9] = 3
+    >>> area = np.zeros((2, 4), np.int64); hist = np.zeros(256, np.int64)
+    >>> accumulate_zone_class_area(codes, zones, np.array([10, 20], np.int64), lut, 0, area, hist)
+    >>> area.tolist()
+    [[0, 20, 0, 0], [10, 10, 0, 20]]
+    """
+    n_codes = class_of_code.shape[0]
+    nodata_col = out_area_fx.shape[1] - 1
+    rows, cols = codes.shape
+    for i in range(rows):
+        a = row_area_fx[i]
+        for j in range(cols):
+            k = np.int64(codes[i, j]) - code_offset
+            if 0 <= k < n_codes:
+                col = class_of_code[k]
+                out_code_count[k] += 1
+            else:
+                col = nodata_col
+            out_area_fx[zones[i, j], col] += a

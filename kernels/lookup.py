@@ -1,0 +1,77 @@
+"""Class -> carbon flux coefficient lookup (methods.md section 1).
+
+The coefficient method assigns each land-cover class ``c`` a flux density ``coef[c]``
+(t C / ha / yr; sources positive, sinks negative; seed 001, Table 2). A cell's flux is
+``coef[class] * area_ha``; the maps written by lucr hold the density itself, so they are
+independent of cell area and can be summed with any area weighting downstream.
+
+Codes are looked up through dense tables indexed by ``code - code_offset``; the
+pipeline builds them (``pipeline.coefficients``) so that nodata and unknown codes
+hold NaN in ``coef_lut`` and are told apart by ``class_of_code``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(nogil=True, cache=True)
+def flux_density_bands(codes, coef_lut, code_offset, out):
+    """Fill ``out[0] = source``, ``out[1] = sink``, ``out[2] = net`` flux density.
+
+    Parameters
+    ----------
+    codes : 2-D integer array (rows, cols)
+        Land-cover class codes.
+    coef_lut : 1-D float32 array
+        ``coef_lut[code - code_offset]`` = coefficient in t C / ha / yr, NaN for
+        nodata and for codes missing from the coefficient table.
+    code_offset : int
+        Smallest code the table covers (0 for unsigned rasters, -128 / -32768 for
+        signed ones).
+    out : 3-D float32 array (3, rows, cols)
+        ``source`` is ``max(coef, 0)``, ``sink`` is ``min(coef, 0)`` and ``net`` is
+        ``coef``; all three are NaN where the code has no coefficient.
+
+    Examples
+    --------
+    >>> lut = np.array([np.nan, -0.644, 55.8], np.float32)
+    >>> out = np.empty((3, 1, 3), np.float32)
+    >>> flux_density_bands(np.array([[0, 1, 2]], np.uint8), lut, 0, out)
+    >>> out[:, 0, 1].tolist()  # a forest cell: no source, a sink of 0.644 t C/ha/yr
+    [0.0, -0.6439999938011169, -0.6439999938011169]
+    """
+    n_codes = coef_lut.shape[0]
+    rows, cols = codes.shape
+    for i in range(rows):
+        for j in range(cols):
+            k = np.int64(codes[i, j]) - code_offset
+            c = coef_lut[k] if 0 <= k < n_codes else np.float32(np.nan)
+            out[2, i, j] = c
+            if c > 0:
+                out[0, i, j] = c
+                out[1, i, j] = 0.0
+            elif c <= 0:
+                out[0, i, j] = 0.0
+                out[1, i, j] = c
+            else:  # NaN: nodata or unknown code
+                out[0, i, j] = c
+                out[1, i, j] = c
+
+
+@njit(nogil=True, cache=True)
+def unknown_code_counts(codes, class_of_code, unknown_class, code_offset, counts):
+    """Add to ``counts[code - code_offset]`` the cells whose class is ``unknown_class``.
+
+    Used by the unknown-class policy to name each code missing from the coefficient
+    table with its cell count. Codes outside the table's range count as unknown only
+    if they fit in ``counts``; the pipeline sizes both tables to the full dtype range.
+    """
+    n_codes = class_of_code.shape[0]
+    rows, cols = codes.shape
+    for i in range(rows):
+        for j in range(cols):
+            k = np.int64(codes[i, j]) - code_offset
+            if 0 <= k < n_codes and class_of_code[k] == unknown_class:
+                counts[k] += 1

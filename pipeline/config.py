@@ -1,0 +1,202 @@
+"""Run configuration: a YAML file validated with pydantic v2.
+
+Paths in a config file are relative to the file. Unknown keys are rejected with the
+key's name and the nearest valid one. ``lucr run`` without a config uses
+``configs/sample_china_2019.yaml`` (the bundled MODIS sample).
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+SAMPLE_CONFIG = CONFIG_DIR / "sample_china_2019.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LandCoverConfig(_Strict):
+    """The land-cover raster(s): one ``path``, or ``years: {year: path}`` for a series."""
+
+    path: Path | None = None
+    year: int | None = None
+    years: dict[int, Path] | None = None
+    band: int = Field(1, ge=1, description="1-based band index")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "LandCoverConfig":
+        if (self.path is None) == (self.years is None):
+            raise ValueError("give exactly one of 'path' or 'years'")
+        return self
+
+    def series(self) -> dict[int | None, Path]:
+        """``{year: path}`` in year order (year ``None`` for a single undated raster)."""
+        if self.years is not None:
+            return dict(sorted(self.years.items()))
+        return {self.year: self.path}
+
+
+class ZoneLevelConfig(_Strict):
+    """One level of admin units (e.g. provinces), coarsest first in ``zones``."""
+
+    level: str = Field(description="name of the level, e.g. 'province' or 'city'")
+    path: Path
+    layer: str | None = None
+    id: str = Field(description="column holding the unit id (e.g. adcode)")
+    name: str | None = Field(None, description="column holding the unit name")
+    parent: str | None = Field(None, description="column holding the id of the enclosing unit one level up")
+    output: str | None = Field(None, description="stem of the output tables (default zonal_<level>s)")
+
+    def output_stem(self) -> str:
+        return self.output or f"zonal_{_plural(self.level)}"
+
+
+def _plural(word: str) -> str:
+    """English plural of a level name: province -> provinces, city -> cities, county -> counties."""
+    if word.endswith("s"):
+        return word
+    if word.endswith("y") and word[-2:-1] not in tuple("aeiou"):
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+class OutputConfig(_Strict):
+    """What to write and how."""
+
+    dir: Path = Path("lucr-output")
+    map: bool = Field(True, description="write carbon_balance.tif")
+    compress: Literal["zstd", "deflate"] = "zstd"
+    tables: list[Literal["gpkg", "csv", "parquet"]] = ["gpkg", "csv", "parquet"]
+
+
+class ClusterConfig(_Strict):
+    """Where the dask graph runs: local threads (default) or a distributed scheduler."""
+
+    address: str | None = Field(None, description="dask.distributed scheduler address, e.g. tcp://host:8786")
+    threads: int | None = Field(None, ge=1, description="local threads (default: all cores)")
+
+
+class RunConfig(_Strict):
+    """A whole lucr run."""
+
+    landcover: LandCoverConfig
+    legend: str | None = Field(None, description="built-in coefficient table (see `lucr legends`)")
+    coefficients: Path | None = Field(None, description="user coefficient table (CSV or YAML)")
+    unknown_classes: Literal["error", "nodata"] = "error"
+    zones: list[ZoneLevelConfig] = []
+    engine: Literal["fast", "exact"] = "fast"
+    chunks: int = Field(2048, ge=64, description="chunk side in cells (rounded to the file's tiles)")
+    output: OutputConfig = OutputConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    source: Path | None = Field(None, exclude=True, description="the config file itself")
+
+    @model_validator(mode="after")
+    def _one_table(self) -> "RunConfig":
+        if (self.legend is None) == (self.coefficients is None):
+            raise ValueError("give exactly one of 'legend' (a built-in table) or 'coefficients' (a file)")
+        return self
+
+    @field_validator("zones")
+    @classmethod
+    def _parents_chain(cls, zones: list[ZoneLevelConfig]) -> list[ZoneLevelConfig]:
+        names = [z.level for z in zones]
+        if len(set(names)) != len(names):
+            raise ValueError(f"zone levels must have distinct names, got {names}")
+        for finer in zones[1:]:
+            if finer.parent is None:
+                raise ValueError(f"zone level '{finer.level}' needs 'parent': the column with the id of its enclosing unit")
+        return zones
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [n for n in model.model_fields if n != "source"]
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the field at error location ``loc``."""
+    model: type[BaseModel] = RunConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        sub = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if sub is None:
+            for c in candidates:
+                sub = next((a for a in getattr(c, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+                if sub:
+                    break
+        if sub is None:
+            return None
+        model = sub
+    return model
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            model = _model_at(loc)
+            valid = _field_names(model) if model else []
+            near = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            lines.append(f"unknown key '{where}'{hint} (valid keys here: {', '.join(valid)})")
+        else:
+            lines.append(f"'{where}': {err['msg']}")
+    return "; ".join(lines)
+
+
+def _resolve(path: Path | None, base: Path) -> Path | None:
+    if path is None:
+        return None
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def parse_config(data: dict[str, Any], base_dir: Path, source: Path | None = None) -> RunConfig:
+    """Validate a config mapping; relative paths are taken from ``base_dir``."""
+    if not isinstance(data, dict):
+        raise ConfigError("the config must be a YAML mapping of keys to values", path=source, fix="see configs/sample_china_2019.yaml for the layout")
+    try:
+        cfg = RunConfig.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc), path=source, fix="correct the keys named above (see configs/sample_china_2019.yaml)") from None
+    lc = cfg.landcover
+    landcover = lc.model_copy(
+        update={
+            "path": _resolve(lc.path, base_dir),
+            "years": None if lc.years is None else {y: _resolve(p, base_dir) for y, p in lc.years.items()},
+        }
+    )
+    zones = [z.model_copy(update={"path": _resolve(z.path, base_dir)}) for z in cfg.zones]
+    coefficients = _resolve(cfg.coefficients, base_dir)
+    out_dir = cfg.output.dir if cfg.output.dir.is_absolute() else Path.cwd() / cfg.output.dir
+    return cfg.model_copy(
+        update={"landcover": landcover, "zones": zones, "coefficients": coefficients, "output": cfg.output.model_copy(update={"dir": out_dir})}
+    )
+
+
+def load_config(path: str | Path | None = None) -> RunConfig:
+    """Read and validate a YAML run config (``None``: the bundled sample config)."""
+    path = Path(path) if path is not None else SAMPLE_CONFIG
+    if not path.exists():
+        raise ConfigError("config file not found", path=path, fix="give the path of a YAML run config, or no config to run the bundled sample")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"not valid YAML ({exc})".replace("\n", " "), path=path, fix="check the indentation and quoting of the file") from None
+    return parse_config(data or {}, path.resolve().parent, source=path)

@@ -1,0 +1,176 @@
+"""Open inputs lazily: land-cover rasters as chunked xarray, admin units as GeoDataFrames.
+
+Rasters are opened with rioxarray (``lock=False``) as dask arrays whose chunks are
+whole multiples of the file's internal tiles, so a chunk read never decodes a tile
+twice and no whole national grid is ever loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+from rasterio.errors import RasterioIOError
+
+from pipeline.errors import InputFileError, MissingCRSError, NoOverlapError
+from pipeline.grid import Grid
+
+SUPPORTED_DTYPES = ("uint8", "int8", "uint16", "int16")
+
+
+@dataclass(frozen=True)
+class LandCover:
+    """A land-cover raster opened lazily: the chunked codes, their grid and nodata."""
+
+    codes: xr.DataArray  # (y, x), dask-backed integer class codes
+    grid: Grid
+    nodata: int | None
+    path: Path
+    year: int | None = None
+
+
+def _aligned(requested: int, block: int, total: int) -> int:
+    """A chunk side that is a whole multiple of the file's block side (at most the raster)."""
+    if block >= total:
+        return total
+    return min(total, max(1, round(requested / block)) * block)
+
+
+def raster_profile(path: str | Path, band: int = 1) -> dict:
+    """Open ``path`` with rasterio and check what lucr needs of a land-cover raster.
+
+    Returns the rasterio profile plus ``block_shape``. Raises ``InputFileError`` /
+    ``MissingCRSError`` with the file name and a fix.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError("land-cover raster not found", path=path, fix="check 'landcover.path' in the config")
+    try:
+        with rasterio.open(path) as src:
+            profile = dict(src.profile)
+            if band > src.count:
+                raise InputFileError(f"has {src.count} band(s), band {band} was asked for", path=path, fix="set 'landcover.band' to an existing band")
+            profile["block_shape"] = src.block_shapes[band - 1]
+            profile["crs"] = src.crs
+            dtype = src.dtypes[band - 1]
+    except RasterioIOError as exc:
+        raise InputFileError(
+            f"not a raster GDAL can read ({str(exc).splitlines()[0]})", path=path,
+            fix="give a GeoTIFF, COG or VRT land-cover raster",
+        ) from None
+    if profile["crs"] is None:
+        raise MissingCRSError(
+            "the raster has no coordinate reference system", path=path,
+            fix="assign one, e.g. `gdal_edit.py -a_srs EPSG:4326 FILE` or `rio edit-info --crs EPSG:4326 FILE`",
+        )
+    if dtype not in SUPPORTED_DTYPES:
+        raise InputFileError(
+            f"land-cover codes must be 8- or 16-bit integers, the raster is {dtype}", path=path,
+            fix="convert it, e.g. `gdal_translate -ot UInt16 IN OUT` (class codes up to 65535)",
+        )
+    t = profile["transform"]
+    if t.b != 0 or t.d != 0 or t.e >= 0:
+        raise InputFileError("the raster grid is rotated or not north-up", path=path, fix="warp it to a north-up grid with `gdalwarp`")
+    return profile
+
+
+def open_landcover(path: str | Path, chunks: int = 2048, band: int = 1, year: int | None = None) -> LandCover:
+    """Open a land-cover raster (GeoTIFF, COG or VRT) as a chunked, lazy ``DataArray``.
+
+    Parameters
+    ----------
+    path : path
+        Raster of integer class codes (8 or 16 bit).
+    chunks : int
+        Wanted chunk side in cells, rounded to a whole multiple of the file's tiles.
+    band : int
+        1-based band index.
+    year : int, optional
+        Year the land cover stands for (kept as an attribute).
+    """
+    path = Path(path)
+    profile = raster_profile(path, band)
+    block_h, block_w = profile["block_shape"]
+    height, width = profile["height"], profile["width"]
+    chunk_y = _aligned(chunks, block_h, height)
+    chunk_x = _aligned(chunks, block_w, width)
+    da = rioxarray.open_rasterio(path, chunks={"band": 1, "y": chunk_y, "x": chunk_x}, lock=False, masked=False, cache=False)
+    codes = da.isel(band=band - 1, drop=True)
+    nodata = profile.get("nodata")
+    nodata = None if nodata is None or not np.isfinite(nodata) else int(nodata)
+    grid = Grid(height, width, profile["transform"], profile["crs"])
+    codes.attrs.update(year=year, source=str(path))
+    return LandCover(codes=codes, grid=grid, nodata=nodata, path=path, year=year)
+
+
+@dataclass(frozen=True)
+class ZoneLayer:
+    """Admin units of one level, with ids normalised to text and geometries in the grid CRS."""
+
+    level: str
+    frame: gpd.GeoDataFrame  # columns unit_id, name, parent_id, geometry (source CRS)
+    geometry_grid_crs: gpd.GeoSeries
+    path: Path
+
+
+def read_zone_layer(path: str | Path, *, level: str, id_col: str, name_col: str | None, parent_col: str | None, layer: str | None, grid: Grid) -> ZoneLayer:
+    """Read one level of admin polygons and reproject them to the grid's CRS.
+
+    Ids (and parent ids) are kept as text so that codes like adcodes compare exactly.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError("admin-unit file not found", path=path, fix=f"check 'zones[{level}].path' in the config")
+    try:
+        gdf = gpd.read_file(path, layer=layer, engine="pyogrio")
+    except Exception as exc:  # pyogrio raises DataSourceError / DataLayerError; all mean 'cannot read'
+        raise InputFileError(
+            f"not a vector layer GDAL can read ({str(exc).splitlines()[0]})", path=path,
+            fix="give a GeoPackage, GeoParquet, Shapefile or GeoJSON of polygons (and 'layer' if it has several)",
+        ) from None
+    if len(gdf) == 0:
+        raise InputFileError("the polygon layer is empty", path=path, fix="give a layer with at least one admin-unit polygon")
+    if gdf.crs is None:
+        raise MissingCRSError("the polygon layer has no coordinate reference system", path=path, fix="set one, e.g. `ogr2ogr -a_srs EPSG:4326 OUT IN`")
+    missing = [c for c in (id_col, name_col, parent_col) if c and c not in gdf.columns]
+    if missing:
+        cols = [c for c in gdf.columns if c != gdf.geometry.name]
+        raise InputFileError(f"column(s) {missing} not found (columns: {cols})", path=path, fix=f"set 'id'/'name'/'parent' of zone level '{level}' to existing columns")
+    ids = gdf[id_col].astype(str)
+    dup = ids[ids.duplicated()].unique().tolist()
+    if dup:
+        raise InputFileError(f"unit ids are not unique in column '{id_col}': {dup[:10]}", path=path, fix="give a column with one id per unit (dissolve multi-part units first)")
+    geoms = gdf.geometry.make_valid()
+    if not geoms.geom_type.isin(["Polygon", "MultiPolygon", "GeometryCollection"]).all():
+        raise InputFileError("the layer holds non-polygon geometries", path=path, fix="admin units must be polygons")
+    frame = gpd.GeoDataFrame(
+        {
+            "unit_id": ids.to_numpy(),
+            "name": gdf[name_col].astype(str).to_numpy() if name_col else ids.to_numpy(),
+            "parent_id": gdf[parent_col].astype(str).to_numpy() if parent_col else pd.array([None] * len(gdf), dtype="str"),
+        },
+        geometry=geoms.to_numpy(),
+        crs=gdf.crs,
+    )
+    in_grid = frame.geometry.to_crs(grid.crs)
+    left, bottom, right, top = grid.bounds
+    minx, miny, maxx, maxy = in_grid.total_bounds
+    if not (minx < right and maxx > left and miny < top and maxy > bottom):
+        raise _no_overlap_error(path, (minx, miny, maxx, maxy), grid.bounds)
+    return ZoneLayer(level=level, frame=frame, geometry_grid_crs=in_grid, path=path)
+
+
+def _no_overlap_error(path: Path, poly_bounds, grid_bounds) -> NoOverlapError:
+    def fmt(b) -> str:
+        return "(" + ", ".join(f"{v:.4g}" for v in b) + ")"
+
+    return NoOverlapError(
+        f"the polygons (bounds {fmt(poly_bounds)} in the raster CRS) do not overlap the land-cover raster (bounds {fmt(grid_bounds)})",
+        path=path, fix="check that both files cover the same region and carry the right CRS",
+    )

@@ -1,0 +1,61 @@
+"""What the user sees in the terminal: a progress bar for the pass and a summary table."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from dask.callbacks import Callback
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+class _DaskRichProgress(Callback):
+    """Advance a rich progress bar as dask tasks finish (local schedulers)."""
+
+    def __init__(self, progress: Progress, task_id):
+        super().__init__()
+        self.progress = progress
+        self.task_id = task_id
+
+    def _start_state(self, dsk, state):
+        self.progress.update(self.task_id, total=sum(len(state[k]) for k in ("ready", "waiting", "running")) + len(state.get("finished", ())))
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        self.progress.advance(self.task_id)
+
+
+@contextmanager
+def dask_progress(console: Console, description: str = "single pass over the land cover") -> Iterator[None]:
+    """Context manager showing a progress bar of the dask tasks computed inside it."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task_id = progress.add_task(description, total=None)
+        with _DaskRichProgress(progress, task_id):
+            yield
+        progress.update(task_id, completed=progress.tasks[0].total or 0)
+
+
+def _mt(value: float) -> str:
+    return f"{value / 1e6:,.2f}"
+
+
+def summary_table(frame, title: str) -> Table:
+    """A rich table of a zonal table: area, sources, sinks and net (Mt C / yr) per unit."""
+    table = Table(title=title, show_footer=True, header_style="bold")
+    table.add_column("unit", footer="total")
+    table.add_column("name")
+    table.add_column("area (Mha)", justify="right", footer=f"{frame['area_ha'].sum() / 1e6:,.1f}")
+    table.add_column("valid %", justify="right")
+    table.add_column("source Mt C/yr", justify="right", footer=_mt(frame["source_tc"].sum()))
+    table.add_column("sink Mt C/yr", justify="right", footer=_mt(frame["sink_tc"].sum()))
+    table.add_column("net Mt C/yr", justify="right", footer=_mt(frame["net_tc"].sum()))
+    table.add_column("net t C/ha/yr", justify="right")
+    for row in frame.itertuples():
+        net_style = "red" if row.net_tc > 0 else "green"
+        table.add_row(
+            str(row.unit_id), str(row.name), f"{row.area_ha / 1e6:,.2f}", f"{100 * row.valid_fraction:.1f}",
+            _mt(row.source_tc), _mt(row.sink_tc), f"[{net_style}]{_mt(row.net_tc)}[/]", f"{row.net_tc_per_ha:.3f}",
+        )
+    return table

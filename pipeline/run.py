@@ -1,0 +1,203 @@
+"""One lucr run: config -> inputs -> a single pass -> COG + zonal tables, staged atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import dask
+import numpy as np
+
+from pipeline import balance
+from pipeline.area import from_fixed_point, fixed_point_scale_bits, row_cell_area_ha
+from pipeline.coefficients import CoefficientTable, load_table
+from pipeline.config import RunConfig
+from pipeline.errors import LucrError, UnknownClassError
+from pipeline.export import (
+    GeoTiffWindowWriter, StagedOutputs, create_density_geotiff, finalize_cog, table_names, write_table,
+)
+from pipeline.io import LandCover, ZoneLayer, open_landcover, read_zone_layer
+from pipeline.sweep import build_sweep
+from pipeline.zonal import ZoneClassArea, ZonePayload, aggregate_to_parent, exact_zone_class_area, unit_table
+
+log = logging.getLogger("lucr")
+MAP_NAME = "carbon_balance.tif"
+SUMMARY_NAME = "run_summary.json"
+
+
+@dataclass
+class RunResult:
+    """What a run produced: published paths, the zonal tables and a summary of totals."""
+
+    out_dir: Path
+    outputs: list[Path]
+    tables: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def scheduler(address: str | None, threads: int | None) -> Iterator[Any]:
+    """Local threads by default; a ``dask.distributed.Client`` when given an address."""
+    if not address:
+        with dask.config.set(scheduler="threads", num_workers=threads):
+            yield None
+        return
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout="15s")
+    except (OSError, TimeoutError) as exc:
+        raise LucrError(f"cannot connect to the dask scheduler at {address} ({exc})", fix="check the address (tcp://host:port) and that the scheduler is running") from None
+    with client:
+        yield client
+
+
+def read_zones(cfg: RunConfig, lc: LandCover) -> list[ZoneLayer]:
+    """Read every configured level of admin units, coarsest first."""
+    return [
+        read_zone_layer(z.path, level=z.level, id_col=z.id, name_col=z.name, parent_col=z.parent, layer=z.layer, grid=lc.grid)
+        for z in cfg.zones
+    ]
+
+
+def unknown_codes(code_count: np.ndarray, class_of_code: np.ndarray, n_classes: int, offset: int) -> dict[int, int]:
+    """``{code: cell count}`` of codes that are neither in the table nor nodata."""
+    idx = np.flatnonzero((class_of_code == n_classes) & (code_count > 0))
+    return {int(i) + offset: int(code_count[i]) for i in idx}
+
+
+def _check_unknown(found: dict[int, int], policy: str, table: CoefficientTable, raster: Path) -> None:
+    if not found:
+        return
+    listing = ", ".join(f"{code} ({n:,} cells)" for code, n in sorted(found.items()))
+    if policy == "error":
+        raise UnknownClassError(
+            f"land-cover codes missing from the coefficient table '{table.legend}': {listing}", path=raster,
+            fix="add them to the coefficient table, set the raster's nodata, or set 'unknown_classes: nodata' to treat them as no data",
+        )
+    log.warning("treated as no data (unknown_classes: nodata): codes %s", listing)
+
+
+def run(
+    cfg: RunConfig,
+    *,
+    out_dir: Path | None = None,
+    overwrite: bool = False,
+    scheduler_address: str | None = None,
+    chunks: int | None = None,
+    engine: str | None = None,
+    progress: Callable[[], Any] | None = None,
+) -> RunResult:
+    """Run the spine: one pass over the land cover -> ``carbon_balance.tif`` + zonal tables.
+
+    Parameters override the config: ``out_dir`` (output.dir), ``scheduler_address``
+    (cluster.address), ``chunks``, ``engine``. ``progress`` is a factory of a context
+    manager shown while the pass runs (e.g. a rich progress bar as a dask callback).
+    """
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir or cfg.output.dir)
+    chunks = chunks or cfg.chunks
+    engine = engine or cfg.engine
+    table = load_table(cfg.legend, cfg.coefficients)
+    for c in table.not_from_papers():
+        log.info("coefficient of class %s (%s) = %g t C/ha/yr is %s (see %s)", c.code, c.name, c.coef, c.status.replace("_", " "), table.path)
+    year, path = next(iter(cfg.landcover.series().items()))
+    lc = open_landcover(path, chunks=chunks, band=cfg.landcover.band, year=year)
+    layers = read_zones(cfg, lc)
+    finest = layers[-1] if layers else None
+
+    class_of_code, _, offset = table.dense_luts(lc.codes.dtype, extra_nodata=() if lc.nodata is None else (lc.nodata,))
+    row_area_ha = row_cell_area_ha(lc.grid)
+    scale_bits = fixed_point_scale_bits(lc.grid, row_area_ha)
+    zonal_fast = finest is not None and engine == "fast"
+    reduction = ZoneClassArea(lc.grid, ZonePayload.from_layer(finest) if zonal_fast else None, class_of_code, offset, table.n_classes, scale_bits)
+
+    names = ([MAP_NAME] if cfg.output.map else []) + [n for z in cfg.zones for n in table_names(z.output_stem(), cfg.output.tables)] + [SUMMARY_NAME]
+    with StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads) as client:
+        map_args = {}
+        if cfg.output.map:
+            tmp_map = staged.scratch("carbon_balance.stream.tif")
+            tags = {"lucr_legend": table.legend, "lucr_sign": "sources positive, sinks negative", "lucr_source_raster": str(lc.path), "lucr_year": str(lc.year or "")}
+            create_density_geotiff(tmp_map, lc.grid, balance.BANDS, balance.UNIT, cfg.output.compress, tags)
+            lock = threading.Lock() if client is None else _distributed_lock(client)
+            map_args = dict(map_array=balance.flux_density(lc.codes.data, table, lc.nodata), map_target=GeoTiffWindowWriter(tmp_map), map_lock=lock)
+        store, crosstab = build_sweep(lc.codes.data, lc.grid, [reduction], **map_args)
+        todo = [x for x in (store, crosstab) if x is not None]
+        with progress() if progress else nullcontext():
+            computed = dask.compute(*todo) if client is None else client.gather(client.compute(todo))
+        area_fx, code_count = computed[-1]
+        _check_unknown(unknown_codes(code_count, class_of_code, table.n_classes, offset), cfg.unknown_classes, table, lc.path)
+        if cfg.output.map:
+            finalize_cog(tmp_map, staged.path(MAP_NAME), cfg.output.compress)
+            tmp_map.unlink()
+
+        unit_rows = {}
+        if finest is not None:
+            if engine == "exact":
+                area_fx_units = exact_zone_class_area(lc.path, cfg.landcover.band, finest, lc.grid, class_of_code, offset, table.n_classes, scale_bits, lc.nodata)[1:]
+            else:
+                area_fx_units = area_fx[1:]
+            unit_rows[finest.level] = area_fx_units
+            for coarse, fine in zip(reversed(layers[:-1]), reversed(layers[1:])):
+                unit_rows[coarse.level] = aggregate_to_parent(unit_rows[fine.level], fine.frame["parent_id"].to_numpy(), coarse.frame["unit_id"].to_numpy(), fine.path)
+        tables = {}
+        for zcfg, layer in zip(cfg.zones, layers):
+            frame = unit_table(layer, from_fixed_point(unit_rows[layer.level], scale_bits), table.coefs, table.codes, lc.grid)
+            write_table(frame, zcfg.output_stem(), cfg.output.tables, staged)
+            tables[layer.level] = frame
+        grid_total_fx = area_fx.sum(axis=0)
+        summary = _summary(cfg, lc, table, engine, chunks, scale_bits, grid_total_fx, unit_rows.get(finest.level) if finest is not None else None, tables, code_count, class_of_code, offset)
+        summary["seconds"] = round(time.perf_counter() - t0, 3)
+        staged.path(SUMMARY_NAME).write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+        outputs = staged.commit()
+    return RunResult(out_dir=out_dir, outputs=outputs, tables=tables, summary=summary)
+
+
+def _distributed_lock(client):
+    from distributed import Lock
+
+    return Lock(f"lucr-map-{time.time_ns()}", client=client)
+
+
+def _flux(area_ha: np.ndarray, coefs: np.ndarray) -> dict[str, float]:
+    source = float(area_ha @ np.where(coefs > 0, coefs, 0.0))
+    sink = float(area_ha @ np.where(coefs < 0, coefs, 0.0))
+    return {"source_tc": source, "sink_tc": sink, "net_tc": source + sink}
+
+
+def _summary(cfg, lc, table, engine, chunks, scale_bits, grid_total_fx, finest_rows_fx, tables, code_count, class_of_code, offset) -> dict:
+    k = table.n_classes
+    grid_ha = from_fixed_point(grid_total_fx, scale_bits)
+    summary = {
+        "landcover": str(lc.path), "year": lc.year, "legend": table.legend, "engine": engine,
+        "chunks": [list(c) for c in (lc.codes.data.chunks[0][:1], lc.codes.data.chunks[1][:1])],
+        "grid": {"height": lc.grid.height, "width": lc.grid.width, "crs": lc.grid.crs.to_string()},
+        "valid_area_ha": float(grid_ha[:k].sum()),
+        "nodata_area_ha": float(grid_ha[k + 1]),
+        "unknown_area_ha": float(grid_ha[k]),
+        "class_area_ha": {str(code): float(a) for code, a in zip(table.codes, grid_ha[:k])},
+        **_flux(grid_ha[:k], table.coefs),
+        "cells_by_code": {str(i + offset): int(n) for i, n in enumerate(code_count) if n},
+        "coefficients_not_from_papers": [
+            {"code": c.code, "name": c.name, "coef": c.coef, "status": c.status, "ref": table.references.get(c.ref, c.ref)} for c in table.not_from_papers()
+        ],
+        "levels": {},
+    }
+    if finest_rows_fx is not None:
+        inside_ha = from_fixed_point(finest_rows_fx, scale_bits)[:, :k].sum(axis=0)
+        outside = grid_ha[:k] - inside_ha
+        summary["outside_units"] = {"valid_area_ha": float(outside.sum()), **_flux(outside, table.coefs)}
+    for level, frame in tables.items():
+        summary["levels"][level] = {
+            "units": len(frame),
+            "units_without_data": frame.loc[frame["valid_fraction"] == 0, "unit_id"].tolist(),
+            "valid_area_ha": float((frame["valid_fraction"] * frame["area_ha"]).sum()),
+            "source_tc": float(frame["source_tc"].sum()), "sink_tc": float(frame["sink_tc"].sum()), "net_tc": float(frame["net_tc"].sum()),
+        }
+    return summary

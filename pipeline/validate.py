@@ -1,0 +1,81 @@
+"""``lucr validate``: check a run config's inputs without computing the pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import rasterio
+import shapely
+
+from pipeline.coefficients import load_table
+from pipeline.config import RunConfig
+from pipeline.io import open_landcover, raster_profile, read_zone_layer
+from pipeline.zonal import geometry_areas_ha, polygon_areas_ha
+
+#: Rasters up to this many cells (or their smallest overview) are scanned for codes.
+CODE_SCAN_MAX_CELLS = 50_000_000
+
+
+@dataclass
+class ValidationReport:
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _codes_sample(path, band: int) -> tuple[np.ndarray | None, str]:
+    """Distinct codes of the raster's smallest overview, or of the raster if small."""
+    with rasterio.open(path) as src:
+        factors = src.overviews(band)
+        if factors:
+            f = factors[-1]
+            data = src.read(band, out_shape=(max(1, src.height // f), max(1, src.width // f)))
+            return np.unique(data), f"overview 1:{f}"
+        if src.width * src.height <= CODE_SCAN_MAX_CELLS:
+            return np.unique(src.read(band)), "all cells"
+    return None, "raster too large and without overviews; codes are checked during the run"
+
+
+def validate_config(cfg: RunConfig) -> ValidationReport:
+    """Open every input, check CRSs, legend coverage, nesting and overlaps; raise on errors."""
+    report = ValidationReport()
+    table = load_table(cfg.legend, cfg.coefficients)
+    report.notes.append(f"coefficient table '{table.legend}': {table.n_classes} classes, nodata {list(table.nodata)}")
+    for c in table.not_from_papers():
+        report.warnings.append(f"class {c.code} ({c.name}) coefficient {c.coef:g} t C/ha/yr is {c.status}")
+    layers = []
+    for year, path in cfg.landcover.series().items():
+        profile = raster_profile(path, cfg.landcover.band)
+        lc = open_landcover(path, chunks=cfg.chunks, band=cfg.landcover.band, year=year)
+        report.notes.append(
+            f"land cover {path.name}{f' ({year})' if year else ''}: {lc.grid.width} x {lc.grid.height} cells, {profile['dtype']}, "
+            f"CRS {lc.grid.crs.to_string()}, nodata {lc.nodata}, tiles {profile['block_shape']}, chunks {lc.codes.data.chunksize}"
+        )
+        codes, how = _codes_sample(path, cfg.landcover.band)
+        if codes is not None:
+            known = set(table.codes.tolist()) | set(table.nodata) | ({lc.nodata} if lc.nodata is not None else set())
+            missing = sorted(set(codes.tolist()) - known)
+            if missing:
+                report.warnings.append(f"codes {missing} ({how}) are not in the coefficient table (unknown_classes: {cfg.unknown_classes})")
+            else:
+                report.notes.append(f"every code found ({how}) has a coefficient")
+        else:
+            report.notes.append(how)
+    for z in cfg.zones:
+        layer = read_zone_layer(z.path, level=z.level, id_col=z.id, name_col=z.name, parent_col=z.parent, layer=z.layer, grid=lc.grid)
+        geoms = np.asarray(layer.geometry_grid_crs.values, dtype=object)
+        polygon_ha, outside_ha = polygon_areas_ha(layer, lc.grid)
+        union_ha = float(geometry_areas_ha([shapely.union_all(geoms)], lc.grid.crs)[0])
+        overlap = polygon_ha.sum() - union_ha
+        report.notes.append(f"zones '{z.level}' {z.path.name}: {len(layer.frame)} units, CRS {layer.frame.crs.to_string()}, {polygon_ha.sum() / 1e6:,.2f} Mha")
+        if overlap > 1e-6 * union_ha:
+            report.warnings.append(f"units of level '{z.level}' overlap by {overlap:,.0f} ha: cells in overlaps count for one unit only")
+        if outside_ha.sum() > 0:
+            report.warnings.append(f"{outside_ha.sum():,.0f} ha of level '{z.level}' lies outside the land-cover extent (counted as no data)")
+        if layers and z.parent:
+            parents = set(layers[-1].frame["unit_id"])
+            orphans = sorted(set(layer.frame["parent_id"]) - parents)
+            if orphans:
+                report.warnings.append(f"level '{z.level}': parent ids {orphans[:10]} are not units of level '{layers[-1].level}'")
+        layers.append(layer)
+    return report

@@ -1,0 +1,210 @@
+"""Zonal statistics per admin unit from one (zone x class) area cross-tab.
+
+Fast engine (default): admin polygons are rasterised onto each land-cover chunk's
+window (cell-centre rule, ``rasterio.features.rasterize``) and the fused numba kernel
+accumulates the area of every (zone, class) pair; the tree-reduced cross-tab is tiny.
+Exact engine: exactextract's coverage fractions weight each cell's true area, for
+edge-exact numbers on coarse grids (an extra read of the raster by exactextract).
+
+Nested levels are computed at the finest level and summed up to their parents by
+parent id, in int64 fixed-point, so provinces equal the exact sum of their cities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from exactextract import exact_extract
+from rasterio.features import rasterize
+from rasterio.windows import Window
+
+from kernels.crosstab import accumulate_zone_class_area
+from pipeline.area import row_cell_area_ha, to_fixed_point
+from pipeline.errors import InputFileError
+from pipeline.grid import Grid
+from pipeline.io import ZoneLayer
+
+
+@dataclass(frozen=True)
+class ZonePayload:
+    """Polygons of the finest level in the grid CRS, with their zone index (1..n)."""
+
+    geometries: np.ndarray  # shapely geometries
+    bounds: np.ndarray  # (n, 4) minx, miny, maxx, maxy
+
+    @classmethod
+    def from_layer(cls, layer: ZoneLayer) -> "ZonePayload":
+        geoms = np.asarray(layer.geometry_grid_crs.values, dtype=object)
+        return cls(geometries=geoms, bounds=shapely.bounds(geoms))
+
+    @property
+    def n_zones(self) -> int:
+        return len(self.geometries)
+
+    def rasterize(self, window_grid: Grid) -> np.ndarray:
+        """int32 zone index of every cell of ``window_grid`` (0 outside all units)."""
+        left, bottom, right, top = window_grid.bounds
+        b = self.bounds
+        hit = np.flatnonzero((b[:, 0] < right) & (b[:, 2] > left) & (b[:, 1] < top) & (b[:, 3] > bottom))
+        if hit.size == 0:
+            return np.zeros(window_grid.shape, dtype=np.int32)
+        return rasterize(
+            ((self.geometries[k], int(k) + 1) for k in hit),
+            out_shape=window_grid.shape, transform=window_grid.transform, fill=0, dtype="int32",
+        )
+
+
+class ZoneClassArea:
+    """Reduction: (zone x class) area cross-tab in int64 fixed point, plus a code histogram.
+
+    Columns are the K classes of the coefficient table, then 'unknown', then 'nodata';
+    row 0 is the area outside every unit.
+    """
+
+    name = "zone-class-area"
+
+    def __init__(self, grid: Grid, payload: ZonePayload | None, class_of_code: np.ndarray, code_offset: int, n_classes: int, scale_bits: int):
+        self.grid = grid
+        self.payload = payload
+        self.class_of_code = class_of_code
+        self.code_offset = code_offset
+        self.n_cols = n_classes + 2
+        self.n_zones = 0 if payload is None else payload.n_zones
+        self.row_area_fx = to_fixed_point(row_cell_area_ha(grid), scale_bits)
+
+    def chunk(self, codes: np.ndarray, window: Window):
+        window_grid = self.grid.window_grid(window)
+        if self.payload is None:
+            zones = np.zeros(codes.shape, dtype=np.int32)
+        else:
+            zones = self.payload.rasterize(window_grid)
+        row_off = int(window.row_off)
+        row_area_fx = self.row_area_fx[row_off : row_off + codes.shape[0]]
+        area_fx = np.zeros((self.n_zones + 1, self.n_cols), dtype=np.int64)
+        code_count = np.zeros(self.class_of_code.shape[0], dtype=np.int64)
+        accumulate_zone_class_area(codes, zones, row_area_fx, self.class_of_code, self.code_offset, area_fx, code_count)
+        return area_fx, code_count
+
+    def combine(self, parts):
+        area = parts[0][0].copy()
+        count = parts[0][1].copy()
+        for a, c in parts[1:]:
+            area += a
+            count += c
+        return area, count
+
+    def finalize(self, total):
+        return total
+
+
+def exact_zone_class_area(raster_path, band: int, layer: ZoneLayer, grid: Grid, class_of_code: np.ndarray, code_offset: int, n_classes: int, scale_bits: int, nodata: int | None) -> np.ndarray:
+    """Coverage-weighted (zone x class) area cross-tab with exactextract (int64 fixed point).
+
+    Each cell contributes ``coverage_fraction * true_cell_area`` (``pipeline.area``); the
+    row of a cell is found from its centre y. Row 0 (outside all units) is left 0: the
+    caller derives it from the grid totals.
+    """
+    fill = nodata if nodata is not None else int(np.iinfo(np.int64).min)
+    frame = layer.frame.set_geometry(layer.geometry_grid_crs.values).set_crs(grid.crs, allow_override=True)
+    ops = [f"coverage(default_value={fill})", f"values(default_value={fill})", f"center_y(default_value={fill})"]
+    try:
+        res = exact_extract(str(raster_path), frame[["unit_id", "geometry"]], ops, output="pandas", include_cols=["unit_id"])
+    except RuntimeError as exc:
+        raise InputFileError(f"exactextract could not process the raster ({exc})", path=raster_path, fix="use engine: fast") from None
+    n_cols = n_classes + 2
+    row_area_ha = row_cell_area_ha(grid)
+    out = np.zeros((len(frame) + 1, n_cols), dtype=np.int64)
+    t = grid.transform
+    for k, (cov, values, cy) in enumerate(zip(res.iloc[:, 1], res.iloc[:, 2], res.iloc[:, 3]), start=1):
+        values = np.asarray(values, dtype=np.int64)
+        rows = np.floor((np.asarray(cy) - t.f) / t.e).astype(np.int64)
+        weight = np.asarray(cov, dtype=np.float64) * row_area_ha[rows]
+        idx = values - code_offset
+        inside = (idx >= 0) & (idx < class_of_code.shape[0])
+        cols = np.where(inside, class_of_code[np.clip(idx, 0, class_of_code.shape[0] - 1)], n_cols - 1)
+        out[k] = to_fixed_point(np.bincount(cols, weights=weight, minlength=n_cols), scale_bits)
+    return out
+
+
+def aggregate_to_parent(child_rows: np.ndarray, child_parent_ids: np.ndarray, parent_ids: np.ndarray, parent_path=None) -> np.ndarray:
+    """Sum fixed-point cross-tab rows of child units into their parents (by parent id).
+
+    ``child_rows`` has one row per child unit (no outside row); raises if a child names
+    a parent id the parent level lacks.
+    """
+    index = {pid: i for i, pid in enumerate(parent_ids)}
+    missing = sorted({p for p in child_parent_ids if p not in index})
+    if missing:
+        raise InputFileError(
+            f"{len(missing)} parent id(s) of the finer level are not ids of the coarser level: {missing[:10]}",
+            path=parent_path, fix="check the 'parent' column of the finer zone level and the 'id' column of the coarser one",
+        )
+    out = np.zeros((len(parent_ids), child_rows.shape[1]), dtype=np.int64)
+    np.add.at(out, np.array([index[p] for p in child_parent_ids], dtype=np.int64), child_rows)
+    return out
+
+
+def geometry_areas_ha(geoms, crs) -> np.ndarray:
+    """True area (ha) of geometries given in ``crs``.
+
+    Geographic CRS: geodesic area on the CRS's ellipsoid (pyproj ``Geod``); projected:
+    planar area in the CRS's units (true area for equal-area projections).
+    """
+    from pyproj import CRS as ProjCRS
+
+    geoms = np.asarray(geoms, dtype=object)
+    pcrs = ProjCRS.from_user_input(crs)
+    if pcrs.is_geographic:
+        geod = pcrs.get_geod()
+        return np.array([0.0 if g.is_empty else abs(geod.geometry_area_perimeter(g)[0]) for g in geoms]) / 1e4
+    unit = pcrs.axis_info[0].unit_conversion_factor
+    return shapely.area(geoms) * unit * unit / 1e4
+
+
+def polygon_areas_ha(layer: ZoneLayer, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """True area (ha) of each unit, and of its part outside the grid's extent."""
+    geoms = np.asarray(layer.geometry_grid_crs.values, dtype=object)
+    outside = shapely.difference(geoms, shapely.box(*grid.bounds))
+    return geometry_areas_ha(geoms, grid.crs), geometry_areas_ha(outside, grid.crs)
+
+
+def unit_table(layer: ZoneLayer, area_ha_cols: np.ndarray, coefs: np.ndarray, class_codes: np.ndarray, grid: Grid):
+    """The documented zonal table of one level (one row per unit).
+
+    Parameters
+    ----------
+    layer : the units (ids, names, parent ids, geometry)
+    area_ha_cols : (n_units, K + 2) area (ha) per class, then unknown, then nodata
+    coefs : (K,) flux coefficients, t C / ha / yr (sources positive)
+    class_codes : (K,) land-cover codes of the classes
+
+    Columns: ``unit_id, name, parent_id, level, area_ha, valid_fraction,
+    area_ha_class_<code>..., source_tc, sink_tc, net_tc, net_tc_per_ha,
+    polygon_area_ha``; fluxes in t C / yr, sinks negative. ``area_ha`` is the unit's
+    area on the grid plus its part outside the grid's extent (no data there), so
+    ``valid_fraction`` is the share of the unit with land-cover data.
+    """
+    k = len(coefs)
+    known = area_ha_cols[:, :k]
+    valid_ha = known.sum(axis=1)
+    polygon_ha, outside_ha = polygon_areas_ha(layer, grid)
+    area_ha = area_ha_cols.sum(axis=1) + outside_ha
+    source = known @ np.where(coefs > 0, coefs, 0.0)
+    sink = known @ np.where(coefs < 0, coefs, 0.0)
+    frame = layer.frame[["unit_id", "name", "parent_id"]].copy()
+    frame["level"] = layer.level
+    frame["area_ha"] = area_ha
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frame["valid_fraction"] = np.where(area_ha > 0, valid_ha / area_ha, 0.0)
+        net = source + sink
+        for j, code in enumerate(class_codes):
+            frame[f"area_ha_class_{code}"] = known[:, j]
+        frame["source_tc"] = source
+        frame["sink_tc"] = sink
+        frame["net_tc"] = net
+        frame["net_tc_per_ha"] = np.where(valid_ha > 0, net / valid_ha, np.nan)
+    frame["polygon_area_ha"] = polygon_ha
+    frame["geometry"] = layer.frame.geometry.values
+    return frame.set_geometry("geometry", crs=layer.frame.crs)
