@@ -43,8 +43,8 @@ class Grid:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) in CRS units."""
-        left, top = self.transform * (0, 0)
-        right, bottom = self.transform * (self.width, self.height)
+        left, top = self.transform @ (0, 0)
+        right, bottom = self.transform @ (self.width, self.height)
         return (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
 
     @property
@@ -56,7 +56,7 @@ class Grid:
         return Grid(
             height=int(window.height),
             width=int(window.width),
-            transform=self.transform * Affine.translation(window.col_off, window.row_off),
+            transform=self.transform @ Affine.translation(window.col_off, window.row_off),
             crs=self.crs,
         )
 

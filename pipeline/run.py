@@ -162,7 +162,7 @@ def run(
 def _distributed_lock(client):
     from distributed import Lock
 
-    return Lock(f"lucr-map-{time.time_ns()}", client=client)
+    return Lock(f"lucr-map-{time.time_ns()}")
 
 
 def _flux(area_ha: np.ndarray, coefs: np.ndarray) -> dict[str, float]:

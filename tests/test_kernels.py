@@ -1,0 +1,75 @@
+"""Kernels on hand-computed arrays (methods.md section 1: flux = coef[class] * area_ha)."""
+
+import numpy as np
+import pytest
+
+from kernels import accumulate_zone_class_area, flux_density_bands, unknown_code_counts
+from pipeline.coefficients import ClassCoefficient, CoefficientTable
+
+NAN = np.float32(np.nan)
+
+
+@pytest.fixture
+def table():
+    # forest sink and built-up source of seed 001 / the IGBP table; 255 nodata
+    return CoefficientTable("t", (ClassCoefficient(1, "forest", -0.644), ClassCoefficient(13, "urban", 55.8), ClassCoefficient(0, "water", -0.218)), nodata=(255,))
+
+
+def test_lookup_source_sink_net_with_nodata_and_unknown(table):
+    _, coef_lut, off = table.dense_luts(np.dtype("uint8"))
+    codes = np.array([[1, 13, 0], [255, 7, 1]], np.uint8)
+    out = np.full((3, 2, 3), -99, np.float32)
+    flux_density_bands(codes, coef_lut, off, out)
+    f, u, w = np.float32(-0.644), np.float32(55.8), np.float32(-0.218)
+    np.testing.assert_array_equal(out[0], [[0, u, 0], [NAN, NAN, 0]])
+    np.testing.assert_array_equal(out[1], [[f, 0, w], [NAN, NAN, f]])
+    np.testing.assert_array_equal(out[2], [[f, u, w], [NAN, NAN, f]])
+
+
+def test_lookup_signed_dtype_offset():
+    t = CoefficientTable("t", (ClassCoefficient(-5, "a", 2.0), ClassCoefficient(300, "b", -1.0)), nodata=(-1,))
+    _, coef_lut, off = t.dense_luts(np.dtype("int16"))
+    assert off == -32768
+    out = np.empty((3, 1, 3), np.float32)
+    flux_density_bands(np.array([[-5, 300, -1]], np.int16), coef_lut, off, out)
+    np.testing.assert_array_equal(out[2], [[2.0, -1.0, NAN]])
+
+
+def test_crosstab_hand_computed(table):
+    class_of_code, _, off = table.dense_luts(np.dtype("uint8"))
+    # columns: 0 forest(1), 1 urban(13), 2 water(0), 3 unknown, 4 nodata
+    codes = np.array([[1, 1, 13], [0, 7, 255]], np.uint8)
+    zones = np.array([[1, 2, 2], [0, 1, 1]], np.int32)
+    row_area = np.array([100, 7], np.int64)
+    area = np.zeros((3, 5), np.int64)
+    hist = np.zeros(256, np.int64)
+    accumulate_zone_class_area(codes, zones, row_area, class_of_code, off, area, hist)
+    expected = np.array([
+        [0, 0, 7, 0, 0],      # outside: one water cell of row 1
+        [100, 0, 0, 7, 7],    # zone 1: forest (row 0), unknown code 7 and nodata (row 1)
+        [100, 100, 0, 0, 0],  # zone 2: forest + urban in row 0
+    ])
+    np.testing.assert_array_equal(area, expected)
+    assert hist[1] == 2 and hist[13] == 1 and hist[0] == 1 and hist[7] == 1 and hist[255] == 1 and hist.sum() == 6
+    unknown = np.zeros(256, np.int64)
+    unknown_code_counts(codes, class_of_code, table.n_classes, off, unknown)
+    assert unknown.nonzero()[0].tolist() == [7] and unknown[7] == 1
+
+
+def test_crosstab_empty_and_all_nodata_chunks(table):
+    class_of_code, _, off = table.dense_luts(np.dtype("uint8"))
+    area = np.zeros((2, 5), np.int64)
+    hist = np.zeros(256, np.int64)
+    accumulate_zone_class_area(np.zeros((0, 4), np.uint8), np.zeros((0, 4), np.int32), np.zeros(0, np.int64), class_of_code, off, area, hist)
+    assert area.sum() == 0 and hist.sum() == 0
+    accumulate_zone_class_area(np.full((3, 4), 255, np.uint8), np.ones((3, 4), np.int32), np.array([1, 2, 3], np.int64), class_of_code, off, area, hist)
+    assert area[1, 4] == 4 * (1 + 2 + 3) and area.sum() == 24 and hist[255] == 12
+    out = np.empty((3, 3, 4), np.float32)
+    _, coef_lut, _ = table.dense_luts(np.dtype("uint8"))
+    flux_density_bands(np.full((3, 4), 255, np.uint8), coef_lut, off, out)
+    assert np.isnan(out).all()
+
+
+def test_raster_nodata_overrides_table(table):
+    class_of_code, coef_lut, off = table.dense_luts(np.dtype("uint8"), extra_nodata=(1,))
+    assert class_of_code[1] == table.n_classes + 1 and np.isnan(coef_lut[1])
