@@ -600,7 +600,7 @@ def w_io_floor(job):
         prof = src.profile.copy()
         prof.update(dtype="float32", nodata=float("nan"), tiled=True, blockxsize=TILE,
                     blockysize=TILE, compress="DEFLATE", BIGTIFF="IF_SAFER",
-                    num_threads=threads)
+                    NUM_THREADS=threads)   # upper case: rasterio passes it on verbatim
         H, W = src.height, src.width
         with rasterio.open(job["carbon_map"], "w", **prof) as dst:
             for r0 in range(0, H, TILE):

@@ -1,0 +1,203 @@
+"""Bad inputs: each gives a one-paragraph error naming the file, the problem and the fix,
+exit code 2, and leaves no output behind."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import rasterio
+import yaml
+from shapely.affinity import translate
+
+from pipeline import cli
+from tests.conftest import SAMPLE_CITIES, SAMPLE_PROVINCES, SAMPLE_RASTER
+
+OUTPUTS = ("carbon_balance.tif", "zonal_provinces.gpkg", "zonal_provinces.csv", "zonal_cities.csv", "run_summary.json")
+
+
+def base_config(tmp_path: Path, **changes) -> dict:
+    cfg = {
+        "landcover": {"path": str(SAMPLE_RASTER)},
+        "legend": "igbp",
+        "zones": [
+            {"level": "province", "path": str(SAMPLE_PROVINCES), "layer": "provinces", "id": "adcode", "name": "name"},
+            {"level": "city", "path": str(SAMPLE_CITIES), "layer": "cities", "id": "adcode", "name": "name", "parent": "province_adcode"},
+        ],
+        "output": {"dir": str(tmp_path / "out")},
+    }
+    cfg.update(changes)
+    return cfg
+
+
+def run_cli(tmp_path: Path, cfg: dict, *extra: str, capsys) -> tuple[int, str]:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    argv = sys.argv
+    sys.argv = ["lucr", "run", str(path), "--quiet", *extra]
+    try:
+        with pytest.raises(SystemExit) as exc:
+            cli.main()
+    finally:
+        sys.argv = argv
+    err = capsys.readouterr().err
+    return exc.value.code, " ".join(err.split())
+
+
+def assert_no_outputs(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    left = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    assert left == [], f"left behind: {left}"
+
+
+def expect_error(tmp_path, cfg, capsys, *fragments, extra=()):
+    code, err = run_cli(tmp_path, cfg, *extra, capsys=capsys)
+    assert code == 2, err
+    assert err.startswith("lucr: error:"), err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+    assert "Traceback" not in err
+    assert_no_outputs(tmp_path)
+    return err
+
+
+def test_missing_raster(tmp_path, capsys):
+    cfg = base_config(tmp_path, landcover={"path": str(tmp_path / "nope.tif")})
+    expect_error(tmp_path, cfg, capsys, "nope.tif", "land-cover raster not found", "Fix:")
+
+
+def test_not_a_raster(tmp_path, capsys):
+    bogus = tmp_path / "landcover.tif"
+    bogus.write_text("this is not a GeoTIFF\n")
+    expect_error(tmp_path, base_config(tmp_path, landcover={"path": str(bogus)}), capsys, "landcover.tif", "not a raster GDAL can read")
+
+
+def test_raster_without_crs(tmp_path, capsys):
+    path = tmp_path / "nocrs.tif"
+    with rasterio.open(SAMPLE_RASTER) as src:
+        profile = src.profile | {"crs": None}
+        data = src.read()
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    expect_error(tmp_path, base_config(tmp_path, landcover={"path": str(path)}), capsys, "nocrs.tif", "no coordinate reference system", "gdal_edit.py -a_srs")
+
+
+def test_float_raster_rejected(tmp_path, capsys):
+    path = tmp_path / "float.tif"
+    with rasterio.open(SAMPLE_RASTER) as src:
+        profile = src.profile | {"dtype": "float32", "nodata": None}
+        data = src.read().astype("float32")
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    expect_error(tmp_path, base_config(tmp_path, landcover={"path": str(path)}), capsys, "float.tif", "8- or 16-bit integers", "gdal_translate -ot UInt16")
+
+
+def _zones_file(tmp_path, frame, name="units.gpkg", layer="provinces"):
+    path = tmp_path / name
+    frame.to_file(path, layer=layer, driver="GPKG")
+    return path
+
+
+def _provinces_only(tmp_path, path, layer="provinces", **kw):
+    return base_config(tmp_path, zones=[{"level": "province", "path": str(path), "layer": layer, "id": "adcode", "name": "name", **kw}])
+
+
+def test_polygons_without_crs(tmp_path, capsys):
+    frame = gpd.read_file(SAMPLE_PROVINCES).set_crs(None, allow_override=True)
+    path = _zones_file(tmp_path, frame)
+    expect_error(tmp_path, _provinces_only(tmp_path, path), capsys, "units.gpkg", "no coordinate reference system")
+
+
+def test_polygons_do_not_overlap_raster(tmp_path, capsys):
+    frame = gpd.read_file(SAMPLE_PROVINCES)
+    frame["geometry"] = frame.geometry.apply(lambda g: translate(g, xoff=-150))  # into the Atlantic
+    path = _zones_file(tmp_path, frame)
+    expect_error(tmp_path, _provinces_only(tmp_path, path), capsys, "units.gpkg", "do not overlap the land-cover raster")
+
+
+def test_empty_polygon_layer(tmp_path, capsys):
+    frame = gpd.read_file(SAMPLE_PROVINCES).iloc[:0]
+    path = _zones_file(tmp_path, frame)
+    expect_error(tmp_path, _provinces_only(tmp_path, path), capsys, "units.gpkg", "the polygon layer is empty")
+
+
+def test_missing_id_column(tmp_path, capsys):
+    cfg = _provinces_only(tmp_path, SAMPLE_PROVINCES)
+    cfg["zones"][0]["id"] = "code"
+    expect_error(tmp_path, cfg, capsys, "china_provinces_lite.gpkg", "column(s) ['code'] not found", "adcode")
+
+
+def test_codes_missing_from_coefficient_table(tmp_path, capsys):
+    table = tmp_path / "table.csv"
+    rows = "\n".join(f"{c},class {c},-0.1" for c in range(17) if c not in (13, 15))
+    table.write_text(f"# nodata: 255\ncode,name,coef\n{rows}\n")
+    cfg = base_config(tmp_path, legend=None, coefficients=str(table))
+    del cfg["legend"]
+    expect_error(tmp_path, cfg, capsys, "mcd12c1_2019_igbp_china.tif", "13 (6,882 cells)", "15 (1,968 cells)", "unknown_classes: nodata")
+    assert "staging" not in " ".join(p.name for p in (tmp_path / "out").glob("*"))
+
+
+def test_unknown_codes_as_nodata_warns_and_runs(tmp_path, caplog):
+    from pipeline.config import parse_config
+    from pipeline.run import run
+
+    table = tmp_path / "table.csv"
+    rows = "\n".join(f"{c},class {c},-0.1" for c in range(17) if c != 13)
+    table.write_text(f"# nodata: 255\ncode,name,coef\n{rows}\n")
+    cfg = base_config(tmp_path, coefficients=str(table), unknown_classes="nodata")
+    del cfg["legend"]
+    result = run(parse_config(cfg, tmp_path))
+    assert "treated as no data" in caplog.text and "13 (6,882 cells)" in caplog.text
+    prov = result.tables["province"]
+    assert "area_ha_class_13" not in prov.columns and (prov["valid_fraction"] < 1).any()
+    assert result.summary["unknown_area_ha"] > 0
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ("code,name,coef\n1,forest,-0.644\n1,forest again,-0.5\n", "duplicate class code 1 (rows 1 and 2)"),
+        ("code,name,coef\nforest,forest,-0.644\n", "class code 'forest' (row 1) is not a number"),
+        ("code,name,coef\n1,forest,minus half\n", "coef of class 1 is not a number"),
+    ],
+)
+def test_bad_coefficient_table(tmp_path, capsys, body, fragment):
+    table = tmp_path / "table.csv"
+    table.write_text(body)
+    cfg = base_config(tmp_path, coefficients=str(table))
+    del cfg["legend"]
+    expect_error(tmp_path, cfg, capsys, "table.csv", fragment)
+
+
+def test_unknown_config_key_names_nearest(tmp_path, capsys):
+    cfg = base_config(tmp_path, chunk=1024)
+    expect_error(tmp_path, cfg, capsys, "config.yaml", "unknown key 'chunk'", "did you mean 'chunks'?")
+    cfg = base_config(tmp_path)
+    cfg["output"]["compres"] = "zstd"
+    expect_error(tmp_path, cfg, capsys, "unknown key 'output.compres'", "did you mean 'compress'?")
+
+
+def test_output_exists_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "carbon_balance.tif").write_bytes(b"previous run")
+    code, err = run_cli(tmp_path, base_config(tmp_path), capsys=capsys)
+    assert code == 2 and "already exist: carbon_balance.tif" in err and "--overwrite" in err
+    assert (out / "carbon_balance.tif").read_bytes() == b"previous run"
+    assert sorted(p.name for p in out.iterdir()) == ["carbon_balance.tif"]
+
+
+def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
+    """A failure after the pass (here: while writing the tables) publishes no output."""
+    from pipeline import run as run_module
+    from pipeline.config import parse_config
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "write_table", boom)
+    with pytest.raises(KeyboardInterrupt):
+        run_module.run(parse_config(base_config(tmp_path), tmp_path))
+    assert_no_outputs(tmp_path)
