@@ -97,7 +97,6 @@ FIELDS = (
     ("V", 1200.0, 0.3, (1, 0.55)),   # vegetation vigour
     ("C", None, 1.0, (1, 0.03)),     # country outline (nodata mask); None: extent / 1.5
 )
-FIELD_INDEX = {name: i for i, (name, *_r) in enumerate(FIELDS)}
 R_LAM_MIN = 90.0        # drainage field is band-passed: no wiggles below ~90 px
 TEX_SIZES = ((509, 509), (521, 523))   # co-prime periodic textures: no visible repeat
 TEX_LAM = (2.2, 40.0)                  # texture band (px)
@@ -106,15 +105,15 @@ TEX_LAM = (2.2, 40.0)                  # texture band (px)
 # the highest-scoring cells still unassigned; the rest is grassland.  Scores use the
 # unit-variance fields E M R U V and the two textures T0 T1 ("parcels").
 RULES = (
-    (6, "E + 0.15*T1", 0.008),                         # snow/ice on the highest peaks
-    (5, "-abs(R) - 0.25*E", 0.010),                    # river network in valleys
-    (5, "M - 0.8*E + 0.10*T0", 0.016),                 # lakes in wet lowlands
-    (9, "M - 0.8*E + 0.10*T0", 0.018),                 # wetland rims around lakes
-    (7, "E - 0.9*M + 0.35*T0", 0.140),                 # barren: high and dry
-    (8, "U - 0.4*E + 0.25*T0", 0.040),                 # built-up clusters
-    (1, "0.7*U - 0.9*E + 0.6*T0 + 0.2*M", 0.220),      # cropland around towns, lowlands
-    (2, "V + 0.5*E + 0.2*M", 0.250),                   # forest on slopes / vigorous land
-    (3, "V + 0.5*E + 0.2*M", 0.045),                   # shrub at the forest fringe
+    (6, lambda f: f["E"] + 0.15 * f["T1"], 0.008),                  # snow/ice on the peaks
+    (5, lambda f: -np.abs(f["R"]) - 0.25 * f["E"], 0.010),          # rivers in the valleys
+    (5, lambda f: f["M"] - 0.8 * f["E"] + 0.10 * f["T0"], 0.016),   # lakes in wet lowlands
+    (9, lambda f: f["M"] - 0.8 * f["E"] + 0.10 * f["T0"], 0.018),   # wetland rims of lakes
+    (7, lambda f: f["E"] - 0.9 * f["M"] + 0.35 * f["T0"], 0.140),   # barren: high and dry
+    (8, lambda f: f["U"] - 0.4 * f["E"] + 0.25 * f["T0"], 0.040),   # built-up clusters
+    (1, lambda f: 0.7 * f["U"] - 0.9 * f["E"] + 0.6 * f["T0"] + 0.2 * f["M"], 0.220),  # cropland
+    (2, lambda f: f["V"] + 0.5 * f["E"] + 0.2 * f["M"], 0.250),     # forest: slopes, vigour
+    (3, lambda f: f["V"] + 0.5 * f["E"] + 0.2 * f["M"], 0.045),     # shrub: forest fringe
 )
 REMAINDER_CLASS = 4
 
@@ -243,16 +242,12 @@ class Landscape:
         # irregular coast near the edges; the damping keeps the interior free of holes
         return edge + np.float32(0.3) * f["C"] * (1 - edge) ** 3
 
-    @staticmethod
-    def _score(expr, f):
-        return eval(expr, {"abs": np.abs}, f)  # noqa: S307 (fixed expressions above)
-
     def classify(self, f, valid):
         shape = f["E"].shape
         cls = np.zeros(shape, np.uint8)
         free = valid.copy()
-        for (c, expr, _frac), thr in zip(RULES, self.thresholds):
-            m = self._score(expr, f) >= thr
+        for (c, score, _frac), thr in zip(RULES, self.thresholds):
+            m = score(f) >= thr
             m &= free
             cls[m] = c
             free &= ~m
@@ -274,15 +269,15 @@ class Landscape:
             valid = np.ones(n, bool)
         free = valid.copy()
         nvalid = int(valid.sum())
-        for j, (_c, expr, frac) in enumerate(RULES):
-            s = self._score(expr, f)
+        for j, (_c, score, frac) in enumerate(RULES):
+            s = score(f)
             sf = s[free]
             take = min(int(round(frac * nvalid)), sf.size - 1)
             thr = float(np.partition(sf, sf.size - take)[sf.size - take]) if take > 0 else np.inf
             self.thresholds[j] = thr
             free &= ~(s >= thr)
 
-    def strip(self, r0, h, col_block=2048):
+    def strip(self, r0, h, col_block=512):
         out = np.empty((h, self.W), np.uint8)
         rows = np.arange(r0, r0 + h)
         for c0 in range(0, self.W, col_block):
@@ -578,9 +573,12 @@ def write_preview(tif, gpkg, png, max_side=1400):
         lines = rasterio.features.rasterize(((g, 1) for g in df.geometry.boundary),
                                             out_shape=(oh, ow), transform=tr, dtype="uint8")
         rgb[lines > 0] = colour
-    with rasterio.open(png, "w", driver="PNG", width=ow, height=oh, count=3,
-                       dtype="uint8") as dst:
-        dst.write(np.moveaxis(rgb, -1, 0))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")       # a PNG has no georeferencing: fine here
+        with rasterio.open(png, "w", driver="PNG", width=ow, height=oh, count=3,
+                           dtype="uint8") as dst:
+            dst.write(np.moveaxis(rgb, -1, 0))
     aux = Path(str(png) + ".aux.xml")
     if aux.exists():
         aux.unlink()
@@ -681,6 +679,32 @@ def _parse_time_v(txt):
     return out
 
 
+def _busy_cpu_s():
+    """CPU seconds the whole machine has been busy (all cores), from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return float("nan")
+    busy = v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(max_wait, threshold=0.1, window=3):
+    """wait (up to max_wait s) until other processes have used less than `threshold` of a
+    core for `window` consecutive seconds; returns whether the machine was quiet."""
+    t_end = time.monotonic() + max_wait
+    calm = 0
+    while True:
+        b0 = _busy_cpu_s()
+        time.sleep(1.0)
+        calm = calm + 1 if _busy_cpu_s() - b0 < threshold else 0
+        if calm >= window:
+            return True
+        if time.monotonic() >= t_end:
+            return False
+
+
 def run_measured(cmd, log_path, env=None, sample_interval=0.1, timeout=None):
     """run cmd; wall time, peak RSS (largest process, GNU time -v or wait4) and the
     sampled peak RSS of the whole process tree."""
@@ -688,6 +712,7 @@ def run_measured(cmd, log_path, env=None, sample_interval=0.1, timeout=None):
     tfile = Path(str(log_path) + ".time")
     full = ["/usr/bin/time", "-v", "-o", str(tfile)] + cmd if use_time else cmd
     with open(log_path, "w") as logf:
+        busy0 = _busy_cpu_s()
         t0 = time.perf_counter()
         p = subprocess.Popen(full, stdout=logf, stderr=subprocess.STDOUT, env=env)
         stop, tree = threading.Event(), {}
@@ -702,6 +727,7 @@ def run_measured(cmd, log_path, env=None, sample_interval=0.1, timeout=None):
             killer.start()
         _, status, ru = os.wait4(p.pid, 0)     # rusage of the child (and its waited children)
         wall = time.perf_counter() - t0
+        busy = _busy_cpu_s() - busy0
         if killer:
             killer.cancel()
         stop.set()
@@ -719,6 +745,10 @@ def run_measured(cmd, log_path, env=None, sample_interval=0.1, timeout=None):
     elif ru is not None:
         rec.update(maxrss_mib=ru.ru_maxrss / 1024, user_s=ru.ru_utime, sys_s=ru.ru_stime)
     rec.update(tree)
+    if "user_s" in rec:
+        # CPU time used by OTHER processes meanwhile (anything well above a few % of
+        # the wall time means the machine was not quiet and the timing is disturbed)
+        rec["other_cpu_s"] = max(0.0, busy - rec["user_s"] - rec.get("sys_s", 0.0))
     if use_time and "max_procs" in rec:
         rec["max_procs"] -= 1               # the /usr/bin/time wrapper itself
     rec["peak_rss_mib"] = max(rec.get("maxrss_mib", 0.0), rec.get("tree_rss_mib", 0.0))
@@ -768,20 +798,21 @@ def print_table(res, cells, out=print):
     floor = recs.get("io_floor", {}).get("wall_s")
     ee = recs.get("exactextract", {}).get("wall_s")
     hdr = ("| method | wall s | cells/s | peak RSS MiB | CPU % | x I/O floor | x exactextract |"
-           " in-process s |")
+           " in-process s | other-proc CPU s |")
     out(hdr)
-    out("|---|---:|---:|---:|---:|---:|---:|---:|")
+    out("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for m in ALL_METHODS:
         r = res.get(m)
         if r is None:
             continue
         if not r.get("ok"):
-            out(f"| {m} | failed/skipped: {r.get('error', '?')[:60]} | | | | | | |")
+            out(f"| {m} | failed/skipped: {r.get('error', '?')[:60]} | | | | | | | |")
             continue
         w = r["wall_s"]
         out(f"| {m} | {w:.2f} | {cells / w:.3g} | {r['peak_rss_mib']:.0f} | "
             f"{_fmt(r.get('cpu_pct'), '.0f')} | {_fmt(w / floor if floor else None, '.2f')} | "
-            f"{_fmt(w / ee if ee else None, '.2f')} | {_fmt(r.get('core_s'), '.2f')} |")
+            f"{_fmt(w / ee if ee else None, '.2f')} | {_fmt(r.get('core_s'), '.2f')} | "
+            f"{_fmt(r.get('other_cpu_s'), '.1f')} |")
 
 
 def target_checks(res):
@@ -802,7 +833,7 @@ def target_checks(res):
     return checks
 
 
-def _ensure_carbon_map(inputs, run_dir, args, res):
+def _ensure_carbon_map(inputs, run_dir, args):
     """the float map exactextract reads: io_floor's output, else make it (untimed)."""
     cmap = run_dir / "carbon_io_floor.tif"
     if not cmap.exists():
@@ -838,7 +869,7 @@ def run_method(method, inputs, run_dir, args):
             cmd += list(args.lucr_arg or [])
         else:
             if method == "exactextract":
-                _ensure_carbon_map(inputs, run_dir, args, None)
+                _ensure_carbon_map(inputs, run_dir, args)
             job = _job(inputs, run_dir, args, f"{method}_{rep}")
             job_path = run_dir / f".job_{method}_{rep}.json"
             job_path.write_text(json.dumps(job))
@@ -846,6 +877,9 @@ def run_method(method, inputs, run_dir, args):
                    "--_job", str(job_path)]
             for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
                 env.setdefault(v, str(args.threads))
+        if args.wait_quiet > 0 and not wait_quiet(args.wait_quiet):
+            print(f"  (machine still busy after waiting {args.wait_quiet:.0f}s; timing anyway)",
+                  flush=True)
         rec = run_measured(cmd, log_path, env=env, sample_interval=args.sample_interval,
                            timeout=args.timeout)
         rec["rep"] = rep
@@ -862,8 +896,11 @@ def run_method(method, inputs, run_dir, args):
                   flush=True)
             return rec
         rec["ok"] = True
+        other = rec.get("other_cpu_s", 0.0)
         print(f"  {method} rep {rep}: wall {rec['wall_s']:.2f}s, peak RSS "
-              f"{rec['peak_rss_mib']:.0f} MiB, CPU {rec.get('cpu_pct', float('nan')):.0f}%",
+              f"{rec['peak_rss_mib']:.0f} MiB, CPU {rec.get('cpu_pct', float('nan')):.0f}%, "
+              f"other processes {other:.1f} CPU s"
+              + ("  << machine busy: timing disturbed" if other > 0.1 * rec["wall_s"] + 0.2 else ""),
               flush=True)
         reps.append(rec)
     best = min(reps, key=lambda r: r["wall_s"])
@@ -941,6 +978,9 @@ def main(argv=None):
     ap.add_argument("--sample-interval", type=float, default=0.1,
                     help="seconds between process-tree RSS samples (0: off)")
     ap.add_argument("--timeout", type=float, default=None, help="per-run timeout (s)")
+    ap.add_argument("--wait-quiet", type=float, default=60.0, metavar="S",
+                    help="before each timed run wait up to S seconds for the other processes "
+                         "of the machine to go idle (0: do not wait)")
     ap.add_argument("--_worker", help=argparse.SUPPRESS)
     ap.add_argument("--_job", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
