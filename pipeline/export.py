@@ -17,9 +17,10 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import rasterio
-import rasterio.shutil
+from rasterio.enums import Resampling
 from rasterio.windows import Window
 
+from pipeline.cog import read_levels, write_cog
 from pipeline.errors import OutputExistsError
 from pipeline.grid import Grid
 
@@ -82,22 +83,46 @@ def open_density_writer(path: Path, grid: Grid, band_names: tuple[str, ...], uni
     return GeoTiffWindowWriter(path, density_profile(grid, len(band_names), compress), tags, band_tags)
 
 
-def finalize_cog(src: Path, dst: Path, compress: str) -> None:
-    """Copy the streamed GeoTIFF to a Cloud-Optimized GeoTIFF with internal overviews.
+def overview_factors(grid: Grid) -> list[int]:
+    """Overview decimation factors (2, 4, 8, ...) down to one that fits in a tile, as GDAL's COG AUTO."""
+    factors: list[int] = []
+    f = 1
+    while -(-max(grid.height, grid.width) // f) > TILE:
+        f *= 2
+        factors.append(f)
+    return factors
 
-    No predictor: the maps hold a handful of distinct values in patches, which ZSTD or
-    DEFLATE compress 3-4x better without the floating-point predictor (measured on the
-    benchmark raster: 41 MB vs 149 MB for 1e8 cells).
 
-    Overviews take the nearest cell (GDAL NEAREST), so they hold the table's exact
-    coefficients and compress as well as the full resolution; average them in your GIS
-    if you want the mean density of a zoomed-out pixel.
+#: Overview factors streamed in the single pass (strided views of the same chunks; with
+#: 2048-cell chunks their pieces are whole 512 tiles). GDAL builds coarser levels from the last.
+STREAMED_OVERVIEWS = (2, 4)
+
+
+def finalize_cog(full: Path, overviews: dict[int, Path], dst: Path, grid: Grid, compress: str) -> None:
+    """Assemble the COG from the streamed full-resolution and overview GeoTIFFs.
+
+    Overviews take one cell of each block (the top-left cell of each f x f block for the
+    streamed factors, GDAL NEAREST below them), so they hold the table's exact
+    coefficients and compress as well as the full resolution. No tile is re-encoded:
+    see :mod:`pipeline.cog`.
     """
-    options = dict(
-        COMPRESS=compress.upper(), PREDICTOR="NO", BLOCKSIZE=TILE, OVERVIEWS="AUTO", RESAMPLING="NEAREST",
-        NUM_THREADS=GDAL_THREADS, BIGTIFF="IF_SAFER", LEVEL=1,
-    )
-    rasterio.shutil.copy(str(src), str(dst), driver="COG", **options)
+    factors = overview_factors(grid)
+    streamed = [f for f in sorted(overviews) if f in factors]
+    levels = read_levels(full, dataset_tags=True)[:1]
+    for f in streamed[:-1]:
+        levels += read_levels(overviews[f], dataset_tags=False)[:1]
+    if streamed:
+        last = streamed[-1]
+        coarser = [f // last for f in factors if f > last]
+        if coarser:
+            env = dict(
+                COMPRESS_OVERVIEW=compress.upper(), ZSTD_LEVEL_OVERVIEW=1, ZLEVEL_OVERVIEW=1, PREDICTOR_OVERVIEW=1,
+                INTERLEAVE_OVERVIEW="PIXEL", GDAL_TIFF_OVR_BLOCKSIZE=TILE, NUM_THREADS=GDAL_THREADS,
+            )
+            with rasterio.Env(**env), rasterio.open(overviews[last], "r+") as ds:
+                ds.build_overviews(coarser, Resampling.nearest)
+        levels += read_levels(overviews[last], dataset_tags=False)
+    write_cog(levels, dst)
 
 
 class StagedOutputs:

@@ -51,6 +51,15 @@ class Grid:
     def is_geographic(self) -> bool:
         return bool(self.crs.is_geographic)
 
+    def decimated(self, factor: int) -> "Grid":
+        """The grid of every ``factor``-th cell (from the first), e.g. a 2x overview."""
+        return Grid(
+            height=-(-self.height // factor),
+            width=-(-self.width // factor),
+            transform=self.transform @ Affine.scale(factor),
+            crs=self.crs,
+        )
+
     def window_grid(self, window: Window) -> "Grid":
         """The sub-grid covered by ``window`` (row/col offsets in this grid)."""
         return Grid(

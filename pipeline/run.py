@@ -21,7 +21,7 @@ from pipeline.coefficients import CoefficientTable, load_table
 from pipeline.config import RunConfig
 from pipeline.errors import LucrError, UnknownClassError
 from pipeline.export import (
-    StagedOutputs, finalize_cog, open_density_writer, table_names, write_table,
+    STREAMED_OVERVIEWS, StagedOutputs, finalize_cog, open_density_writer, table_names, write_table,
 )
 from pipeline.io import LandCover, ZoneLayer, open_landcover, read_zone_layer
 from pipeline.sweep import build_sweep
@@ -126,28 +126,32 @@ def run(
 
     names = ([MAP_NAME] if cfg.output.map else []) + [n for z in cfg.zones for n in table_names(z.output_stem(), cfg.output.tables)] + [SUMMARY_NAME]
     with StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads) as client:
-        map_args = {}
+        maps, writers = [], []
         if cfg.output.map:
-            tmp_map = staged.scratch("carbon_balance.stream.tif")
+            tmp_full = staged.scratch("carbon_balance.full.tif")
+            tmp_overviews = {f: staged.scratch(f"carbon_balance.ovr{f}.tif") for f in STREAMED_OVERVIEWS}
             tags = {"lucr_legend": table.legend, "lucr_sign": "sources positive, sinks negative", "lucr_source_raster": str(lc.path), "lucr_year": str(lc.year or "")}
-            writer = open_density_writer(tmp_map, lc.grid, balance.BANDS, balance.UNIT, cfg.output.compress, tags)
-            if client is not None:
-                writer.close()  # workers reopen the file in update mode
-            lock = threading.Lock() if client is None else _distributed_lock(client)
-            map_args = dict(map_array=balance.flux_density(lc.codes.data, table, lc.nodata), map_target=writer, map_lock=lock)
-        store, crosstab = build_sweep(lc.codes.data, lc.grid, [reduction], **map_args)
+            density = balance.flux_density(lc.codes.data, table, lc.nodata)
+            streams = [(lc.grid, tmp_full, density)] + [(lc.grid.decimated(f), p, density[:, ::f, ::f]) for f, p in tmp_overviews.items()]
+            for grid, path, array in streams:
+                writer = open_density_writer(path, grid, balance.BANDS, balance.UNIT, cfg.output.compress, tags)
+                if client is not None:
+                    writer.close()  # workers reopen the file in update mode
+                writers.append(writer)
+                maps.append((array, writer))
+        lock = threading.Lock() if client is None else _distributed_lock(client)
+        store, crosstab = build_sweep(lc.codes.data, lc.grid, [reduction], maps=maps, map_lock=lock)
         todo = [x for x in (store, crosstab) if x is not None]
         try:
             with progress() if progress else nullcontext():
                 computed = dask.compute(*todo) if client is None else client.gather(client.compute(todo))
         finally:
-            if cfg.output.map:
+            for writer in writers:
                 writer.close()
         area_fx, code_count = computed[-1]
         _check_unknown(unknown_codes(code_count, class_of_code, table.n_classes, offset), cfg.unknown_classes, table, lc.path)
         if cfg.output.map:
-            finalize_cog(tmp_map, staged.path(MAP_NAME), cfg.output.compress)
-            tmp_map.unlink()
+            finalize_cog(tmp_full, tmp_overviews, staged.path(MAP_NAME), lc.grid, cfg.output.compress)
 
         unit_rows = {}
         if finest is not None:

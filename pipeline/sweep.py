@@ -65,17 +65,18 @@ def _tree(parts: list, combine: Callable, name: str, split_every: int = 8):
     return parts[0]
 
 
-def build_sweep(codes: da.Array, grid: Grid, reductions: list[Reduction], map_array: da.Array | None = None, map_target=None, map_lock=None) -> list:
+def build_sweep(codes: da.Array, grid: Grid, reductions: list[Reduction], maps: list[tuple[da.Array, Any]] = (), map_lock=None) -> list:
     """Dask objects that, computed together, make one pass over ``codes``.
 
-    Returns ``[store_or_None, reduction totals...]``; compute them in one
+    ``maps`` are ``(array, store target)`` pairs derived from ``codes`` (a map and its
+    overviews). Returns ``[store_or_None, reduction totals...]``; compute them in one
     ``dask.compute`` call so the read tasks are shared.
     """
     blocks = codes.to_delayed()
     row_chunks, col_chunks = codes.chunks
     outs: list = []
-    if map_array is not None:
-        outs.append(da.store(map_array, map_target, lock=map_lock, compute=False, return_stored=False))
+    if maps:
+        outs.append(da.store([a for a, _ in maps], [t for _, t in maps], lock=map_lock, compute=False, return_stored=False))
     else:
         outs.append(None)
     for red in reductions:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from exactextract import exact_extract
 from rasterio.features import rasterize
 from rasterio.windows import Window
 
@@ -106,6 +105,8 @@ def exact_zone_class_area(raster_path, band: int, layer: ZoneLayer, grid: Grid, 
     row of a cell is found from its centre y. Row 0 (outside all units) is left 0: the
     caller derives it from the grid totals.
     """
+    from exactextract import exact_extract  # only the exact engine needs it
+
     fill = nodata if nodata is not None else int(np.iinfo(np.int64).min)
     frame = layer.frame.set_geometry(layer.geometry_grid_crs.values).set_crs(grid.crs, allow_override=True)
     ops = [f"coverage(default_value={fill})", f"values(default_value={fill})", f"center_y(default_value={fill})"]

@@ -56,6 +56,11 @@ def test_cog_is_valid_with_bands_units_tiles_overviews(cli_run):
     assert (data[0][valid_px] >= 0).all() and (data[1][valid_px] <= 0).all()
     np.testing.assert_array_equal(data[0][valid_px] + data[1][valid_px], data[2][valid_px])
     assert set(np.unique(data[2][valid_px]).round(4)) <= set(np.float32(load_table("igbp").coefs).round(4))
+    # overviews (tiles copied, not re-encoded, by pipeline.cog) hold the top-left cell of each block
+    for level, factor in enumerate((2, 4)):
+        with rasterio.open(path, overview_level=level) as ovr:
+            assert ovr.shape == (-(-data.shape[1] // factor), -(-data.shape[2] // factor))
+            np.testing.assert_array_equal(ovr.read(), data[:, ::factor, ::factor])
 
 
 def test_tables_have_documented_columns_in_every_format(cli_run):

@@ -9,12 +9,20 @@ from pipeline.run import run
 
 
 def _read_map(path):
+    """Full resolution and every overview level, as bit patterns (NaN == NaN)."""
+    levels = []
     with rasterio.open(path) as src:
-        return src.read().view(np.uint32)  # bit patterns: NaN == NaN
+        levels.append(src.read().view(np.uint32))
+        for ovr in range(len(src.overviews(1))):
+            with rasterio.open(path, overview_level=ovr) as level:
+                levels.append(level.read().view(np.uint32))
+    return levels
 
 
 def _assert_same(a, b):
-    assert np.array_equal(_read_map(a.out_dir / "carbon_balance.tif"), _read_map(b.out_dir / "carbon_balance.tif"))
+    maps_a, maps_b = _read_map(a.out_dir / "carbon_balance.tif"), _read_map(b.out_dir / "carbon_balance.tif")
+    assert len(maps_a) == len(maps_b) == 3  # full resolution + 2 overviews
+    assert all(np.array_equal(x, y) for x, y in zip(maps_a, maps_b))
     for level in a.tables:
         pd.testing.assert_frame_equal(a.tables[level].drop(columns="geometry"), b.tables[level].drop(columns="geometry"), check_exact=True)
     for key in ("valid_area_ha", "source_tc", "sink_tc", "net_tc", "class_area_ha", "outside_units"):

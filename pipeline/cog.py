@@ -1,0 +1,114 @@
+"""Assemble a Cloud-Optimized GeoTIFF from tiles that are already compressed.
+
+GDAL's COG driver decodes and re-encodes every tile of its source. lucr's map tiles are
+encoded once, while the single pass streams them (full resolution, plus a 2x overview
+taken from the same chunks); coarser overviews are built by GDAL from the small 2x file.
+This module then writes the COG layout of the GDAL COG specification
+(https://gdal.org/drivers/raster/cog.html): a BigTIFF whose IFDs all come first (full
+resolution, then overviews from large to small), followed by the tile data from the
+smallest overview to the full resolution, each level in row-major order. Tiles are
+copied byte for byte; the tags that describe them (structure, GeoTIFF keys, GDAL
+metadata and nodata) are copied from the GDAL-written sources.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+TILE_OFFSETS, TILE_BYTE_COUNTS, NEW_SUBFILE_TYPE = 324, 325, 254
+#: Tags describing the pixels of a level (copied for every level).
+STRUCTURE_TAGS = (256, 257, 258, 259, 262, 277, 284, 317, 322, 323, 338, 339, 42113)
+#: Georeferencing and dataset metadata (copied to the full-resolution IFD only).
+DATASET_TAGS = (33550, 33922, 34264, 34735, 34736, 34737, 42112)
+LONG8 = 16
+
+
+@dataclass
+class Level:
+    """One resolution level: its tags (raw TIFF values) and where its tiles lie."""
+
+    path: str
+    tags: dict[int, tuple[int, int, bytes]] = field(default_factory=dict)  # code -> (type, count, raw value)
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    byte_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+
+
+def read_levels(path: str | Path, dataset_tags: bool) -> list[Level]:
+    """Every IFD of a tiled GeoTIFF (main image, then its internal overviews) as ``Level``s."""
+    levels = []
+    with tifffile.TiffFile(path) as tif, open(path, "rb") as raw:
+        if tif.byteorder != "<":
+            raise ValueError(f"{path}: only little-endian TIFF is supported")
+        for i, page in enumerate(tif.pages):
+            wanted = STRUCTURE_TAGS + (DATASET_TAGS if dataset_tags and i == 0 else ())
+            tags = {}
+            for tag in page.tags.values():
+                if tag.code in wanted:
+                    raw.seek(tag.valueoffset)
+                    tags[tag.code] = (int(tag.dtype), int(tag.count), raw.read(tag.valuebytecount))
+            levels.append(Level(str(path), tags, np.asarray(page.dataoffsets, np.uint64), np.asarray(page.databytecounts, np.uint64)))
+    return levels
+
+
+def _entries(level: Level, is_overview: bool, tile_offsets: np.ndarray) -> list[tuple[int, int, int, bytes]]:
+    entries = [(code, typ, count, value) for code, (typ, count, value) in level.tags.items()]
+    if is_overview:
+        entries.append((NEW_SUBFILE_TYPE, 4, 1, struct.pack("<I", 1)))  # reduced-resolution image
+    entries.append((TILE_OFFSETS, LONG8, len(tile_offsets), tile_offsets.astype("<u8").tobytes()))
+    entries.append((TILE_BYTE_COUNTS, LONG8, len(level.byte_counts), level.byte_counts.astype("<u8").tobytes()))
+    return sorted(entries)
+
+
+def _ifd_size(level: Level, is_overview: bool) -> int:
+    entries = _entries(level, is_overview, level.offsets)
+    out_of_line = sum(len(v) + (len(v) & 1) for *_, v in entries if len(v) > 8)
+    return 8 + 20 * len(entries) + 8 + out_of_line
+
+
+def _ifd_bytes(level: Level, is_overview: bool, tile_offsets: np.ndarray, at: int, next_ifd: int) -> bytes:
+    entries = _entries(level, is_overview, tile_offsets)
+    head = bytearray(struct.pack("<Q", len(entries)))
+    tail = bytearray()
+    values_at = at + 8 + 20 * len(entries) + 8
+    for code, typ, count, value in entries:
+        head += struct.pack("<HHQ", code, typ, count)
+        if len(value) <= 8:
+            head += value.ljust(8, b"\0")
+        else:
+            head += struct.pack("<Q", values_at + len(tail))
+            tail += value + (b"\0" if len(value) & 1 else b"")
+    head += struct.pack("<Q", next_ifd)
+    return bytes(head + tail)
+
+
+def write_cog(levels: list[Level], dst: str | Path, copy_buffer: int = 1 << 22) -> None:
+    """Write ``levels`` (full resolution first, then overviews from large to small) as a COG.
+
+    Empty (sparse) tiles keep offset and byte count 0.
+    """
+    sizes = [_ifd_size(lv, i > 0) for i, lv in enumerate(levels)]
+    ifd_at = list(np.cumsum([16] + sizes[:-1]))
+    pos = 16 + sum(sizes)
+    new_offsets: list[np.ndarray] = [np.zeros(0, np.uint64)] * len(levels)
+    for i in reversed(range(len(levels))):  # smallest overview's data first
+        counts = levels[i].byte_counts
+        ends = pos + np.cumsum(counts, dtype=np.uint64)
+        new_offsets[i] = np.where(counts > 0, ends - counts, 0).astype(np.uint64)
+        pos = int(ends[-1]) if len(ends) else pos
+    with open(dst, "wb") as out:
+        out.write(b"II" + struct.pack("<HHHQ", 43, 8, 0, 16))
+        for i, level in enumerate(levels):
+            next_ifd = int(ifd_at[i + 1]) if i + 1 < len(levels) else 0
+            out.write(_ifd_bytes(level, i > 0, new_offsets[i], int(ifd_at[i]), next_ifd))
+        for i in reversed(range(len(levels))):
+            level = levels[i]
+            with open(level.path, "rb") as src:
+                for offset, count in zip(level.offsets.tolist(), level.byte_counts.tolist()):
+                    if count:
+                        src.seek(offset)
+                        out.write(src.read(count))
