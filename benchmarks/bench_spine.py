@@ -854,7 +854,7 @@ def _job(inputs, run_dir, args, tag):
 
 def run_method(method, inputs, run_dir, args):
     """best-of-repeat record for one method."""
-    reps = []
+    reps, failures = [], []
     for rep in range(args.repeat):
         log_path = run_dir / f"log_{method}_{rep}.txt"
         env = dict(os.environ)
@@ -894,8 +894,13 @@ def run_method(method, inputs, run_dir, args):
             rec.update(ok=False, error=f"exit {rec['rc']}", log_tail=tail)
             print(f"  {method} rep {rep}: FAILED (exit {rec['rc']}), log {log_path}\n{tail}",
                   flush=True)
-            return rec
+            failures.append(rec)
+            continue
         rec["ok"] = True
+        if method == "lucr":
+            summ = run_dir / "lucr_out" / "run_summary.json"
+            if summ.exists():
+                rec["core_s"] = json.loads(summ.read_text()).get("seconds")
         other = rec.get("other_cpu_s", 0.0)
         print(f"  {method} rep {rep}: wall {rec['wall_s']:.2f}s, peak RSS "
               f"{rec['peak_rss_mib']:.0f} MiB, CPU {rec.get('cpu_pct', float('nan')):.0f}%, "
@@ -903,14 +908,15 @@ def run_method(method, inputs, run_dir, args):
               + ("  << machine busy: timing disturbed" if other > 0.1 * rec["wall_s"] + 0.2 else ""),
               flush=True)
         reps.append(rec)
-    best = min(reps, key=lambda r: r["wall_s"])
-    best = dict(best)
+    if not reps:
+        return failures[-1]
+    best = dict(min(reps, key=lambda r: r["wall_s"]))
     best["all_wall_s"] = [r["wall_s"] for r in reps]
+    if failures:
+        best["failed_reps"] = [{"rep": f["rep"], "error": f["error"], "log_tail": f["log_tail"]}
+                               for f in failures]
     if method == "lucr":
         out_dir = run_dir / "lucr_out"
-        summ = out_dir / "run_summary.json"
-        if summ.exists():
-            best["core_s"] = json.loads(summ.read_text()).get("seconds")
         if out_dir.exists():
             best["outputs"] = {str(p.relative_to(out_dir)): p.stat().st_size
                                for p in sorted(out_dir.rglob("*")) if p.is_file()}

@@ -24,7 +24,7 @@ def accumulate_zone_class_area(codes, zones, row_area_fx, class_of_code, code_of
     ----------
     codes : 2-D integer array (rows, cols)
         Land-cover class codes of the chunk.
-    zones : 2-D int32 array (rows, cols)
+    zones : 2-D integer array (rows, cols)
         Zone index of each cell: 0 outside every unit, 1..n_zones inside one.
     row_area_fx : 1-D int64 array (rows,)
         Fixed-point area of one cell of each row of the chunk.

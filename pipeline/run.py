@@ -206,8 +206,7 @@ def _summary(cfg, lc, table, engine, chunks, scale_bits, grid_total_fx, finest_r
         "levels": {},
     }
     if finest_rows_fx is not None:
-        inside_ha = from_fixed_point(finest_rows_fx, scale_bits)[:, :k].sum(axis=0)
-        outside = grid_ha[:k] - inside_ha
+        outside = from_fixed_point(grid_total_fx - finest_rows_fx.sum(axis=0), scale_bits)[:k]  # exact in fixed point
         summary["outside_units"] = {"valid_area_ha": float(outside.sum()), **_flux(outside, table.coefs)}
     for level, frame in tables.items():
         summary["levels"][level] = {
