@@ -60,14 +60,15 @@ def run(
         progress=None if quiet else (lambda: dask_progress(console)),
     )
     if not quiet:
-        for level, frame in result.tables.items():
-            if len(frame) <= 60:
-                out.print(summary_table(frame, f"{level} totals ({result.summary['legend']}, {result.summary['year'] or 'undated'})"))
-        s = result.summary
-        out.print(
-            f"grid: valid area {s['valid_area_ha'] / 1e6:,.1f} Mha, source {s['source_tc'] / 1e6:,.2f}, sink {s['sink_tc'] / 1e6:,.2f}, "
-            f"net {s['net_tc'] / 1e6:,.2f} Mt C/yr; done in {s['seconds']:.1f} s"
-        )
+        for year, result_year in result.by_year.items():
+            s = result_year.summary
+            for level, frame in result_year.tables.items():
+                if len(frame) <= 60:
+                    out.print(summary_table(frame, f"{level} totals ({s['legend']}, {year or 'undated'})"))
+            out.print(
+                f"{year or 'grid'}: valid area {s['valid_area_ha'] / 1e6:,.1f} Mha, source {s['source_tc'] / 1e6:,.2f}, sink {s['sink_tc'] / 1e6:,.2f}, "
+                f"net {s['net_tc'] / 1e6:,.2f} Mt C/yr; pass and outputs in {s['seconds']:.1f} s"
+            )
         for p in result.outputs:
             out.print(f"  wrote {p}")
 

@@ -19,7 +19,7 @@ from pipeline import balance
 from pipeline.area import from_fixed_point, fixed_point_scale_bits, row_cell_area_ha
 from pipeline.coefficients import CoefficientTable, load_table
 from pipeline.config import RunConfig
-from pipeline.errors import LucrError, UnknownClassError
+from pipeline.errors import InputFileError, LucrError, UnknownClassError
 from pipeline.export import (
     STREAMED_OVERVIEWS, StagedOutputs, finalize_cog, open_density_writer, table_names, write_table,
 )
@@ -28,23 +28,38 @@ from pipeline.sweep import build_sweep
 from pipeline.zonal import ZoneClassArea, ZonePayload, aggregate_to_parent, exact_zone_class_area, unit_table
 
 log = logging.getLogger("lucr")
-MAP_NAME = "carbon_balance.tif"
 #: GDAL block cache (MB), unless the user sets GDAL_CACHEMAX: GDAL's default of 5 % of RAM
 #: let 1e8 cells peak at 2 GB RSS; 160 MB keeps the run under 1 GiB (0.90 GiB) at the same speed
 #: (64 MB costs 70 % more time). GDAL reads it once, so it is set before any raster I/O.
 GDAL_CACHE_MB = 160
 os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHE_MB))
-SUMMARY_NAME = "run_summary.json"
+
+
+@dataclass
+class YearResult:
+    """The zonal tables (by level) and the summary of one land-cover date."""
+
+    tables: dict[str, Any]
+    summary: dict[str, Any]
 
 
 @dataclass
 class RunResult:
-    """What a run produced: published paths, the zonal tables and a summary of totals."""
+    """What a run produced: published paths, and per land-cover year its tables and summary."""
 
     out_dir: Path
     outputs: list[Path]
-    tables: dict[str, Any] = field(default_factory=dict)
-    summary: dict[str, Any] = field(default_factory=dict)
+    by_year: dict[int | None, YearResult] = field(default_factory=dict)
+
+    @property
+    def tables(self) -> dict[str, Any]:
+        """Zonal tables of the first (usually the only) year, by level."""
+        return next(iter(self.by_year.values())).tables
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Summary of the first (usually the only) year."""
+        return next(iter(self.by_year.values())).summary
 
 
 @contextmanager
@@ -106,73 +121,97 @@ def run(
     (cluster.address), ``chunks``, ``engine``. ``progress`` is a factory of a context
     manager shown while the pass runs (e.g. a rich progress bar as a dask callback).
     """
-    t0 = time.perf_counter()
     out_dir = Path(out_dir or cfg.output.dir)
     chunks = chunks or cfg.chunks
     engine = engine or cfg.engine
     table = load_table(cfg.legend, cfg.coefficients)
     for c in table.not_from_papers():
         log.info("coefficient of class %s (%s) = %g t C/ha/yr is %s (see %s)", c.code, c.name, c.coef, c.status.replace("_", " "), table.path)
-    year, path = next(iter(cfg.landcover.series().items()))
-    lc = open_landcover(path, chunks=chunks, band=cfg.landcover.band, year=year)
-    layers = read_zones(cfg, lc)
-    finest = layers[-1] if layers else None
+    series = [open_landcover(p, chunks=chunks, band=cfg.landcover.band, year=y) for y, p in cfg.landcover.series().items()]
+    _check_same_grid(series)
+    layers = read_zones(cfg, series[0])
+    suffix = (lambda lc: f"_{lc.year}") if len(series) > 1 else (lambda lc: "")
+    names = [
+        n for lc in series for n in (
+            ([f"carbon_balance{suffix(lc)}.tif"] if cfg.output.map else [])
+            + [n for z in cfg.zones for n in table_names(z.output_stem() + suffix(lc), cfg.output.tables)]
+            + [f"run_summary{suffix(lc)}.json"]
+        )
+    ]
+    by_year = {}
+    with StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads) as client:
+        for lc in series:
+            t0 = time.perf_counter()
+            if len(series) > 1:
+                log.info("land cover %s (%s)", lc.year, lc.path.name)
+            result = _one_date(cfg, lc, table, layers, engine, staged, suffix(lc), client, progress)
+            result.summary["seconds"] = round(time.perf_counter() - t0, 3)
+            staged.path(f"run_summary{suffix(lc)}.json").write_text(json.dumps(result.summary, indent=2, ensure_ascii=False), encoding="utf-8")
+            by_year[lc.year] = result
+        outputs = staged.commit()
+    return RunResult(out_dir=out_dir, outputs=outputs, by_year=by_year)
 
+
+def _check_same_grid(series: list[LandCover]) -> None:
+    first = series[0]
+    for lc in series[1:]:
+        if (lc.grid.shape, lc.grid.transform, lc.grid.crs) != (first.grid.shape, first.grid.transform, first.grid.crs):
+            raise InputFileError(
+                f"its grid ({lc.grid.width} x {lc.grid.height}, {lc.grid.crs.to_string()}) differs from that of {first.path.name}",
+                path=lc.path, fix="warp all years of land cover onto one grid (gdalwarp -te ... -tr ... -t_srs ...)",
+            )
+
+
+def _one_date(cfg: RunConfig, lc: LandCover, table: CoefficientTable, layers: list[ZoneLayer], engine: str, staged: StagedOutputs, suffix: str, client, progress) -> YearResult:
+    """The single pass over one land-cover raster, and the outputs it yields."""
+    finest = layers[-1] if layers else None
     class_of_code, _, offset = table.dense_luts(lc.codes.dtype, extra_nodata=() if lc.nodata is None else (lc.nodata,))
-    row_area_ha = row_cell_area_ha(lc.grid)
-    scale_bits = fixed_point_scale_bits(lc.grid, row_area_ha)
+    scale_bits = fixed_point_scale_bits(lc.grid, row_cell_area_ha(lc.grid))
     zonal_fast = finest is not None and engine == "fast"
     reduction = ZoneClassArea(lc.grid, ZonePayload.from_layer(finest) if zonal_fast else None, class_of_code, offset, table.n_classes, scale_bits)
 
-    names = ([MAP_NAME] if cfg.output.map else []) + [n for z in cfg.zones for n in table_names(z.output_stem(), cfg.output.tables)] + [SUMMARY_NAME]
-    with StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads) as client:
-        maps, writers = [], []
-        if cfg.output.map:
-            tmp_full = staged.scratch("carbon_balance.full.tif")
-            tmp_overviews = {f: staged.scratch(f"carbon_balance.ovr{f}.tif") for f in STREAMED_OVERVIEWS}
-            tags = {"lucr_legend": table.legend, "lucr_sign": "sources positive, sinks negative", "lucr_source_raster": str(lc.path), "lucr_year": str(lc.year or "")}
-            density = balance.flux_density(lc.codes.data, table, lc.nodata)
-            streams = [(lc.grid, tmp_full, density)] + [(lc.grid.decimated(f), p, density[:, ::f, ::f]) for f, p in tmp_overviews.items()]
-            for grid, path, array in streams:
-                writer = open_density_writer(path, grid, balance.BANDS, balance.UNIT, cfg.output.compress, tags)
-                if client is not None:
-                    writer.close()  # workers reopen the file in update mode
-                writers.append(writer)
-                maps.append((array, writer))
-        lock = threading.Lock() if client is None else _distributed_lock(client)
-        store, crosstab = build_sweep(lc.codes.data, lc.grid, [reduction], maps=maps, map_lock=lock)
-        todo = [x for x in (store, crosstab) if x is not None]
-        try:
-            with progress() if progress else nullcontext():
-                computed = dask.compute(*todo) if client is None else client.gather(client.compute(todo))
-        finally:
-            for writer in writers:
-                writer.close()
-        area_fx, code_count = computed[-1]
-        _check_unknown(unknown_codes(code_count, class_of_code, table.n_classes, offset), cfg.unknown_classes, table, lc.path)
-        if cfg.output.map:
-            finalize_cog(tmp_full, tmp_overviews, staged.path(MAP_NAME), lc.grid, cfg.output.compress)
+    maps, writers = [], []
+    if cfg.output.map:
+        tmp_full = staged.scratch(f"carbon_balance{suffix}.full.tif")
+        tmp_overviews = {f: staged.scratch(f"carbon_balance{suffix}.ovr{f}.tif") for f in STREAMED_OVERVIEWS}
+        tags = {"lucr_legend": table.legend, "lucr_sign": "sources positive, sinks negative", "lucr_source_raster": str(lc.path), "lucr_year": str(lc.year or "")}
+        density = balance.flux_density(lc.codes.data, table, lc.nodata)
+        streams = [(lc.grid, tmp_full, density)] + [(lc.grid.decimated(f), p, density[:, ::f, ::f]) for f, p in tmp_overviews.items()]
+        for grid, path, array in streams:
+            writer = open_density_writer(path, grid, balance.BANDS, balance.UNIT, cfg.output.compress, tags)
+            if client is not None:
+                writer.close()  # workers reopen the file in update mode
+            writers.append(writer)
+            maps.append((array, writer))
+    lock = threading.Lock() if client is None else _distributed_lock(client)
+    store, crosstab = build_sweep(lc.codes.data, lc.grid, [reduction], maps=maps, map_lock=lock)
+    todo = [x for x in (store, crosstab) if x is not None]
+    try:
+        with progress() if progress else nullcontext():
+            computed = dask.compute(*todo) if client is None else client.gather(client.compute(todo))
+    finally:
+        for writer in writers:
+            writer.close()
+    area_fx, code_count = computed[-1]
+    _check_unknown(unknown_codes(code_count, class_of_code, table.n_classes, offset), cfg.unknown_classes, table, lc.path)
+    if cfg.output.map:
+        finalize_cog(tmp_full, tmp_overviews, staged.path(f"carbon_balance{suffix}.tif"), lc.grid, cfg.output.compress)
 
-        unit_rows = {}
-        if finest is not None:
-            if engine == "exact":
-                area_fx_units = exact_zone_class_area(lc.path, cfg.landcover.band, finest, lc.grid, class_of_code, offset, table.n_classes, scale_bits, lc.nodata)[1:]
-            else:
-                area_fx_units = area_fx[1:]
-            unit_rows[finest.level] = area_fx_units
-            for coarse, fine in zip(reversed(layers[:-1]), reversed(layers[1:])):
-                unit_rows[coarse.level] = aggregate_to_parent(unit_rows[fine.level], fine.frame["parent_id"].to_numpy(), coarse.frame["unit_id"].to_numpy(), fine.path)
-        tables = {}
-        for zcfg, layer in zip(cfg.zones, layers):
-            frame = unit_table(layer, from_fixed_point(unit_rows[layer.level], scale_bits), table.coefs, table.codes, lc.grid)
-            write_table(frame, zcfg.output_stem(), cfg.output.tables, staged)
-            tables[layer.level] = frame
-        grid_total_fx = area_fx.sum(axis=0)
-        summary = _summary(cfg, lc, table, engine, chunks, scale_bits, grid_total_fx, unit_rows.get(finest.level) if finest is not None else None, tables, code_count, class_of_code, offset)
-        summary["seconds"] = round(time.perf_counter() - t0, 3)
-        staged.path(SUMMARY_NAME).write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-        outputs = staged.commit()
-    return RunResult(out_dir=out_dir, outputs=outputs, tables=tables, summary=summary)
+    unit_rows = {}
+    if finest is not None:
+        if engine == "exact":
+            unit_rows[finest.level] = exact_zone_class_area(lc.path, cfg.landcover.band, finest, lc.grid, class_of_code, offset, table.n_classes, scale_bits, lc.nodata)[1:]
+        else:
+            unit_rows[finest.level] = area_fx[1:]
+        for coarse, fine in zip(reversed(layers[:-1]), reversed(layers[1:])):
+            unit_rows[coarse.level] = aggregate_to_parent(unit_rows[fine.level], fine.frame["parent_id"].to_numpy(), coarse.frame["unit_id"].to_numpy(), fine.path)
+    tables = {}
+    for zcfg, layer in zip(cfg.zones, layers):
+        frame = unit_table(layer, from_fixed_point(unit_rows[layer.level], scale_bits), table.coefs, table.codes, lc.grid)
+        write_table(frame, zcfg.output_stem() + suffix, cfg.output.tables, staged)
+        tables[layer.level] = frame
+    summary = _summary(lc, table, engine, scale_bits, area_fx.sum(axis=0), unit_rows.get(finest.level) if finest is not None else None, tables, code_count, offset)
+    return YearResult(tables=tables, summary=summary)
 
 
 def _distributed_lock(client):
@@ -187,7 +226,7 @@ def _flux(area_ha: np.ndarray, coefs: np.ndarray) -> dict[str, float]:
     return {"source_tc": source, "sink_tc": sink, "net_tc": source + sink}
 
 
-def _summary(cfg, lc, table, engine, chunks, scale_bits, grid_total_fx, finest_rows_fx, tables, code_count, class_of_code, offset) -> dict:
+def _summary(lc, table, engine, scale_bits, grid_total_fx, finest_rows_fx, tables, code_count, offset) -> dict:
     k = table.n_classes
     grid_ha = from_fixed_point(grid_total_fx, scale_bits)
     summary = {

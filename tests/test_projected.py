@@ -64,7 +64,7 @@ def test_projected_run_against_numpy_counts(inputs):
         assert frame_a.drop(columns="geometry").equals(frame_b.drop(columns="geometry"))
     cog = a.out_dir / "carbon_balance.tif"
     assert cog_validate(str(cog))[0]
-    with rasterio.open(cog) as src, rasterio.open(b.out_dir / "carbon_balance.tif") as other:
+    with rasterio.open(cog) as src:
         assert src.overviews(1) == [2, 4, 8]
         for level in range(3):
             with rasterio.open(cog, overview_level=level) as x, rasterio.open(b.out_dir / "carbon_balance.tif", overview_level=level) as y:
@@ -74,3 +74,26 @@ def test_projected_run_against_numpy_counts(inputs):
     for c in table.classes:
         lut[c.code] = c.coef
     assert np.array_equal(full, lut[codes], equal_nan=True)
+
+
+def test_several_years_give_one_output_set_each(inputs, tmp_path):
+    d, codes = inputs
+    years = {2019: str(d / "lc.tif"), 2020: str(d / "lc.tif")}
+    cfg = parse_config({"landcover": {"years": years}, "legend": "clcd", "zones": [{"level": "unit", "path": str(d / "units.gpkg"), "id": "uid"}]}, d)
+    result = run(cfg, out_dir=tmp_path / "out")
+    names = {p.name for p in result.outputs}
+    for year in (2019, 2020):
+        assert {f"carbon_balance_{year}.tif", f"zonal_units_{year}.csv", f"run_summary_{year}.json"} <= names
+    a, b = (result.by_year[y].tables["unit"].drop(columns="geometry") for y in (2019, 2020))
+    assert a.equals(b)
+
+
+def test_years_on_different_grids_are_rejected(inputs, tmp_path):
+    from pipeline.errors import InputFileError
+    from tests.conftest import SAMPLE_RASTER
+
+    d, _ = inputs
+    cfg = parse_config({"landcover": {"years": {2019: str(d / "lc.tif"), 2020: str(SAMPLE_RASTER)}}, "legend": "clcd"}, d)
+    with pytest.raises(InputFileError, match="differs from that of lc.tif"):
+        run(cfg, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

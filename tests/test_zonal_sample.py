@@ -1,7 +1,6 @@
 """Zonal statistics on the bundled sample: conservation, engines, and an independent exactextract call."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import rasterio
 from exactextract import exact_extract
