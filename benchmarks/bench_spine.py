@@ -322,7 +322,7 @@ def generate_raster(path: Path, height, width, seed, nodata_frac, speckle, worke
                    crs=CRS, transform=from_origin(x0, y0, PIXEL, PIXEL), nodata=0,
                    tiled=True, blockxsize=TILE, blockysize=TILE, compress="DEFLATE",
                    BIGTIFF="IF_SAFER")
-    tmp = path.with_suffix(".tmp.tif")
+    tmp = path.with_suffix(f".tmp{os.getpid()}.tif")
     counts = np.zeros(256, np.int64)
     starts = list(range(0, height, TILE))
     ctx = mp.get_context("fork")
@@ -477,7 +477,7 @@ def generate_polygons(path: Path, bounds, seed, n_prov=30, n_city=300, log=print
         "prov_id": np.arange(1, n_prov + 1, dtype=np.int32),
         "name": [f"Province {p:02d}" for p in range(1, n_prov + 1)],
     }, geometry=pgeoms, crs=CRS)
-    tmp = path.with_suffix(".tmp.gpkg")
+    tmp = path.with_suffix(f".tmp{os.getpid()}.gpkg")
     if tmp.exists():
         tmp.unlink()
     prov_df.to_file(tmp, layer="provinces", driver="GPKG")
@@ -1007,9 +1007,9 @@ def main(argv=None):
     if args.generate_only:
         return 0
     cells = inputs["cells"]
-    run_dir = workdir / f"run_{Path(inputs['landcover']).parent.name}"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
+    # one folder per run: concurrent runs on the same inputs must not clobber each other
+    tag = f"{Path(inputs['landcover']).parent.name}_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}"
+    run_dir = workdir / f"run_{tag}"
     run_dir.mkdir(parents=True)
     # warm the page cache with the input so the first method is not penalised
     for p in (inputs["landcover"], inputs["polygons"]):
@@ -1055,7 +1055,7 @@ def main(argv=None):
         "checks": [{"name": n, "pass": ok, "detail": d} for n, ok, d in checks],
         "peers_1e8": PEERS_1E8,
     }
-    out_json = workdir / f"results_{Path(inputs['landcover']).parent.name}.json"
+    out_json = workdir / f"results_{tag}.json"
     out_json.write_text(json.dumps(summary, indent=1, default=str))
     print(f"\nresults: {out_json}")
     if not args.keep:

@@ -5,6 +5,6 @@ Each kernel is compiled with ``nogil=True`` so dask threads run them in parallel
 """
 
 from kernels.crosstab import accumulate_zone_class_area
-from kernels.lookup import flux_density_bands, unknown_code_counts
+from kernels.lookup import flux_density_bands
 
-__all__ = ["accumulate_zone_class_area", "flux_density_bands", "unknown_code_counts"]
+__all__ = ["accumulate_zone_class_area", "flux_density_bands"]

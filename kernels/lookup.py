@@ -58,20 +58,3 @@ def flux_density_bands(codes, coef_lut, code_offset, out):
             else:  # NaN: nodata or unknown code
                 out[0, i, j] = c
                 out[1, i, j] = c
-
-
-@njit(nogil=True, cache=True)
-def unknown_code_counts(codes, class_of_code, unknown_class, code_offset, counts):
-    """Add to ``counts[code - code_offset]`` the cells whose class is ``unknown_class``.
-
-    Used by the unknown-class policy to name each code missing from the coefficient
-    table with its cell count. Codes outside the table's range count as unknown only
-    if they fit in ``counts``; the pipeline sizes both tables to the full dtype range.
-    """
-    n_codes = class_of_code.shape[0]
-    rows, cols = codes.shape
-    for i in range(rows):
-        for j in range(cols):
-            k = np.int64(codes[i, j]) - code_offset
-            if 0 <= k < n_codes and class_of_code[k] == unknown_class:
-                counts[k] += 1

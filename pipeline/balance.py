@@ -13,7 +13,6 @@ import dask.array as da
 import numpy as np
 
 from kernels.lookup import flux_density_bands
-from pipeline.coefficients import CoefficientTable
 
 BANDS = ("source", "sink", "net")
 UNIT = "t C / ha / yr"
@@ -26,17 +25,17 @@ def flux_density_block(codes: np.ndarray, coef_lut: np.ndarray, code_offset: int
     return out
 
 
-def flux_density(codes: da.Array, table: CoefficientTable, nodata: int | None) -> da.Array:
+def flux_density(codes: da.Array, coef_lut: np.ndarray, code_offset: int) -> da.Array:
     """Lazy ``(band, y, x)`` float32 array of source, sink and net flux density.
 
     Parameters
     ----------
     codes : dask array (y, x) of integer class codes
-    table : coefficient table (t C / ha / yr, sources positive)
-    nodata : the raster's nodata code, if any (NaN in the output)
+    coef_lut, code_offset : dense lookup table of the coefficients (t C / ha / yr,
+        sources positive; NaN for nodata and unknown codes), from
+        ``CoefficientTable.dense_luts``
     """
-    _, coef_lut, offset = table.dense_luts(codes.dtype, extra_nodata=() if nodata is None else (nodata,))
     return da.map_blocks(
-        flux_density_block, codes, coef_lut, offset,
+        flux_density_block, codes, coef_lut, code_offset,
         dtype=np.float32, new_axis=0, chunks=((3,),) + codes.chunks, name="lucr-flux-density",
     )

@@ -115,13 +115,15 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except (typer.Exit, SystemExit) as exc:
         sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except KeyboardInterrupt:
+        console.print("[bold red]lucr: interrupted[/]; no output was published")
+        sys.exit(130)
+    except Exception as exc:
+        # usage errors of click / typer (typer >= 0.20 vendors its own click classes)
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if type(exc).__name__ == "Abort":
             sys.exit(130)
         raise
 

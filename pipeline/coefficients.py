@@ -183,8 +183,9 @@ def load_table(legend: str | None = None, path: str | Path | None = None) -> Coe
             raise CoefficientTableError(f"no built-in coefficient table for legend {legend!r}", fix=f"use one of: {', '.join(tables)}, or give 'coefficients: <file>'")
         return _read_yaml(tables[legend])
     path = Path(path)
-    if not path.exists():
-        raise CoefficientTableError("coefficient table not found", path=path, fix="check the 'coefficients' path in the config")
+    if not path.is_file():
+        problem = "is a folder, not a coefficient table" if path.is_dir() else "coefficient table not found"
+        raise CoefficientTableError(problem, path=path, fix="check the 'coefficients' path in the config")
     if path.suffix.lower() in (".yaml", ".yml"):
         return _read_yaml(path)
     return _read_csv(path)

@@ -1,6 +1,7 @@
 """Run configuration: a YAML file validated with pydantic v2.
 
-Paths in a config file are relative to the file. Unknown keys are rejected with the
+Input paths in a config file are relative to the file; ``output.dir`` is relative to
+the working directory (like ``--out``). Unknown keys are rejected with the
 key's name and the nearest valid one. ``lucr run`` without a config uses
 ``configs/sample_china_2019.yaml`` (the bundled MODIS sample).
 """
@@ -193,8 +194,9 @@ def parse_config(data: dict[str, Any], base_dir: Path, source: Path | None = Non
 def load_config(path: str | Path | None = None) -> RunConfig:
     """Read and validate a YAML run config (``None``: the bundled sample config)."""
     path = Path(path) if path is not None else SAMPLE_CONFIG
-    if not path.exists():
-        raise ConfigError("config file not found", path=path, fix="give the path of a YAML run config, or no config to run the bundled sample")
+    if not path.is_file():
+        problem = "is a folder, not a config file" if path.is_dir() else "config file not found"
+        raise ConfigError(problem, path=path, fix="give the path of a YAML run config, or no config to run the bundled sample")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

@@ -48,5 +48,9 @@ class UnknownClassError(LucrError):
     """The land cover holds codes that the coefficient table lacks."""
 
 
-class OutputExistsError(LucrError):
+class OutputError(LucrError):
+    """An output cannot be written where asked."""
+
+
+class OutputExistsError(OutputError):
     """An output would overwrite an existing file and ``--overwrite`` was not given."""

@@ -37,19 +37,11 @@ class Grid:
         return (self.height, self.width)
 
     @property
-    def n_cells(self) -> int:
-        return self.height * self.width
-
-    @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) in CRS units."""
         left, top = self.transform @ (0, 0)
         right, bottom = self.transform @ (self.width, self.height)
         return (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
-
-    @property
-    def is_geographic(self) -> bool:
-        return bool(self.crs.is_geographic)
 
     def decimated(self, factor: int) -> "Grid":
         """The grid of every ``factor``-th cell (from the first), e.g. a 2x overview."""

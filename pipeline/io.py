@@ -14,7 +14,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
-import rioxarray  # noqa: F401  (registers the .rio accessor)
+import rioxarray
+import shapely  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from rasterio.errors import RasterioIOError
 
@@ -35,11 +36,19 @@ class LandCover:
     year: int | None = None
 
 
+#: Output tile side: chunks along a strip (blocks as wide as the raster) are multiples of it.
+OUTPUT_TILE = 512
+
+
 def _aligned(requested: int, block: int, total: int) -> int:
-    """A chunk side that is a whole multiple of the file's block side (at most the raster)."""
-    if block >= total:
-        return total
-    return min(total, max(1, round(requested / block)) * block)
+    """A chunk side that is a whole multiple of the file's block side (at most the raster).
+
+    Along the width of a striped file (one block spans the raster) any side is aligned,
+    so the requested side is kept (rounded to output tiles): a chunk never spans a
+    whole national row of cells.
+    """
+    unit = block if block < total else OUTPUT_TILE
+    return min(total, max(1, round(requested / unit)) * unit)
 
 
 def raster_profile(path: str | Path, band: int = 1) -> dict:
@@ -51,6 +60,8 @@ def raster_profile(path: str | Path, band: int = 1) -> dict:
     path = Path(path)
     if not path.exists():
         raise InputFileError("land-cover raster not found", path=path, fix="check 'landcover.path' in the config")
+    if path.is_dir():
+        raise InputFileError("is a folder, not a raster", path=path, fix="give the path of a GeoTIFF, COG or VRT file")
     try:
         with rasterio.open(path) as src:
             profile = dict(src.profile)
@@ -58,7 +69,10 @@ def raster_profile(path: str | Path, band: int = 1) -> dict:
                 raise InputFileError(f"has {src.count} band(s), band {band} was asked for", path=path, fix="set 'landcover.band' to an existing band")
             profile["block_shape"] = src.block_shapes[band - 1]
             profile["crs"] = src.crs
+            profile["nodata"] = src.nodatavals[band - 1]
             dtype = src.dtypes[band - 1]
+    except IsADirectoryError:
+        raise InputFileError("is a folder, not a raster", path=path, fix="give the path of a GeoTIFF, COG or VRT file") from None
     except RasterioIOError as exc:
         raise InputFileError(
             f"not a raster GDAL can read ({str(exc).splitlines()[0]})", path=path,
@@ -146,9 +160,12 @@ def read_zone_layer(path: str | Path, *, level: str, id_col: str, name_col: str 
     dup = ids[ids.duplicated()].unique().tolist()
     if dup:
         raise InputFileError(f"unit ids are not unique in column '{id_col}': {dup[:10]}", path=path, fix="give a column with one id per unit (dissolve multi-part units first)")
-    geoms = gdf.geometry.make_valid()
-    if not geoms.geom_type.isin(["Polygon", "MultiPolygon", "GeometryCollection"]).all():
+    if not gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).all():
         raise InputFileError("the layer holds non-polygon geometries", path=path, fix="admin units must be polygons")
+    geoms = gpd.GeoSeries(_polygonal(gdf.geometry.make_valid().values), crs=gdf.crs)
+    empty = ids[geoms.is_empty.to_numpy()].tolist()
+    if empty:
+        raise InputFileError(f"units {empty[:10]} have no polygon area", path=path, fix="repair or drop these geometries")
     frame = gpd.GeoDataFrame(
         {
             "unit_id": ids.to_numpy(),
@@ -164,6 +181,26 @@ def read_zone_layer(path: str | Path, *, level: str, id_col: str, name_col: str 
     if not (minx < right and maxx > left and miny < top and maxy > bottom):
         raise _no_overlap_error(path, (minx, miny, maxx, maxy), grid.bounds)
     return ZoneLayer(level=level, frame=frame, geometry_grid_crs=in_grid, path=path)
+
+
+def _polygonal(geoms: np.ndarray) -> np.ndarray:
+    """Only the polygon parts of repaired geometries (make_valid may add lines or points)."""
+    out = np.asarray(geoms, dtype=object).copy()
+    for i, g in enumerate(out):
+        if g.geom_type == "GeometryCollection":
+            out[i] = shapely.union_all([part for part in g.geoms if part.geom_type in ("Polygon", "MultiPolygon")])
+    return out
+
+
+def check_nesting(layers: list[ZoneLayer]) -> None:
+    """Raise if a unit names a parent id that the next coarser level lacks."""
+    for coarse, fine in zip(layers[:-1], layers[1:]):
+        missing = sorted(set(fine.frame["parent_id"]) - set(coarse.frame["unit_id"]))
+        if missing:
+            raise InputFileError(
+                f"{len(missing)} parent id(s) of level '{fine.level}' are not ids of level '{coarse.level}': {missing[:10]}",
+                path=fine.path, fix=f"check the 'parent' column of level '{fine.level}' and the 'id' column of level '{coarse.level}'",
+            )
 
 
 def _no_overlap_error(path: Path, poly_bounds, grid_bounds) -> NoOverlapError:

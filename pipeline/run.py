@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 
 import dask
 import numpy as np
+from rasterio.errors import RasterioIOError
 
 from pipeline import balance
 from pipeline.area import from_fixed_point, fixed_point_scale_bits, row_cell_area_ha
@@ -21,9 +22,9 @@ from pipeline.coefficients import CoefficientTable, load_table
 from pipeline.config import RunConfig
 from pipeline.errors import InputFileError, LucrError, UnknownClassError
 from pipeline.export import (
-    STREAMED_OVERVIEWS, StagedOutputs, finalize_cog, open_density_writer, table_names, write_table,
+    STREAMED_OVERVIEWS, StagedOutputs, finalize_cog, open_density_writer, overview_factors, table_names, write_table,
 )
-from pipeline.io import LandCover, ZoneLayer, open_landcover, read_zone_layer
+from pipeline.io import LandCover, ZoneLayer, check_nesting, open_landcover, read_zone_layer
 from pipeline.sweep import build_sweep
 from pipeline.zonal import ZoneClassArea, ZonePayload, aggregate_to_parent, exact_zone_class_area, unit_table
 
@@ -73,24 +74,37 @@ def scheduler(address: str | None, threads: int | None) -> Iterator[Any]:
 
     try:
         client = Client(address, timeout="15s")
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:
         raise LucrError(f"cannot connect to the dask scheduler at {address} ({exc})", fix="check the address (tcp://host:port) and that the scheduler is running") from None
     with client:
         yield client
 
 
 def read_zones(cfg: RunConfig, lc: LandCover) -> list[ZoneLayer]:
-    """Read every configured level of admin units, coarsest first."""
-    return [
+    """Read every configured level of admin units, coarsest first, and check their nesting."""
+    layers = [
         read_zone_layer(z.path, level=z.level, id_col=z.id, name_col=z.name, parent_col=z.parent, layer=z.layer, grid=lc.grid)
         for z in cfg.zones
     ]
+    check_nesting(layers)
+    return layers
 
 
 def unknown_codes(code_count: np.ndarray, class_of_code: np.ndarray, n_classes: int, offset: int) -> dict[int, int]:
     """``{code: cell count}`` of codes that are neither in the table nor nodata."""
     idx = np.flatnonzero((class_of_code == n_classes) & (code_count > 0))
     return {int(i) + offset: int(code_count[i]) for i in idx}
+
+
+def _warn_nodata_is_class(lc: LandCover, table: CoefficientTable, code_count: np.ndarray, offset: int) -> None:
+    """The raster's nodata value is a class of the table: those cells count as no data."""
+    cls = next((c for c in table.classes if c.code == lc.nodata), None)
+    if cls is not None:
+        log.warning(
+            "%s: the raster's nodata value %s is class '%s' of table '%s': its %s cells count as no data "
+            "(fix: `rio edit-info --nodata <other value>` if they are real %s)",
+            lc.path, lc.nodata, cls.name, table.legend, f"{int(code_count[lc.nodata - offset]):,}", cls.name,
+        )
 
 
 def _check_unknown(found: dict[int, int], policy: str, table: CoefficientTable, raster: Path) -> None:
@@ -165,17 +179,17 @@ def _check_same_grid(series: list[LandCover]) -> None:
 def _one_date(cfg: RunConfig, lc: LandCover, table: CoefficientTable, layers: list[ZoneLayer], engine: str, staged: StagedOutputs, suffix: str, client, progress) -> YearResult:
     """The single pass over one land-cover raster, and the outputs it yields."""
     finest = layers[-1] if layers else None
-    class_of_code, _, offset = table.dense_luts(lc.codes.dtype, extra_nodata=() if lc.nodata is None else (lc.nodata,))
+    class_of_code, coef_lut, offset = table.dense_luts(lc.codes.dtype, extra_nodata=() if lc.nodata is None else (lc.nodata,))
     scale_bits = fixed_point_scale_bits(lc.grid, row_cell_area_ha(lc.grid))
     zonal_fast = finest is not None and engine == "fast"
     reduction = ZoneClassArea(lc.grid, ZonePayload.from_layer(finest) if zonal_fast else None, class_of_code, offset, table.n_classes, scale_bits)
 
     maps, writers = [], []
     if cfg.output.map:
-        tmp_full = staged.scratch(f"carbon_balance{suffix}.full.tif")
-        tmp_overviews = {f: staged.scratch(f"carbon_balance{suffix}.ovr{f}.tif") for f in STREAMED_OVERVIEWS}
+        tmp_full = staged.path(f"carbon_balance{suffix}.full.tif")
+        tmp_overviews = {f: staged.path(f"carbon_balance{suffix}.ovr{f}.tif") for f in STREAMED_OVERVIEWS if f in overview_factors(lc.grid)}
         tags = {"lucr_legend": table.legend, "lucr_sign": "sources positive, sinks negative", "lucr_source_raster": str(lc.path), "lucr_year": str(lc.year or "")}
-        density = balance.flux_density(lc.codes.data, table, lc.nodata)
+        density = balance.flux_density(lc.codes.data, coef_lut, offset)
         streams = [(lc.grid, tmp_full, density)] + [(lc.grid.decimated(f), p, density[:, ::f, ::f]) for f, p in tmp_overviews.items()]
         for grid, path, array in streams:
             writer = open_density_writer(path, grid, balance.BANDS, balance.UNIT, cfg.output.compress, tags)
@@ -183,17 +197,23 @@ def _one_date(cfg: RunConfig, lc: LandCover, table: CoefficientTable, layers: li
                 writer.close()  # workers reopen the file in update mode
             writers.append(writer)
             maps.append((array, writer))
-    lock = threading.Lock() if client is None else _distributed_lock(client)
+    lock = threading.Lock() if client is None else _distributed_lock()
     store, crosstab = build_sweep(lc.codes.data, lc.grid, [reduction], maps=maps, map_lock=lock)
     todo = [x for x in (store, crosstab) if x is not None]
     try:
         with progress() if progress else nullcontext():
             computed = dask.compute(*todo) if client is None else client.gather(client.compute(todo))
+    except RasterioIOError as exc:
+        raise InputFileError(
+            f"reading failed during the pass ({str(exc).splitlines()[0]})", path=lc.path,
+            fix="check that the file is complete and, for a VRT, that every source file it names exists",
+        ) from None
     finally:
         for writer in writers:
             writer.close()
     area_fx, code_count = computed[-1]
     _check_unknown(unknown_codes(code_count, class_of_code, table.n_classes, offset), cfg.unknown_classes, table, lc.path)
+    _warn_nodata_is_class(lc, table, code_count, offset)
     if cfg.output.map:
         finalize_cog(tmp_full, tmp_overviews, staged.path(f"carbon_balance{suffix}.tif"), lc.grid, cfg.output.compress)
 
@@ -214,7 +234,7 @@ def _one_date(cfg: RunConfig, lc: LandCover, table: CoefficientTable, layers: li
     return YearResult(tables=tables, summary=summary)
 
 
-def _distributed_lock(client):
+def _distributed_lock():
     from distributed import Lock
 
     return Lock(f"lucr-map-{time.time_ns()}")

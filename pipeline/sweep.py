@@ -9,7 +9,6 @@ plug in the same way, so no later table needs a second pass over the raster.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 import dask
@@ -30,11 +29,6 @@ class Reduction(Protocol):
     def combine(self, parts: list[Any]) -> Any: ...
 
     def finalize(self, total: Any) -> Any: ...
-
-
-@dataclass
-class SweepResult:
-    reductions: dict[str, Any]
 
 
 def _chunk(red: Reduction, codes: np.ndarray, window: Window):

@@ -10,7 +10,7 @@ import shapely
 
 from pipeline.coefficients import load_table
 from pipeline.config import RunConfig
-from pipeline.io import open_landcover, raster_profile, read_zone_layer
+from pipeline.io import check_nesting, open_landcover, raster_profile, read_zone_layer
 from pipeline.zonal import geometry_areas_ha, polygon_areas_ha
 
 #: Rasters up to this many cells (or their smallest overview) are scanned for codes.
@@ -53,6 +53,8 @@ def validate_config(cfg: RunConfig) -> ValidationReport:
         )
         codes, how = _codes_sample(path, cfg.landcover.band)
         if codes is not None:
+            if lc.nodata in set(table.codes.tolist()):
+                report.warnings.append(f"the raster's nodata value {lc.nodata} is a class of table '{table.legend}': those cells will count as no data")
             known = set(table.codes.tolist()) | set(table.nodata) | ({lc.nodata} if lc.nodata is not None else set())
             missing = sorted(set(codes.tolist()) - known)
             if missing:
@@ -72,10 +74,6 @@ def validate_config(cfg: RunConfig) -> ValidationReport:
             report.warnings.append(f"units of level '{z.level}' overlap by {overlap:,.0f} ha: cells in overlaps count for one unit only")
         if outside_ha.sum() > 0:
             report.warnings.append(f"{outside_ha.sum():,.0f} ha of level '{z.level}' lies outside the land-cover extent (counted as no data)")
-        if layers and z.parent:
-            parents = set(layers[-1].frame["unit_id"])
-            orphans = sorted(set(layer.frame["parent_id"]) - parents)
-            if orphans:
-                report.warnings.append(f"level '{z.level}': parent ids {orphans[:10]} are not units of level '{layers[-1].level}'")
         layers.append(layer)
+    check_nesting(layers)
     return report

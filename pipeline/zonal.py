@@ -125,11 +125,12 @@ def exact_zone_class_area(raster_path, band: int, layer: ZoneLayer, grid: Grid, 
         res = exact_extract(str(raster_path), frame[["unit_id", "geometry"]], ops, output="pandas", include_cols=["unit_id"])
     except RuntimeError as exc:
         raise InputFileError(f"exactextract could not process the raster ({exc})", path=raster_path, fix="use engine: fast") from None
+    prefix = f"band_{band}_" if f"band_{band}_coverage" in res.columns else ""  # multi-band rasters: one set per band
     n_cols = n_classes + 2
     row_area_ha = row_cell_area_ha(grid)
     out = np.zeros((len(frame) + 1, n_cols), dtype=np.int64)
     t = grid.transform
-    for k, (cov, values, cy) in enumerate(zip(res.iloc[:, 1], res.iloc[:, 2], res.iloc[:, 3]), start=1):
+    for k, (cov, values, cy) in enumerate(zip(res[prefix + "coverage"], res[prefix + "values"], res[prefix + "center_y"]), start=1):
         values = np.asarray(values, dtype=np.int64)
         rows = np.floor((np.asarray(cy) - t.f) / t.e).astype(np.int64)
         weight = np.asarray(cov, dtype=np.float64) * row_area_ha[rows]

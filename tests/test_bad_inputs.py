@@ -201,3 +201,66 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_module.run(parse_config(base_config(tmp_path), tmp_path))
     assert_no_outputs(tmp_path)
+
+
+def test_parent_ids_missing_fail_before_the_pass(tmp_path, capsys):
+    cfg = base_config(tmp_path)
+    cfg["zones"][1]["parent"] = "name"  # city names are not province ids
+    expect_error(tmp_path, cfg, capsys, "china_cities_lite.gpkg", "parent id(s) of level 'city' are not ids of level 'province'")
+
+
+def test_out_is_a_file(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    cfg = base_config(tmp_path)
+    cfg["output"]["dir"] = str(tmp_path / "afile")
+    code, err = run_cli(tmp_path, cfg, capsys=capsys)
+    assert code == 2 and "cannot create the output folder" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["run", "--bogus"], ["run", "x.yaml", "--chunks", "10"], []])
+def test_usage_errors_have_no_traceback(argv, capsys):
+    old = sys.argv
+    sys.argv = ["lucr", *argv]
+    try:
+        with pytest.raises(SystemExit) as exc:
+            cli.main()
+    finally:
+        sys.argv = old
+    captured = capsys.readouterr()
+    assert exc.value.code == 2 and "Traceback" not in captured.err + captured.out
+    assert "Usage" in captured.err + captured.out
+
+
+def test_repaired_polygon_keeps_only_its_area(tmp_path):
+    """make_valid turns a spike into a line; only the polygon part may be rasterised."""
+    from shapely.geometry import Polygon
+
+    from pipeline.config import parse_config
+    from pipeline.run import run
+
+    square = [(110, 30), (112, 30), (112, 32), (110, 32)]
+    spiked = Polygon(square[:2] + [(112, 31), (115, 31), (112, 31)] + square[2:])  # a zero-width spike to 115 E
+    assert not spiked.is_valid
+    frame = gpd.GeoDataFrame({"adcode": ["1"], "name": ["spike"]}, geometry=[spiked], crs=4326)
+    path = _zones_file(tmp_path, frame)
+    result = run(parse_config(_provinces_only(tmp_path, path), tmp_path))
+    expected = gpd.GeoDataFrame(geometry=[Polygon(square)], crs=4326)
+    path2 = _zones_file(tmp_path, expected.assign(adcode="1", name="square"), name="square.gpkg")
+    cfg2 = _provinces_only(tmp_path, path2)
+    cfg2["output"]["dir"] = str(tmp_path / "out2")
+    reference = run(parse_config(cfg2, tmp_path))
+    assert result.tables["province"]["area_ha"].iloc[0] == reference.tables["province"]["area_ha"].iloc[0]
+
+
+def test_nodata_value_that_is_a_class_warns(tmp_path, caplog):
+    from pipeline.config import parse_config
+    from pipeline.run import run
+
+    path = tmp_path / "nd0.tif"
+    with rasterio.open(SAMPLE_RASTER) as src:
+        profile, data = src.profile | {"nodata": 0}, src.read()
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    cfg = _provinces_only(tmp_path, SAMPLE_PROVINCES) | {"landcover": {"path": str(path)}}
+    run(parse_config(cfg, tmp_path))
+    assert "nodata value 0 is class 'Water bodies'" in caplog.text and "466,304 cells" in caplog.text

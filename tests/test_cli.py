@@ -44,6 +44,7 @@ def test_cog_is_valid_with_bands_units_tiles_overviews(cli_run):
         assert src.count == 3 and src.dtypes == ("float32",) * 3
         assert src.descriptions == ("source", "sink", "net")
         assert all(src.tags(b)["units"] == "t C / ha / yr" for b in (1, 2, 3))
+        assert src.units == ("t C / ha / yr",) * 3  # GDAL unit type
         assert src.block_shapes[0] == (512, 512)
         assert src.compression.name.lower() in ("zstd", "deflate")
         assert src.overviews(1), "internal overviews"

@@ -52,3 +52,26 @@ def test_vrt_mosaic_gives_the_same_tables(sample_config, fast_run, tmp_path):
         pd.testing.assert_frame_equal(result.tables[level].drop(columns="geometry"), fast_run.tables[level].drop(columns="geometry"), check_exact=True)
     with rasterio.open(result.out_dir / "carbon_balance.tif") as a, rasterio.open(fast_run.out_dir / "carbon_balance.tif") as b:
         assert np.array_equal(a.read().view(np.uint32), b.read().view(np.uint32))
+
+
+def test_striped_file_chunks_stay_bounded(tmp_path):
+    path = tmp_path / "strips.tif"
+    profile = dict(driver="GTiff", width=5000, height=300, count=1, dtype="uint8", crs="EPSG:3035", transform=rasterio.Affine(30, 0, 0, 0, -30, 0))
+    with rasterio.open(path, "w", **profile) as dst:  # not tiled: 1-row strips as wide as the raster
+        dst.write(np.ones((1, 300, 5000), np.uint8))
+        assert dst.block_shapes[0][1] == 5000
+    lc = open_landcover(path, chunks=1024)
+    assert lc.codes.data.chunks[1][0] == 1024 and lc.codes.data.chunks[0][0] == 300
+
+
+def test_exact_engine_reads_the_configured_band(sample_config, exact_run, tmp_path):
+    """A 2-band raster whose band 2 is the sample: the exact engine must use band 2."""
+    with rasterio.open(SAMPLE_RASTER) as src:
+        profile, data = src.profile | {"count": 2}, src.read(1)
+    with rasterio.open(tmp_path / "two.tif", "w", **profile) as dst:
+        dst.write(np.full_like(data, 16), 1)  # band 1: all barren
+        dst.write(data, 2)
+    cfg = sample_config.model_dump(exclude={"source"}, mode="json") | {"landcover": {"path": str(tmp_path / "two.tif"), "band": 2}, "engine": "exact"}
+    cfg["output"]["dir"] = str(tmp_path / "out")
+    result = run(parse_config(cfg, tmp_path))
+    pd.testing.assert_frame_equal(result.tables["city"].drop(columns="geometry"), exact_run.tables["city"].drop(columns="geometry"), check_exact=True)
