@@ -38,4 +38,5 @@ def flux_density(codes: da.Array, coef_lut: np.ndarray, code_offset: int) -> da.
     return da.map_blocks(
         flux_density_block, codes, coef_lut, code_offset,
         dtype=np.float32, new_axis=0, chunks=((3,),) + codes.chunks, name="lucr-flux-density",
+        meta=np.empty((0, 0, 0), np.float32),  # no meta inference: it would JIT the kernel for a new type
     )

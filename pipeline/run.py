@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import dask
+import dask.threaded
 import numpy as np
 from rasterio.errors import RasterioIOError
 
@@ -67,7 +68,7 @@ class RunResult:
 def scheduler(address: str | None, threads: int | None) -> Iterator[Any]:
     """Local threads by default; a ``dask.distributed.Client`` when given an address."""
     if not address:
-        with dask.config.set(scheduler="threads", num_workers=threads):
+        with dask.config.set(scheduler=dask.threaded.get, num_workers=threads):  # a callable: no probe for distributed
             yield None
         return
     from distributed import Client
@@ -202,6 +203,7 @@ def _one_date(cfg: RunConfig, lc: LandCover, table: CoefficientTable, layers: li
     todo = [x for x in (store, crosstab) if x is not None]
     try:
         with progress() if progress else nullcontext():
+            # scheduler named explicitly: dask would otherwise import distributed to look for a client
             computed = dask.compute(*todo) if client is None else client.gather(client.compute(todo))
     except RasterioIOError as exc:
         raise InputFileError(
