@@ -226,7 +226,7 @@ def _one_date(cfg: RunConfig, lc: LandCover, table: CoefficientTable, layers: li
         else:
             unit_rows[finest.level] = area_fx[1:]
         for coarse, fine in zip(reversed(layers[:-1]), reversed(layers[1:])):
-            unit_rows[coarse.level] = aggregate_to_parent(unit_rows[fine.level], fine.frame["parent_id"].to_numpy(), coarse.frame["unit_id"].to_numpy(), fine.path)
+            unit_rows[coarse.level] = aggregate_to_parent(unit_rows[fine.level], fine.frame["parent_id"].to_numpy(), coarse.frame["unit_id"].to_numpy())
     tables = {}
     for zcfg, layer in zip(cfg.zones, layers):
         frame = unit_table(layer, from_fixed_point(unit_rows[layer.level], scale_bits), table.coefs, table.codes, lc.grid)

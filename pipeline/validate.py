@@ -10,7 +10,7 @@ import shapely
 
 from pipeline.coefficients import load_table
 from pipeline.config import RunConfig
-from pipeline.io import check_nesting, open_landcover, raster_profile, read_zone_layer
+from pipeline.io import check_nesting, open_landcover, read_zone_layer
 from pipeline.zonal import geometry_areas_ha, polygon_areas_ha
 
 #: Rasters up to this many cells (or their smallest overview) are scanned for codes.
@@ -45,11 +45,10 @@ def validate_config(cfg: RunConfig) -> ValidationReport:
         report.warnings.append(f"class {c.code} ({c.name}) coefficient {c.coef:g} t C/ha/yr is {c.status}")
     layers = []
     for year, path in cfg.landcover.series().items():
-        profile = raster_profile(path, cfg.landcover.band)
         lc = open_landcover(path, chunks=cfg.chunks, band=cfg.landcover.band, year=year)
         report.notes.append(
-            f"land cover {path.name}{f' ({year})' if year else ''}: {lc.grid.width} x {lc.grid.height} cells, {profile['dtype']}, "
-            f"CRS {lc.grid.crs.to_string()}, nodata {lc.nodata}, tiles {profile['block_shape']}, chunks {lc.codes.data.chunksize}"
+            f"land cover {path.name}{f' ({year})' if year else ''}: {lc.grid.width} x {lc.grid.height} cells, {lc.codes.dtype}, "
+            f"CRS {lc.grid.crs.to_string()}, nodata {lc.nodata}, chunks {lc.codes.data.chunksize}"
         )
         codes, how = _codes_sample(path, cfg.landcover.band)
         if codes is not None:

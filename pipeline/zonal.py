@@ -141,19 +141,13 @@ def exact_zone_class_area(raster_path, band: int, layer: ZoneLayer, grid: Grid, 
     return out
 
 
-def aggregate_to_parent(child_rows: np.ndarray, child_parent_ids: np.ndarray, parent_ids: np.ndarray, parent_path=None) -> np.ndarray:
+def aggregate_to_parent(child_rows: np.ndarray, child_parent_ids: np.ndarray, parent_ids: np.ndarray) -> np.ndarray:
     """Sum fixed-point cross-tab rows of child units into their parents (by parent id).
 
-    ``child_rows`` has one row per child unit (no outside row); raises if a child names
-    a parent id the parent level lacks.
+    ``child_rows`` has one row per child unit (no outside row); every parent id must be
+    one of ``parent_ids`` (``pipeline.io.check_nesting`` ensures it when reading).
     """
     index = {pid: i for i, pid in enumerate(parent_ids)}
-    missing = sorted({p for p in child_parent_ids if p not in index})
-    if missing:
-        raise InputFileError(
-            f"{len(missing)} parent id(s) of the finer level are not ids of the coarser level: {missing[:10]}",
-            path=parent_path, fix="check the 'parent' column of the finer zone level and the 'id' column of the coarser one",
-        )
     out = np.zeros((len(parent_ids), child_rows.shape[1]), dtype=np.int64)
     np.add.at(out, np.array([index[p] for p in child_parent_ids], dtype=np.int64), child_rows)
     return out
