@@ -1,4 +1,4 @@
-"""``lucr`` command line: run, validate, legends.
+"""``lucr`` command line: run, analyze, validate, legends.
 
 User errors (``LucrError``) end with a one-paragraph message and exit code 2; pass
 ``--debug`` for the traceback.
@@ -69,6 +69,12 @@ def run(
                 f"{year or 'grid'}: valid area {s['valid_area_ha'] / 1e6:,.1f} Mha, source {s['source_tc'] / 1e6:,.2f}, sink {s['sink_tc'] / 1e6:,.2f}, "
                 f"net {s['net_tc'] / 1e6:,.2f} Mt C/yr; pass and outputs in {s['seconds']:.1f} s"
             )
+        from pipeline.report import analysis_tables
+
+        for analysed in result.analyses.values():
+            for rich_table in analysis_tables(analysed):
+                if rich_table.row_count <= 60:
+                    out.print(rich_table)
         for p in result.outputs:
             out.print(f"  wrote {p}")
 
@@ -86,6 +92,59 @@ def validate(config: Path = typer.Argument(..., help="YAML run config to check")
     for line in report.warnings:
         out.print(f"  [yellow]warning:[/] {line}")
     out.print("[green]config is valid[/]" if not report.warnings else f"[yellow]config is valid with {len(report.warnings)} warning(s)[/]")
+
+
+@app.command()
+def analyze(
+    table: Path = typer.Argument(..., help="per-unit table: CSV, Parquet or GeoPackage, one row per unit (and year)"),
+    id_col: str = typer.Option(..., "--id", help="column of unit ids"),
+    year_col: Optional[str] = typer.Option(None, "--year", help="column of years (omit for a single period)"),
+    values: list[str] = typer.Option(..., "--value", help="column to analyse (repeat for several)"),
+    polygons: Optional[Path] = typer.Option(None, "--polygons", help="unit polygons for Moran's I, LISA and centres of gravity"),
+    polygons_id: Optional[str] = typer.Option(None, "--polygons-id", help="id column of the polygons (default: --id)"),
+    polygons_layer: Optional[str] = typer.Option(None, "--polygons-layer", help="layer of the polygon file"),
+    name_col: Optional[str] = typer.Option(None, "--name", help="name column of the polygons, copied to the LISA table"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML with an 'analysis' section (options below override it)"),
+    weights: Optional[str] = typer.Option(None, "--weights", help="queen (default), rook, knn or distance"),
+    k: Optional[int] = typer.Option(None, "--k", min=1, help="neighbours for --weights knn"),
+    distance_km: Optional[float] = typer.Option(None, "--distance-km", help="band for --weights distance"),
+    islands: Optional[str] = typer.Option(None, "--islands", help="units without neighbours: nearest (default) or exclude"),
+    permutations: Optional[int] = typer.Option(None, "--permutations", help="permutations of Moran/LISA inference (default 999)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="random seed of the permutations"),
+    missing: Optional[str] = typer.Option(None, "--missing", help="units with missing years: interpolate (default) or drop"),
+    until: Optional[int] = typer.Option(None, "--until", help="forecast up to this year"),
+    horizon: Optional[int] = typer.Option(None, "--horizon", min=1, help="forecast this many steps"),
+    reference: Optional[str] = typer.Option(None, "--reference", help="reference column of the grey relational analysis"),
+    compare: Optional[list[str]] = typer.Option(None, "--compare", help="comparison column of the grey relational analysis (repeat)"),
+    gravity: Optional[list[str]] = typer.Option(None, "--gravity", help="column whose centre of gravity, ellipse and trajectory are computed (repeat; needs --polygons)"),
+    out_dir: Path = typer.Option(Path("lucr-analysis"), "--out", help="output folder"),
+    formats: list[str] = typer.Option(["gpkg", "csv", "parquet"], "--format", help="table formats (repeat)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace existing outputs"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="warnings only"),
+) -> None:
+    """Forecasts, grey relations, Moran's I / LISA and centres of gravity of a per-unit table."""
+    from pipeline.analysis import analyse_file
+    from pipeline.config import analysis_settings
+
+    _setup_logging(quiet)
+    settings = analysis_settings(
+        config, variables=values, weights=weights, k=k, distance_km=distance_km, islands=islands, permutations=permutations, seed=seed,
+        missing_years=missing, until=until, horizon=horizon, reference=reference, compare=compare, gravity=gravity,
+    )
+    bad = [f for f in formats if f not in ("gpkg", "csv", "parquet")]
+    if bad:
+        raise LucrError(f"unknown table format(s) {bad}", fix="use --format gpkg, csv or parquet")
+    result, written = analyse_file(
+        table, id_col=id_col, year_col=year_col, settings=settings, out_dir=out_dir, polygons_path=polygons, polygons_id=polygons_id,
+        polygons_layer=polygons_layer, name_col=name_col, formats=tuple(formats), overwrite=overwrite,
+    )
+    if not quiet:
+        from pipeline.report import analysis_tables
+
+        for rich_table in analysis_tables(result):
+            out.print(rich_table)
+        for p in written:
+            out.print(f"  wrote {p}")
 
 
 @app.command()

@@ -58,7 +58,12 @@ class ZoneLevelConfig(_Strict):
     output: str | None = Field(None, description="stem of the output tables (default zonal_<level>s)")
 
     def output_stem(self) -> str:
-        return self.output or f"zonal_{_plural(self.level)}"
+        return self.output or f"zonal_{self.plural}"
+
+    @property
+    def plural(self) -> str:
+        """The level's plural, naming its analysis outputs (``analysis_provinces_*``)."""
+        return _plural(self.level)
 
 
 def _plural(word: str) -> str:
@@ -86,6 +91,61 @@ class ClusterConfig(_Strict):
     threads: int | None = Field(None, ge=1, description="local threads (default: all cores)")
 
 
+class ForecastConfig(_Strict):
+    """Trend forecasts per unit (methods.md §6): GM(1,1), linear, growth rate and their mean."""
+
+    methods: list[Literal["gm11", "linear", "growth", "ensemble"]] = ["gm11", "linear", "growth", "ensemble"]
+    horizon: int | None = Field(None, ge=1, description="steps (of the table's year spacing) to forecast")
+    until: int | None = Field(None, description="forecast up to this year (e.g. 2030); default: 5 steps")
+
+    @model_validator(mode="after")
+    def _one_horizon(self) -> "ForecastConfig":
+        if self.horizon is not None and self.until is not None:
+            raise ValueError("give 'horizon' (steps) or 'until' (a year), not both")
+        return self
+
+
+class RelationalConfig(_Strict):
+    """Grey relational analysis (Deng) of comparison columns against a reference column, per unit."""
+
+    reference: str = "net_tc"
+    compare: list[str] | Literal["classes"] = Field("classes", description="columns, or 'classes' for every area_ha_class_<code> column")
+    normalise: Literal["initial", "mean", "minmax"] = "initial"
+    rho: float = Field(0.5, gt=0, le=1, description="distinguishing coefficient")
+
+
+class SpatialConfig(_Strict):
+    """Spatial weights and permutation inference of Moran's I and LISA (methods.md §5)."""
+
+    weights: Literal["queen", "rook", "knn", "distance"] = "queen"
+    k: int = Field(4, ge=1, description="neighbours for weights: knn")
+    distance_km: float | None = Field(None, gt=0, description="band for weights: distance")
+    islands: Literal["nearest", "exclude"] = Field("nearest", description="units without neighbours: join to their nearest units, or leave out")
+    island_k: int = Field(1, ge=1)
+    permutations: int = Field(999, ge=99)
+    seed: int = 12345
+    alpha: float = Field(0.05, gt=0, lt=1, description="significance level of LISA clusters")
+
+    @model_validator(mode="after")
+    def _band(self) -> "SpatialConfig":
+        if self.weights == "distance" and self.distance_km is None:
+            raise ValueError("weights: distance needs 'distance_km'")
+        return self
+
+
+class AnalysisConfig(_Strict):
+    """Time-series and spatial analysis of the per-unit tables, run after the zonal pass."""
+
+    variables: list[str] = Field(["net_tc", "cbc"], min_length=1, description="columns of the zonal tables to analyse")
+    levels: list[str] | None = Field(None, description="zone levels to analyse (default: all)")
+    years: list[int] | None = Field(None, description="years to analyse (default: all)")
+    missing_years: Literal["interpolate", "drop"] = "interpolate"
+    forecast: ForecastConfig | None = ForecastConfig()
+    relational: RelationalConfig | None = RelationalConfig()
+    spatial: SpatialConfig | None = SpatialConfig()
+    gravity: list[str] = Field(["source_tc", "sink_tc"], description="columns whose centre of gravity is tracked (one sign per column)")
+
+
 class RunConfig(_Strict):
     """A whole lucr run."""
 
@@ -98,6 +158,7 @@ class RunConfig(_Strict):
     chunks: int = Field(2048, ge=64, description="chunk side in cells (rounded to the file's tiles)")
     output: OutputConfig = OutputConfig()
     cluster: ClusterConfig = ClusterConfig()
+    analysis: AnalysisConfig | None = Field(None, description="time-series and spatial analysis after the zonal pass")
     source: Path | None = Field(None, exclude=True, description="the config file itself")
 
     @model_validator(mode="after")
@@ -117,14 +178,25 @@ class RunConfig(_Strict):
                 raise ValueError(f"zone level '{finer.level}' needs 'parent': the column with the id of its enclosing unit")
         return zones
 
+    @model_validator(mode="after")
+    def _analysis_levels(self) -> "RunConfig":
+        if self.analysis is not None:
+            if not self.zones:
+                raise ValueError("'analysis' needs 'zones' (the units to analyse)")
+            names = [z.level for z in self.zones]
+            unknown = [lv for lv in self.analysis.levels or [] if lv not in names]
+            if unknown:
+                raise ValueError(f"analysis.levels {unknown} are not zone levels ({names})")
+        return self
+
 
 def _field_names(model: type[BaseModel]) -> list[str]:
     return [n for n in model.model_fields if n != "source"]
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model that owns the field at error location ``loc``."""
-    model: type[BaseModel] = RunConfig
+def _model_at(loc: tuple[Any, ...], root: type[BaseModel] = None) -> type[BaseModel] | None:
+    """The pydantic model that owns the field at error location ``loc`` (from ``root``, default RunConfig)."""
+    model: type[BaseModel] = root or RunConfig
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
@@ -145,13 +217,13 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
-def _explain(exc: ValidationError) -> str:
+def _explain(exc: ValidationError, root: type[BaseModel] | None = None, prefix: str = "") -> str:
     lines = []
     for err in exc.errors():
         loc = tuple(err["loc"])
-        where = ".".join(str(p) for p in loc) or "(top level)"
+        where = ".".join(str(p) for p in (prefix, *loc) if p != "") or "(top level)"
         if err["type"] == "extra_forbidden":
-            model = _model_at(loc)
+            model = _model_at(loc, root)
             valid = _field_names(model) if model else []
             near = difflib.get_close_matches(str(loc[-1]), valid, n=1)
             hint = f"; did you mean '{near[0]}'?" if near else ""
@@ -202,3 +274,44 @@ def load_config(path: str | Path | None = None) -> RunConfig:
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"not valid YAML ({exc})".replace("\n", " "), path=path, fix="check the indentation and quoting of the file") from None
     return parse_config(data or {}, path.resolve().parent, source=path)
+
+
+def analysis_settings(config: str | Path | None = None, **options: Any) -> AnalysisConfig:
+    """Settings of ``lucr analyze``: the ``analysis`` section of a YAML file, overridden by options.
+
+    Options left ``None`` keep the file's value (or the default). Without a file the
+    grey relational analysis runs only when ``reference`` is given.
+    """
+    section: dict[str, Any] = {}
+    if config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise ConfigError("config file not found", path=path, fix="give a YAML file with an 'analysis' section")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"not valid YAML ({exc})".replace("\n", " "), path=path, fix="check the indentation and quoting of the file") from None
+        section = dict(data.get("analysis", data) if isinstance(data, dict) else {})
+    elif options.get("reference") is None:
+        section["relational"] = None
+    set_ = {k: v for k, v in options.items() if v is not None}
+    for key in ("variables", "missing_years", "gravity"):
+        if key in set_:
+            section[key] = set_.pop(key)
+    if "gravity" not in section and config is None:
+        section["gravity"] = []
+    spatial = {k: set_.pop(k) for k in ("weights", "k", "distance_km", "islands", "permutations", "seed") if k in set_}
+    if spatial:
+        section["spatial"] = {**(section.get("spatial") or {}), **spatial}
+    horizon = {k: set_.pop(k) for k in ("until", "horizon") if k in set_}
+    if horizon:
+        section["forecast"] = {**{k: v for k, v in (section.get("forecast") or {}).items() if k not in ("until", "horizon")}, **horizon}
+    relational = {k: set_.pop(k) for k in ("reference", "compare") if k in set_}
+    if relational:
+        if "compare" not in relational and not (section.get("relational") or {}).get("compare"):
+            raise ConfigError("--reference needs the comparison columns", fix="add --compare COL for each column to relate to the reference")
+        section["relational"] = {**(section.get("relational") or {}), **relational}
+    try:
+        return AnalysisConfig.model_validate(section)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, AnalysisConfig, prefix="analysis"), path=config, fix="correct the analysis options named above") from None

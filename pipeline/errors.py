@@ -54,3 +54,7 @@ class OutputError(LucrError):
 
 class OutputExistsError(OutputError):
     """An output would overwrite an existing file and ``--overwrite`` was not given."""
+
+
+class AnalysisError(LucrError):
+    """A time series or a set of units cannot be analysed as asked (too short, constant, mismatched ids)."""

@@ -14,9 +14,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
+import pyogrio
 import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
@@ -200,13 +203,25 @@ class StagedOutputs:
 
 
 def write_table(frame: gpd.GeoDataFrame, stem: str, formats: list[str], staged: StagedOutputs) -> None:
-    """Write one zonal table as GeoPackage, CSV (no geometry) and/or GeoParquet."""
+    """Write one zonal table into the staging folder (see :func:`write_frame`)."""
+    write_frame(frame, stem, formats, staged.path)
+
+
+def write_frame(frame: pd.DataFrame, stem: str, formats: list[str], path_of: Callable[[str], Path]) -> None:
+    """Write a table as GeoPackage, CSV (no geometry) and/or (Geo)Parquet at ``path_of(name)``.
+
+    A plain DataFrame goes to the GeoPackage as an attribute table (no geometry column).
+    """
+    geo = isinstance(frame, gpd.GeoDataFrame)
     if "gpkg" in formats:
-        frame.to_file(staged.path(f"{stem}.gpkg"), layer=stem, driver="GPKG", engine="pyogrio")
+        if geo:
+            frame.to_file(path_of(f"{stem}.gpkg"), layer=stem, driver="GPKG", engine="pyogrio")
+        else:
+            pyogrio.write_dataframe(frame, path_of(f"{stem}.gpkg"), layer=stem, driver="GPKG")
     if "csv" in formats:
-        frame.drop(columns=frame.geometry.name).to_csv(staged.path(f"{stem}.csv"), index=False, float_format="%.10g")
+        (frame.drop(columns=frame.geometry.name) if geo else frame).to_csv(path_of(f"{stem}.csv"), index=False, float_format="%.10g")
     if "parquet" in formats:
-        frame.to_parquet(staged.path(f"{stem}.parquet"), index=False)
+        frame.to_parquet(path_of(f"{stem}.parquet"), index=False)
 
 
 def table_names(stem: str, formats: list[str]) -> list[str]:

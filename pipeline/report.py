@@ -59,3 +59,48 @@ def summary_table(frame, title: str) -> Table:
             _mt(row.source_tc), _mt(row.sink_tc), f"[{net_style}]{_mt(row.net_tc)}[/]", f"{row.net_tc_per_ha:.3f}",
         )
     return table
+
+
+def analysis_tables(result) -> list[Table]:
+    """Rich tables of an analysis: Moran's I per variable-year, forecast grades, gravity shifts."""
+    tables = []
+    moran = result.tables.get("moran")
+    if moran is not None and len(moran):
+        t = Table(title=f"{result.label}: global Moran's I ({moran['weights'].iloc[0]} weights, {int(moran['permutations'].iloc[0])} permutations)", header_style="bold")
+        for col in ("variable", "year", "I", "E[I]", "z (perm.)", "p (perm.)", "n", "status"):
+            t.add_column(col, justify="left" if col in ("variable", "status") else "right", no_wrap=col == "variable")
+        for r in moran.itertuples():
+            t.add_row(str(r.variable), _year(r.year), f"{r.I:.4f}", f"{r.expected_I:.4f}", f"{r.z_sim:.2f}", f"{r.p_sim:.4f}", str(r.n), str(r.status))
+        tables.append(t)
+    lisa = result.tables.get("lisa")
+    if lisa is not None and len(lisa):
+        counts = lisa.groupby(["variable", "year", "cluster"], dropna=False).size().unstack("cluster", fill_value=0)
+        t = Table(title=f"{result.label}: LISA clusters (units)", header_style="bold")
+        for col in ("variable", "year", *counts.columns):
+            t.add_column(str(col), justify="left" if col == "variable" else "right")
+        for (variable, year), row in counts.iterrows():
+            t.add_row(str(variable), _year(year), *[str(v) for v in row])
+        tables.append(t)
+    fit = result.tables.get("forecast_fit")
+    if fit is not None and len(fit) and "grade" in fit:
+        gm = fit[fit["method"] == "gm11"]
+        counts = gm.groupby(["variable", "grade"]).size().unstack("grade", fill_value=0)
+        t = Table(title=f"{result.label}: GM(1,1) accuracy grades (units)", header_style="bold")
+        for col in ("variable", *counts.columns):
+            t.add_column(str(col), justify="left" if col == "variable" else "right")
+        for variable, row in counts.iterrows():
+            t.add_row(str(variable), *[str(v) for v in row])
+        tables.append(t)
+    track = result.tables.get("gravity_track")
+    if track is not None and len(track):
+        t = Table(title=f"{result.label}: centre-of-gravity trajectory", header_style="bold")
+        for col in ("variable", "from", "to", "km", "bearing", "direction"):
+            t.add_column(col, justify="left" if col in ("variable", "direction") else "right")
+        for r in track.itertuples():
+            t.add_row(str(r.variable), str(r.from_year), str(r.to_year), f"{r.distance_km:,.1f}", f"{r.bearing_deg:.0f}", str(r.direction))
+        tables.append(t)
+    return tables
+
+
+def _year(year) -> str:
+    return "" if year is None or str(year) in ("<NA>", "nan", "None") else str(year)

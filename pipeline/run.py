@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -15,19 +16,20 @@ from typing import Any, Callable, Iterator
 import dask
 import dask.threaded
 import numpy as np
+import pandas as pd
 from rasterio.errors import RasterioIOError
 
-from pipeline import balance
+from pipeline import analysis, balance
 from pipeline.area import from_fixed_point, fixed_point_scale_bits, row_cell_area_ha
 from pipeline.coefficients import CoefficientTable, load_table
-from pipeline.config import RunConfig
-from pipeline.errors import InputFileError, LucrError, UnknownClassError
+from pipeline.config import RunConfig, ZoneLevelConfig
+from pipeline.errors import ConfigError, InputFileError, LucrError, UnknownClassError
 from pipeline.export import (
-    STREAMED_OVERVIEWS, StagedOutputs, finalize_cog, open_density_writer, overview_factors, table_names, write_table,
+    STREAMED_OVERVIEWS, StagedOutputs, finalize_cog, open_density_writer, overview_factors, table_names, write_frame, write_table,
 )
 from pipeline.io import LandCover, ZoneLayer, check_nesting, open_landcover, read_zone_layer
 from pipeline.sweep import build_sweep
-from pipeline.zonal import ZoneClassArea, ZonePayload, aggregate_to_parent, exact_zone_class_area, unit_table
+from pipeline.zonal import ZoneClassArea, ZonePayload, aggregate_to_parent, exact_zone_class_area, numeric_columns, unit_table
 
 log = logging.getLogger("lucr")
 #: GDAL block cache (MB), unless the user sets GDAL_CACHEMAX: GDAL's default of 5 % of RAM
@@ -52,6 +54,7 @@ class RunResult:
     out_dir: Path
     outputs: list[Path]
     by_year: dict[int | None, YearResult] = field(default_factory=dict)
+    analyses: dict[str, Any] = field(default_factory=dict)  # zone label -> analysis.AnalysisResult
 
     @property
     def tables(self) -> dict[str, Any]:
@@ -153,6 +156,10 @@ def run(
             + [f"run_summary{suffix(lc)}.json"]
         )
     ]
+    analysed = _analysed_levels(cfg, table, series)
+    names += [n for z, sections in analysed for n in analysis.output_names(z.plural, sections, cfg.output.tables)]
+    if len(series) > 1:
+        names += [n for z in cfg.zones for n in table_names(z.output_stem() + "_by_year", cfg.output.tables)]
     by_year = {}
     with StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads) as client:
         for lc in series:
@@ -163,8 +170,54 @@ def run(
             result.summary["seconds"] = round(time.perf_counter() - t0, 3)
             staged.path(f"run_summary{suffix(lc)}.json").write_text(json.dumps(result.summary, indent=2, ensure_ascii=False), encoding="utf-8")
             by_year[lc.year] = result
+        analyses = _time_series_outputs(cfg, by_year, layers, analysed, staged, multi_year=len(series) > 1)
         outputs = staged.commit()
-    return RunResult(out_dir=out_dir, outputs=outputs, by_year=by_year)
+    return RunResult(out_dir=out_dir, outputs=outputs, by_year=by_year, analyses=analyses)
+
+
+def _analysed_levels(cfg: RunConfig, table: CoefficientTable, series: list[LandCover]) -> list[tuple[ZoneLevelConfig, list[str]]]:
+    """The zone levels the analysis covers and its sections there; checks variable names before the pass."""
+    settings = cfg.analysis
+    if settings is None:
+        return []
+    columns = numeric_columns(table.codes)
+    named = list(settings.variables) + list(settings.gravity)
+    if settings.relational is not None:
+        named += [settings.relational.reference] + ([] if settings.relational.compare == "classes" else list(settings.relational.compare))
+    unknown = [v for v in dict.fromkeys(named) if v not in columns]
+    if unknown:
+        hints = [f"'{v}'" + (f" (did you mean '{m[0]}'?)" if (m := difflib.get_close_matches(v, columns, n=1)) else "") for v in unknown]
+        raise ConfigError(f"analysis names unknown zonal column(s): {', '.join(hints)}", path=cfg.source, fix=f"use columns of the zonal tables: {', '.join(columns)}")
+    run_years = [y for y in (lc.year for lc in series) if y is not None]
+    if settings.years is not None and not set(settings.years) <= set(run_years):
+        raise ConfigError(f"analysis.years {sorted(set(settings.years) - set(run_years))} are not land-cover years ({run_years})", path=cfg.source, fix="list years of landcover.years under analysis.years")
+    n_years = len(settings.years or series)
+    levels = settings.levels or [z.level for z in cfg.zones]
+    return [(z, analysis.plan(settings, n_years, has_polygons=True)) for z in cfg.zones if z.level in levels]
+
+
+def _time_series_outputs(cfg: RunConfig, by_year: dict, layers: list[ZoneLayer], analysed, staged: StagedOutputs, multi_year: bool) -> dict[str, Any]:
+    """The unit-year tables of a multi-year run, and the analysis of each analysed level."""
+    results = {}
+    dated = all(y is not None for y in by_year)
+    for zcfg, layer in zip(cfg.zones, layers):
+        long = pd.concat(
+            [pd.DataFrame(r.tables[layer.level].drop(columns="geometry")).assign(year=y) for y, r in by_year.items()], ignore_index=True,
+        )
+        long = long[["unit_id", "name", "parent_id", "level", "year"] + [c for c in long.columns if c not in ("unit_id", "name", "parent_id", "level", "year")]]
+        if multi_year:
+            write_frame(long, zcfg.output_stem() + "_by_year", cfg.output.tables, staged.path)
+        sections = next((s for z, s in analysed if z.level == zcfg.level), None)
+        if sections is None:
+            continue
+        log.info("analysis of %s: %s", zcfg.plural, ", ".join(sections) or "nothing to run")
+        unit_table_ = analysis.UnitTable(
+            frame=long, id_col="unit_id", year_col="year" if dated else None, label=zcfg.plural,
+            polygons=layer.frame[["unit_id", "name", "geometry"]], source=zcfg.output_stem(), polygons_source=zcfg.path,
+        )
+        results[zcfg.plural] = analysis.analyse(unit_table_, cfg.analysis)
+        analysis.write(results[zcfg.plural], staged.path, cfg.output.tables)
+    return results
 
 
 def _check_same_grid(series: list[LandCover]) -> None:

@@ -177,6 +177,11 @@ def polygon_areas_ha(layer: ZoneLayer, grid: Grid) -> tuple[np.ndarray, np.ndarr
     return geometry_areas_ha(geoms, grid.crs), geometry_areas_ha(outside, grid.crs)
 
 
+def numeric_columns(class_codes) -> list[str]:
+    """The numeric columns of :func:`unit_table` (what an analysis may name)."""
+    return ["area_ha", "valid_fraction", *[f"area_ha_class_{c}" for c in class_codes], "source_tc", "sink_tc", "net_tc", "net_tc_per_ha", "cbc", "polygon_area_ha"]
+
+
 def unit_table(layer: ZoneLayer, area_ha_cols: np.ndarray, coefs: np.ndarray, class_codes: np.ndarray, grid: Grid):
     """The documented zonal table of one level (one row per unit).
 
@@ -188,8 +193,12 @@ def unit_table(layer: ZoneLayer, area_ha_cols: np.ndarray, coefs: np.ndarray, cl
     class_codes : (K,) land-cover codes of the classes
 
     Columns: ``unit_id, name, parent_id, level, area_ha, valid_fraction,
-    area_ha_class_<code>..., source_tc, sink_tc, net_tc, net_tc_per_ha,
-    polygon_area_ha``; fluxes in t C / yr, sinks negative. ``area_ha`` is the unit's
+    area_ha_class_<code>..., source_tc, sink_tc, net_tc, net_tc_per_ha, cbc,
+    polygon_area_ha``; fluxes in t C / yr, sinks negative. ``cbc`` is the carbon
+    balance coefficient of methods.md §5 under the coefficient method: carbon released by
+    the source classes (cropland, built-up) over carbon fixed by the sink classes,
+    ``source_tc / |sink_tc|`` (> 1: the unit emits more than its ecosystems fix; NaN
+    without sink land). ``area_ha`` is the unit's
     area on the grid plus its part outside the grid's extent (no data there), so
     ``valid_fraction`` is the share of the unit with land-cover data.
     """
@@ -212,6 +221,7 @@ def unit_table(layer: ZoneLayer, area_ha_cols: np.ndarray, coefs: np.ndarray, cl
         frame["sink_tc"] = sink
         frame["net_tc"] = net
         frame["net_tc_per_ha"] = np.where(valid_ha > 0, net / valid_ha, np.nan)
+        frame["cbc"] = np.where(sink < 0, source / -sink, np.nan)
     frame["polygon_area_ha"] = polygon_ha
     frame["geometry"] = layer.frame.geometry.values
     return frame.set_geometry("geometry", crs=layer.frame.crs)

@@ -30,8 +30,11 @@ def test_cli_outputs_exist_and_summary_printed(cli_run):
     assert names == {
         "carbon_balance.tif", "run_summary.json",
         *(f"zonal_{lvl}.{ext}" for lvl in ("provinces", "cities") for ext in ("gpkg", "csv", "parquet")),
+        *(f"analysis_{lvl}_{t}.{ext}" for lvl in ("provinces", "cities") for t in ("moran", "lisa", "gravity", "gravity_ellipses") for ext in ("gpkg", "csv", "parquet")),
+        *(f"analysis_{lvl}_summary.json" for lvl in ("provinces", "cities")),
     }
     assert "province totals" in proc.stdout and "贵州省" in proc.stdout
+    assert "provinces: global Moran's I" in proc.stdout and "cities: LISA clusters" in proc.stdout
     assert "single pass over the land cover" in proc.stderr  # the progress bar
 
 
@@ -67,7 +70,7 @@ def test_cog_is_valid_with_bands_units_tiles_overviews(cli_run):
 def test_tables_have_documented_columns_in_every_format(cli_run):
     out, _ = cli_run
     codes = load_table("igbp").codes
-    documented = ["unit_id", "name", "parent_id", "level", "area_ha", "valid_fraction", *[f"area_ha_class_{c}" for c in codes], "source_tc", "sink_tc", "net_tc", "net_tc_per_ha"]
+    documented = ["unit_id", "name", "parent_id", "level", "area_ha", "valid_fraction", *[f"area_ha_class_{c}" for c in codes], "source_tc", "sink_tc", "net_tc", "net_tc_per_ha", "cbc"]
     for stem, n in (("zonal_provinces", 34), ("zonal_cities", 370)):
         frames = {
             "gpkg": gpd.read_file(out / f"{stem}.gpkg"),
