@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -30,7 +31,7 @@ import pandas as pd
 
 from pipeline.config import AnalysisConfig
 from pipeline.errors import AnalysisError
-from pipeline.panel import UNDATED, PanelReport, equally_spaced, match_ids, normalise_ids, to_panel
+from pipeline.panel import UNDATED, equally_spaced, match_ids, normalise_ids, to_panel
 
 log = logging.getLogger("lucr")
 MIN_YEARS = {"forecast": 4, "relational": 3, "trajectory": 2}
@@ -96,8 +97,13 @@ def output_names(label: str, sections: list[str], formats: list[str]) -> list[st
     return [f"{stem}.{fmt}" for stem in stems[:-1] for fmt in formats] + [f"{stems[-1]}.json"]
 
 
-def analyse(table: UnitTable, settings: AnalysisConfig) -> AnalysisResult:
-    """Run every section :func:`plan` selects on one table."""
+def analyse(table: UnitTable, settings: AnalysisConfig, strict: bool = True) -> AnalysisResult:
+    """Run every section :func:`plan` selects on one table.
+
+    ``strict=False`` (inside ``lucr run``, after the pass) turns a section's
+    :class:`AnalysisError` into a warning and a ``failed`` entry of the summary, so one
+    unsuitable variable does not cost the run its zonal outputs.
+    """
     years = table.years if settings.years is None else sorted(settings.years)
     sections = plan(settings, len(years), table.polygons is not None)
     skipped = [s for s in ("forecast", "relational") if getattr(settings, s) is not None and s not in sections]
@@ -118,14 +124,22 @@ def analyse(table: UnitTable, settings: AnalysisConfig) -> AnalysisResult:
     if table.polygons is not None:
         units, ids = _polygons(table)
         table = replace(table, frame=table.frame.assign(**{table.id_col: ids}))
-    if "forecast" in sections:
-        _forecast(result, {v: panel(v) for v in settings.variables}, settings)
-    if "relational" in sections:
-        _relational(result, table, panel, settings)
-    if "moran" in sections:
-        _moran(result, units, {v: panel(v) for v in settings.variables}, settings)
-    if "gravity" in sections:
-        _gravity(result, units, {v: panel(v) for v in settings.gravity}, trajectory="trajectory" in sections)
+    steps = {
+        "forecast": lambda: _forecast(result, {v: panel(v) for v in settings.variables}, settings),
+        "relational": lambda: _relational(result, table, panel, settings),
+        "moran": lambda: _moran(result, units, {v: panel(v) for v in settings.variables}, settings),
+        "gravity": lambda: _gravity(result, units, {v: panel(v) for v in settings.gravity}, trajectory="trajectory" in sections),
+    }
+    for section, step in steps.items():
+        if section not in sections:
+            continue
+        try:
+            step()
+        except AnalysisError as exc:
+            if strict:
+                raise
+            log.warning("%s: %s not computed: %s", table.label, section, exc)
+            result.summary.setdefault("failed", {})[section] = str(exc)
     if table.year_col is None:
         for frame in result.tables.values():
             if "year" in frame.columns:
@@ -162,7 +176,15 @@ def _forecast(result: AnalysisResult, panels: dict[str, pd.DataFrame], settings:
             continue
         if not equally_spaced(frame.columns):
             raise AnalysisError(f"forecasts need equally spaced years; the table has {list(frame.columns)}", fix="restrict analysis.years to evenly spaced years")
-        runs = fc.forecast_panel(frame, _horizon(settings, list(frame.columns)), methods=tuple(settings.forecast.methods))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", fc.GreyModelWarning)
+            runs = fc.forecast_panel(frame, _horizon(settings, list(frame.columns)), methods=tuple(settings.forecast.methods))
+        for w in caught:
+            log.warning("%s: %s", variable, w.message)
+        for method, run in runs.items():
+            failed = run.stats.index[run.stats["status"] != "ok"]
+            if len(failed):
+                log.warning("%s, %s: %d unit(s) not modelled, e.g. %s: %s", variable, method, len(failed), failed[0], run.stats.loc[failed[0], "status"])
         for method, run in runs.items():
             fitted = run.fitted.rename_axis(index="unit_id", columns="year").stack(future_stack=True).rename("value").reset_index()
             fitted["observed"] = frame.rename_axis(index="unit_id", columns="year").stack(future_stack=True).to_numpy()
@@ -235,8 +257,11 @@ def _gravity(result: AnalysisResult, units: gpd.GeoDataFrame, panels: dict[str, 
         if (values < 0).any():
             weights, basis = -frame, "magnitude"  # a sink (negative by convention): its magnitude weights the centre
             log.info("%s: centre of gravity weighted by the magnitude of the (negative) values", variable)
-        centres = spatial.centre_of_gravity(units, "unit_id", weights)
-        ellipse = spatial.deviational_ellipses(units, "unit_id", weights)
+        try:
+            centres = spatial.centre_of_gravity(units, "unit_id", weights)
+            ellipse = spatial.deviational_ellipses(units, "unit_id", weights)
+        except AnalysisError as exc:
+            raise AnalysisError(f"centre of gravity of '{variable}': {exc.problem}", fix=exc.fix) from None
         if trajectory:
             steps = spatial.gravity_trajectory(centres)
             pts, line = spatial.trajectory_features(centres, steps)
@@ -275,6 +300,7 @@ def analyse_file(
 
     Outputs are staged and published together, as for ``lucr run``.
     """
+    from pipeline.errors import InputFileError
     from pipeline.export import StagedOutputs
     from pipeline.panel import check_unique, read_unit_table, require_columns
 
@@ -291,6 +317,9 @@ def analyse_file(
             if as_int.isna().any() or (as_int % 1 != 0).any():
                 raise AnalysisError(f"year column '{year_col}' holds values that are not whole years", path=table_path, fix="give years as integers (e.g. 2019)")
             frame = frame.assign(**{year_col: as_int.astype(int)})
+    if frame[id_col].isna().any():
+        rows = (frame.index[frame[id_col].isna()] + 2).tolist()[:10]  # 1-based, after the header line
+        raise InputFileError(f"id column '{id_col}' is empty in row(s) {rows}", path=table_path, fix="give every row a unit id, or delete those rows")
     check_unique(frame, id_col, year_col, source=table_path)
     polygons = None
     if polygons_path is not None:
@@ -335,4 +364,4 @@ def _jsonable(value):
     return str(value)
 
 
-__all__ = ["UnitTable", "AnalysisResult", "PanelReport", "plan", "output_names", "analyse", "analyse_file", "write"]
+__all__ = ["UnitTable", "AnalysisResult", "plan", "output_names", "analyse", "analyse_file", "write"]

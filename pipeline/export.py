@@ -183,12 +183,11 @@ class StagedOutputs:
         try:
             for name in self.names:
                 staged, target = self.path(name), self.out_dir / name
-                if not staged.exists():
-                    continue
-                if target.exists():
+                if target.exists():  # an output of this kind not produced this time goes too: no stale files
                     os.replace(target, backup / name)
-                os.replace(staged, target)
-                done.append(name)
+                if staged.exists():
+                    os.replace(staged, target)
+                    done.append(name)
         except OSError as exc:
             for name in reversed(done):
                 os.replace(self.out_dir / name, self.path(name))

@@ -584,7 +584,6 @@ def grey_relational_panel(reference: pd.DataFrame, comparisons: Mapping[str, pd.
     ref_reason = np.where(codes[:, :1] > 0, "reference: " + reasons[codes[:, :1]].astype(str), "")
     own_reason = reasons[codes[:, 1:]].astype(str)
     status = np.where(ref_reason != "", np.broadcast_to(ref_reason, own_reason.shape), np.where(own_reason != "", own_reason, STATUS_OK))
-    n_units, n_series = degree.shape
     return pd.DataFrame({
         "unit_id": np.repeat(reference.index.to_numpy(), n_series),
         "comparison": np.tile(np.array(list(comparisons), dtype=object), n_units),

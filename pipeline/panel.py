@@ -86,10 +86,10 @@ def require_columns(frame: pd.DataFrame, columns: list[str], *, what: str, sourc
         elif numeric and not pd.api.types.is_numeric_dtype(frame[col]):
             problems.append(f"'{col}' is not numeric ({frame[col].dtype})")
     if problems:
-        numeric_cols = [str(c) for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
-        shown = ", ".join(numeric_cols[:40]) + (" ..." if len(numeric_cols) > 40 else "")
+        listed = [str(c) for c in frame.columns if not numeric or pd.api.types.is_numeric_dtype(frame[c])]
+        shown = ", ".join(listed[:40]) + (" ..." if len(listed) > 40 else "")
         error = AnalysisError if source is None else InputFileError  # a file's header vs an in-memory table
-        raise error(f"{what}: " + "; ".join(problems), path=source, fix=f"name existing columns (case-sensitive); the numeric columns are: {shown}")
+        raise error(f"{what}: " + "; ".join(problems), path=source, fix=f"name existing columns (case-sensitive); the {'numeric ' if numeric else ''}columns are: {shown}")
 
 
 def check_unique(frame: pd.DataFrame, id_col: str, year_col: str | None, source: str | Path | None = None) -> None:
@@ -100,7 +100,7 @@ def check_unique(frame: pd.DataFrame, id_col: str, year_col: str | None, source:
         shown = ", ".join(str(tuple(r)) if len(keys) > 1 else str(r[0]) for r in dup[keys].drop_duplicates().head(10).itertuples(index=False))
         raise InputFileError(
             f"{len(dup)} rows repeat a {' and '.join(keys)}: {shown}", path=source,
-            fix="keep one row per unit" + (" and year" if year_col else "") + " (aggregate duplicates first)",
+            fix="keep one row per unit" + (" and year (aggregate duplicates first)" if year_col else " (or, for one row per unit and year, name the year column: --year)"),
         )
 
 

@@ -28,6 +28,7 @@ from pipeline.export import (
     STREAMED_OVERVIEWS, StagedOutputs, finalize_cog, open_density_writer, overview_factors, table_names, write_frame, write_table,
 )
 from pipeline.io import LandCover, ZoneLayer, check_nesting, open_landcover, read_zone_layer
+from pipeline.panel import equally_spaced
 from pipeline.sweep import build_sweep
 from pipeline.zonal import ZoneClassArea, ZonePayload, aggregate_to_parent, exact_zone_class_area, numeric_columns, unit_table
 
@@ -156,7 +157,7 @@ def run(
             + [f"run_summary{suffix(lc)}.json"]
         )
     ]
-    analysed = _analysed_levels(cfg, table, series)
+    analysed = analysed_levels(cfg, table, [lc.year for lc in series])
     names += [n for z, sections in analysed for n in analysis.output_names(z.plural, sections, cfg.output.tables)]
     if len(series) > 1:
         names += [n for z in cfg.zones for n in table_names(z.output_stem() + "_by_year", cfg.output.tables)]
@@ -175,7 +176,7 @@ def run(
     return RunResult(out_dir=out_dir, outputs=outputs, by_year=by_year, analyses=analyses)
 
 
-def _analysed_levels(cfg: RunConfig, table: CoefficientTable, series: list[LandCover]) -> list[tuple[ZoneLevelConfig, list[str]]]:
+def analysed_levels(cfg: RunConfig, table: CoefficientTable, years: list[int | None]) -> list[tuple[ZoneLevelConfig, list[str]]]:
     """The zone levels the analysis covers and its sections there; checks variable names before the pass."""
     settings = cfg.analysis
     if settings is None:
@@ -188,10 +189,16 @@ def _analysed_levels(cfg: RunConfig, table: CoefficientTable, series: list[LandC
     if unknown:
         hints = [f"'{v}'" + (f" (did you mean '{m[0]}'?)" if (m := difflib.get_close_matches(v, columns, n=1)) else "") for v in unknown]
         raise ConfigError(f"analysis names unknown zonal column(s): {', '.join(hints)}", path=cfg.source, fix=f"use columns of the zonal tables: {', '.join(columns)}")
-    run_years = [y for y in (lc.year for lc in series) if y is not None]
+    run_years = [y for y in years if y is not None]
     if settings.years is not None and not set(settings.years) <= set(run_years):
         raise ConfigError(f"analysis.years {sorted(set(settings.years) - set(run_years))} are not land-cover years ({run_years})", path=cfg.source, fix="list years of landcover.years under analysis.years")
-    n_years = len(settings.years or series)
+    analysed_years = sorted(settings.years or run_years)
+    n_years = len(settings.years or years)
+    if settings.forecast is not None and n_years >= analysis.MIN_YEARS["forecast"]:
+        if not equally_spaced(analysed_years):
+            raise ConfigError(f"forecasts need equally spaced years; the run has {analysed_years}", path=cfg.source, fix="list evenly spaced years under analysis.years, or remove analysis.forecast")
+        if settings.forecast.until is not None and settings.forecast.until <= analysed_years[-1]:
+            raise ConfigError(f"analysis.forecast.until ({settings.forecast.until}) is not after the last year ({analysed_years[-1]})", path=cfg.source, fix="give a later year, or 'horizon' in steps")
     levels = settings.levels or [z.level for z in cfg.zones]
     return [(z, analysis.plan(settings, n_years, has_polygons=True)) for z in cfg.zones if z.level in levels]
 
@@ -211,11 +218,11 @@ def _time_series_outputs(cfg: RunConfig, by_year: dict, layers: list[ZoneLayer],
         if sections is None:
             continue
         log.info("analysis of %s: %s", zcfg.plural, ", ".join(sections) or "nothing to run")
-        unit_table_ = analysis.UnitTable(
+        level_table = analysis.UnitTable(
             frame=long, id_col="unit_id", year_col="year" if dated else None, label=zcfg.plural,
             polygons=layer.frame[["unit_id", "name", "geometry"]], source=zcfg.output_stem(), polygons_source=zcfg.path,
         )
-        results[zcfg.plural] = analysis.analyse(unit_table_, cfg.analysis)
+        results[zcfg.plural] = analysis.analyse(level_table, cfg.analysis, strict=False)
         analysis.write(results[zcfg.plural], staged.path, cfg.output.tables)
     return results
 

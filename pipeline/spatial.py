@@ -35,6 +35,7 @@ from pyproj.crs import ProjectedCRS
 from pyproj.crs.coordinate_operation import AlbersEqualAreaConversion, LambertCylindricalEqualAreaConversion
 from scipy.spatial import cKDTree
 
+from pipeline.area import is_equal_area
 from pipeline.errors import AnalysisError
 
 if TYPE_CHECKING:  # libpysal/esda are imported lazily (slow imports)
@@ -88,7 +89,9 @@ def _check_units(units: gpd.GeoDataFrame, id_col: str, min_units: int = 1) -> No
 def equal_area_crs(units: gpd.GeoDataFrame) -> CRS:
     """An equal-area, metric CRS for the units' centroids and distances.
 
-    A projected CRS is kept as is. For geographic data: an Albers equal-area conic
+    An equal-area projected CRS (Albers, Lambert azimuthal, ...) is kept as is. Any
+    other CRS (geographic, or a projection that distorts area such as Web Mercator):
+    an Albers equal-area conic
     centred on the data (``lon_0`` = middle of the longitude range, standard parallels at
     1/6 and 5/6 of the latitude range, ``lat_0`` its middle) on the data's own datum; a
     Lambert cylindrical equal-area if the range is symmetric about the equator (where
@@ -101,18 +104,19 @@ def equal_area_crs(units: gpd.GeoDataFrame) -> CRS:
     crs = CRS.from_user_input(units.crs) if units.crs is not None else None
     if crs is None:
         raise AnalysisError("the units have no coordinate reference system", fix="assign one, e.g. units.set_crs('EPSG:4326')")
-    if crs.is_projected:
+    if is_equal_area(crs):
         return crs
-    if not crs.is_geographic:
+    if not (crs.is_geographic or crs.is_projected):
         raise AnalysisError(f"the units' CRS is neither geographic nor projected ({crs.name})", fix="reproject the polygons to EPSG:4326 or a projected CRS")
-    minx, miny, maxx, maxy = (float(v) for v in units.total_bounds)
+    minx, miny, maxx, maxy = (float(v) for v in (units.total_bounds if crs.is_geographic else units.to_crs(crs.geodetic_crs).total_bounds))
     lon_0, lat_0 = (minx + maxx) / 2, (miny + maxy) / 2
     lat_1, lat_2 = miny + (maxy - miny) / 6, miny + 5 * (maxy - miny) / 6
     if abs(np.sin(np.radians(lat_1)) + np.sin(np.radians(lat_2))) < 1e-6:
         conversion = LambertCylindricalEqualAreaConversion(longitude_natural_origin=lon_0)
     else:
         conversion = AlbersEqualAreaConversion(lat_1, lat_2, latitude_false_origin=lat_0, longitude_false_origin=lon_0)
-    return ProjectedCRS(conversion, name="lucr equal-area (Albers, centred on the units)", geodetic_crs=crs.geodetic_crs)
+    name = "Lambert cylindrical" if isinstance(conversion, LambertCylindricalEqualAreaConversion) else "Albers"
+    return ProjectedCRS(conversion, name=f"lucr equal-area ({name}, centred on the units)", geodetic_crs=crs.geodetic_crs)
 
 
 def _projected(crs) -> CRS:
@@ -186,6 +190,7 @@ def build_weights(
     if islands not in ISLAND_POLICIES:
         raise AnalysisError(f"unknown island policy '{islands}'", fix=f"use one of {', '.join(ISLAND_POLICIES)}")
     _check_units(units, id_col, min_units=3)
+    units = units.sort_values(id_col, kind="stable").reset_index(drop=True)  # results independent of row order
     ids = list(units[id_col])
     n = len(ids)
     if kind == "knn" and not 1 <= k < n:
@@ -281,11 +286,18 @@ def _aligned(values: pd.Series, weights: SpatialWeights, what: str = "values") -
             f"{what}: {len(unknown)} unit id(s) match no polygon of the weights: {_listing(unknown)} (weights ids look like: {_listing(ids[:5])})",
             fix="use the polygons' ids (same type: '110000' is not 110000), or drop those units",
         )
-    return present.to_numpy(dtype=float)
+    y = present.to_numpy(dtype=float)
+    if not np.isfinite(y).all():
+        raise AnalysisError(f"{what}: infinite values for units {_listing(present.index[~np.isfinite(y)])}", fix="drop or cap those values (e.g. a ratio with a zero denominator)")
+    return y
+
+
+#: Values whose spread is below this share of their magnitude are equal up to rounding.
+REL_TOL = 1e-12
 
 
 def _constant(y: np.ndarray) -> bool:
-    return bool(np.all(y == y[0]))
+    return bool(np.ptp(y) <= REL_TOL * np.max(np.abs(y)))
 
 
 def _check_constant(y: np.ndarray, what: str) -> None:

@@ -75,4 +75,10 @@ def validate_config(cfg: RunConfig) -> ValidationReport:
             report.warnings.append(f"{outside_ha.sum():,.0f} ha of level '{z.level}' lies outside the land-cover extent (counted as no data)")
         layers.append(layer)
     check_nesting(layers)
+    if cfg.analysis is not None:
+        from pipeline.run import analysed_levels
+
+        years = list(cfg.landcover.series())
+        for zcfg, sections in analysed_levels(cfg, table, years):  # raises on unknown columns or years
+            report.notes.append(f"analysis of {zcfg.plural}: {', '.join(sections) or 'nothing to run'} ({len(years)} year(s))")
     return report

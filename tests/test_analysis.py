@@ -287,3 +287,29 @@ def test_analyze_missing_years_policy_is_reported(tmp_path):
         panel = result.summary["panels"][0]
         assert panel["missing_years"] == policy and "c" in panel["dropped"]
         assert (panel["interpolated"] == {"a": [2002]}) == (policy == "interpolate")
+
+
+def _sample_cfg(tmp_path, **analysis):
+    sample = load_config(SAMPLE_CONFIG)
+    return sample.model_copy(update={
+        "zones": sample.zones[:1], "output": sample.output.model_copy(update={"map": False, "tables": ["csv"], "dir": tmp_path}),
+        "analysis": sample.analysis.model_copy(update=analysis),
+    })
+
+
+def test_a_failing_analysis_section_keeps_the_runs_outputs(tmp_path, caplog):
+    sample = load_config(SAMPLE_CONFIG)
+    cfg = _sample_cfg(tmp_path, spatial=sample.analysis.spatial.model_copy(update={"weights": "knn", "k": 40}))  # 34 provinces
+    result = run(cfg, out_dir=tmp_path)
+    assert (tmp_path / "zonal_provinces.csv").is_file() and (tmp_path / "analysis_provinces_gravity.csv").is_file()
+    summary = json.loads((tmp_path / "analysis_provinces_summary.json").read_text())
+    assert "knn weights need 1 <= k < number of units (34)" in summary["failed"]["moran"]
+    assert "moran not computed" in caplog.text and "moran" not in result.analyses["provinces"].tables
+
+
+def test_outputs_not_produced_again_are_not_left_stale(tmp_path):
+    run(_sample_cfg(tmp_path, gravity=["source_tc"]), out_dir=tmp_path)
+    assert (tmp_path / "analysis_provinces_gravity.csv").is_file()
+    run(_sample_cfg(tmp_path, gravity=["net_tc"]), out_dir=tmp_path, overwrite=True)  # both signs: skipped
+    assert not (tmp_path / "analysis_provinces_gravity.csv").exists()
+    assert json.loads((tmp_path / "analysis_provinces_summary.json").read_text())["gravity_skipped"] == {"net_tc": "values of both signs"}

@@ -351,3 +351,27 @@ def test_lisa_999_permutations_on_2875_counties_takes_seconds():
     local = sp.local_moran(values, weights, permutations=999, seed=SEED)
     elapsed = time.perf_counter() - start
     assert len(local) == 2875 and elapsed < 5.0, f"LISA took {elapsed:.1f} s"
+
+
+def test_results_do_not_depend_on_the_order_of_the_polygons(provinces):
+    values = log_area(provinces)
+    forward = sp.local_moran(values, sp.build_weights(provinces, "adcode"), permutations=999, seed=SEED)
+    backward = sp.local_moran(values.iloc[::-1], sp.build_weights(provinces.iloc[::-1], "adcode"), permutations=999, seed=SEED)
+    pd.testing.assert_frame_equal(forward.sort_index(), backward.sort_index())
+
+
+def test_a_projection_that_is_not_equal_area_is_not_used_for_centroids(provinces):
+    weights = pd.DataFrame({2019: provinces["area_km2"].to_numpy()}, index=provinces["adcode"])
+    lonlat = sp.centre_of_gravity(provinces, "adcode", weights)
+    mercator = sp.centre_of_gravity(provinces.to_crs(3857), "adcode", weights)
+    assert mercator["lon"].iloc[0] == pytest.approx(lonlat["lon"].iloc[0], abs=1e-3)
+    assert mercator["lat"].iloc[0] == pytest.approx(lonlat["lat"].iloc[0], abs=1e-3)
+
+
+def test_values_equal_up_to_rounding_are_constant(provinces):
+    weights = sp.build_weights(provinces, "adcode")
+    values = pd.Series(np.where(np.arange(len(provinces)) % 2, 0.3, 0.1 + 0.2), index=provinces["adcode"])
+    with pytest.raises(AnalysisError, match="undefined when all values are equal"):
+        sp.global_moran(values, weights)
+    with pytest.raises(AnalysisError, match="infinite values"):
+        sp.global_moran(values.where(values.index != values.index[0], np.inf), weights)
