@@ -160,6 +160,26 @@ def _neighbours_knn(xy: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(idx, first, axis=1)
 
 
+def _nearest_shapes(shapes: np.ndarray, i: int, k: int, batch: int = 16) -> list[int]:
+    """Indices of the ``k`` shapes nearest to ``shapes[i]`` (boundary distance, ties by index).
+
+    Exact distances are computed in order of the bounding-box distance (a lower bound),
+    only until no remaining shape can be nearer: a few polygons instead of all of them.
+    """
+    lower = shapely.distance(shapely.envelope(shapes[i]), shapely.envelope(shapes))
+    lower[i] = np.inf
+    order = np.argsort(lower, kind="stable")
+    exact: dict[int, float] = {}
+    for start in range(0, len(order) - 1, batch):
+        chunk = order[start:start + batch]
+        exact.update(zip(chunk.tolist(), shapely.distance(shapes[i], shapes[chunk]).tolist()))
+        kth = sorted(exact.values())[:k]
+        after = start + batch
+        if len(kth) == k and (after >= len(order) or kth[-1] <= lower[order[after]]):
+            break
+    return sorted((j for j in exact if j != i), key=lambda j: (exact[j], j))[:k]
+
+
 def build_weights(
     units: gpd.GeoDataFrame, id_col: str, kind: str = "queen", k: int = 4, distance_km: float | None = None,
     islands: str = "nearest", island_k: int = 1,
@@ -225,9 +245,7 @@ def build_weights(
             pos = {u: i for i, u in enumerate(ids)}
             shapes = units.geometry.to_crs(equal_area_crs(units)).to_numpy()
             for island in lonely:
-                gap = shapely.distance(shapes[pos[island]], shapes)  # boundary to boundary (m)
-                gap[pos[island]] = np.inf
-                for j in np.argsort(gap, kind="stable")[:island_k]:
+                for j in _nearest_shapes(shapes, pos[island], island_k):
                     other = ids[j]
                     if other not in neighbours[island]:
                         neighbours[island].append(other)

@@ -375,3 +375,11 @@ def test_values_equal_up_to_rounding_are_constant(provinces):
         sp.global_moran(values, weights)
     with pytest.raises(AnalysisError, match="infinite values"):
         sp.global_moran(values.where(values.index != values.index[0], np.inf), weights)
+
+
+def test_nearest_shapes_equals_brute_force_distances(cities):
+    shapes = cities.geometry.to_crs(sp.equal_area_crs(cities)).to_numpy()
+    for i in (0, 57, 200, len(shapes) - 1):
+        gap = shapely.distance(shapes[i], shapes)
+        gap[i] = np.inf
+        assert sp._nearest_shapes(shapes, i, 3) == np.argsort(gap, kind="stable")[:3].tolist()
