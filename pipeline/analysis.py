@@ -307,10 +307,7 @@ def analyse_file(
     table_path = Path(table_path)
     frame = read_unit_table(table_path, layer=table_layer)
     require_columns(frame, [id_col] + ([year_col] if year_col else []), what="id/year column", source=table_path)
-    named = list(settings.variables) + list(settings.gravity if polygons_path else [])
-    if settings.relational is not None:
-        named += [settings.relational.reference] + ([] if settings.relational.compare == "classes" else list(settings.relational.compare))
-    require_columns(frame, list(dict.fromkeys(named)), what="analysis column", source=table_path, numeric=True)
+    require_columns(frame, settings.columns(with_polygons=polygons_path is not None), what="analysis column", source=table_path, numeric=True)
     if year_col is not None:
         if not pd.api.types.is_integer_dtype(frame[year_col]):
             as_int = pd.to_numeric(frame[year_col], errors="coerce")

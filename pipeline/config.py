@@ -145,6 +145,13 @@ class AnalysisConfig(_Strict):
     spatial: SpatialConfig | None = SpatialConfig()
     gravity: list[str] = Field(["source_tc", "sink_tc"], description="columns whose centre of gravity is tracked (one sign per column)")
 
+    def columns(self, with_polygons: bool = True) -> list[str]:
+        """Every table column the settings name (gravity only when there are polygons), once each."""
+        named = list(self.variables) + (list(self.gravity) if with_polygons else [])
+        if self.relational is not None:
+            named += [self.relational.reference] + ([] if self.relational.compare == "classes" else list(self.relational.compare))
+        return list(dict.fromkeys(named))
+
 
 class RunConfig(_Strict):
     """A whole lucr run."""

@@ -35,6 +35,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from pipeline.errors import AnalysisError
+from pipeline.panel import id_listing
 
 GM11_MIN_YEARS = 4
 GRADES = (  # methods.md §6: (grade, max C, min P), tested in order
@@ -113,9 +114,7 @@ def _check_horizon(horizon: int) -> int:
 
 
 def _ids(ids: Sequence, limit: int = 5) -> str:
-    ids = list(ids)
-    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
-    return ", ".join(map(str, ids[:limit])) + more
+    return id_listing(list(ids), limit)
 
 
 def _check_panel(panel: pd.DataFrame, min_years: int, method: str) -> tuple[np.ndarray, np.ndarray, int]:

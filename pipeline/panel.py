@@ -38,9 +38,9 @@ class PanelReport:
 
     def log(self) -> None:
         if self.dropped:
-            log.warning("%s: %d unit(s) dropped (%s): %s", self.variable, len(self.dropped), self.policy, _listing(self.dropped))
+            log.warning("%s: %d unit(s) dropped (%s): %s", self.variable, len(self.dropped), self.policy, id_listing(self.dropped))
         if self.interpolated:
-            log.warning("%s: missing years interpolated for %d unit(s): %s", self.variable, len(self.interpolated), _listing(self.interpolated))
+            log.warning("%s: missing years interpolated for %d unit(s): %s", self.variable, len(self.interpolated), id_listing(self.interpolated))
 
     def as_dict(self) -> dict:
         return {
@@ -50,7 +50,8 @@ class PanelReport:
         }
 
 
-def _listing(items, limit: int = 12) -> str:
+def id_listing(items, limit: int = 12) -> str:
+    """``a, b, c and 9 more`` for messages; a dict shows its values too: ``a (reason)``."""
     keys = list(items)
     shown = ", ".join(f"{k} ({items[k]})" if isinstance(items, dict) else str(k) for k in keys[:limit])
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
@@ -162,13 +163,13 @@ def match_ids(table_ids, polygon_ids, *, table: str | Path | None, polygons: str
     unplaced = sorted(table_set - polygon_set, key=str)
     if unplaced:
         raise AnalysisError(
-            f"{len(unplaced)} unit id(s) of the table {table or ''} have no polygon in {polygons or 'the polygons'}: {_listing(unplaced)}"
+            f"{len(unplaced)} unit id(s) of the table {table or ''} have no polygon in {polygons or 'the polygons'}: {id_listing(unplaced)}"
             f" (polygon ids look like: {', '.join(str(i) for i in list(polygon_ids)[:5])})",
             fix="give the id column that the polygons and the table share (--polygons-id / --id), or remove those rows",
         )
     spare = sorted(polygon_set - table_set, key=str)
     if spare:
-        log.warning("%d polygon(s) have no row in the table and are left out of the spatial analysis: %s", len(spare), _listing(spare))
+        log.warning("%d polygon(s) have no row in the table and are left out of the spatial analysis: %s", len(spare), id_listing(spare))
 
 
 def equally_spaced(years) -> bool:

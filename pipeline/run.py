@@ -182,10 +182,7 @@ def analysed_levels(cfg: RunConfig, table: CoefficientTable, years: list[int | N
     if settings is None:
         return []
     columns = numeric_columns(table.codes)
-    named = list(settings.variables) + list(settings.gravity)
-    if settings.relational is not None:
-        named += [settings.relational.reference] + ([] if settings.relational.compare == "classes" else list(settings.relational.compare))
-    unknown = [v for v in dict.fromkeys(named) if v not in columns]
+    unknown = [v for v in settings.columns() if v not in columns]
     if unknown:
         hints = [f"'{v}'" + (f" (did you mean '{m[0]}'?)" if (m := difflib.get_close_matches(v, columns, n=1)) else "") for v in unknown]
         raise ConfigError(f"analysis names unknown zonal column(s): {', '.join(hints)}", path=cfg.source, fix=f"use columns of the zonal tables: {', '.join(columns)}")

@@ -37,6 +37,7 @@ from scipy.spatial import cKDTree
 
 from pipeline.area import is_equal_area
 from pipeline.errors import AnalysisError
+from pipeline.panel import id_listing as _listing
 
 if TYPE_CHECKING:  # libpysal/esda are imported lazily (slow imports)
     import libpysal
@@ -61,12 +62,6 @@ _GEOD = Geod(ellps="WGS84")
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _listing(ids, limit: int = 12) -> str:
-    ids = list(ids)
-    shown = ", ".join(str(i) for i in ids[:limit])
-    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
 def _check_units(units: gpd.GeoDataFrame, id_col: str, min_units: int = 1) -> None:
