@@ -6,10 +6,10 @@ numba kernels):
 
   weights      queen contiguity of the 2,875 counties (islands joined to the unit nearest
                their coast) vs ``libpysal.weights.Queen.from_dataframe`` alone
-  lisa         ``pipeline.spatial.local_moran``, 999 permutations, vs ``esda.Moran_Local``
+  lisa         ``lucr.spatial.local_moran``, 999 permutations, vs ``esda.Moran_Local``
                called directly on the same weights (the peer: lucr's wrapper cost)
-  moran        ``pipeline.spatial.global_moran``, 999 permutations, vs ``esda.Moran``
-  gm11         ``pipeline.forecast.gm11_panel`` on 3,000 series x 15 years, vs a per-series
+  moran        ``lucr.spatial.global_moran``, 999 permutations, vs ``esda.Moran``
+  gm11         ``lucr.forecast.gm11_panel`` on 3,000 series x 15 years, vs a per-series
                loop of the textbook GM(1,1) (``np.linalg.lstsq`` per series, as scripts do)
   forecasts    ``forecast_panel``: GM(1,1), linear, growth rate and ensemble together
 
@@ -49,8 +49,8 @@ def county_values(counties: Path, cache: Path) -> pd.DataFrame:
     """net_tc_per_ha per county from a lucr run on the bundled sample (cached)."""
     if cache.exists():
         return pd.read_parquet(cache)
-    from pipeline.config import SAMPLE_CONFIG, parse_config
-    from pipeline.run import run
+    from lucr.config import SAMPLE_CONFIG, parse_config
+    from lucr.runner import run
 
     cfg = parse_config({
         "landcover": {"path": str(REPO / "data/sample/modis_mcd12c1_2019_igbp/mcd12c1_2019_igbp_china.tif"), "year": 2019},
@@ -94,7 +94,7 @@ def main() -> None:
     import geopandas as gpd
     import warnings
 
-    from pipeline import forecast, spatial
+    from lucr.analysis import forecast, spatial
 
     rows = []
     values = county_values(args.counties, HERE / ".cache" / "county_net_tc_per_ha_2019.parquet").dropna()

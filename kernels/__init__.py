@@ -4,7 +4,7 @@ Each kernel is compiled with ``nogil=True`` so dask threads run them in parallel
 ``cache=True`` so a run does not pay the JIT cost twice.
 """
 
-from kernels.crosstab import accumulate_zone_class_area
-from kernels.lookup import flux_density_bands
+from .crosstab import accumulate_zone_class_area
+from .lookup import flux_density_bands
 
 __all__ = ["accumulate_zone_class_area", "flux_density_bands"]

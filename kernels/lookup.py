@@ -6,7 +6,7 @@ The coefficient method assigns each land-cover class ``c`` a flux density ``coef
 independent of cell area and can be summed with any area weighting downstream.
 
 Codes are looked up through dense tables indexed by ``code - code_offset``; the
-pipeline builds them (``pipeline.coefficients``) so that nodata and unknown codes
+pipeline builds them (``lucr.coefficients``) so that nodata and unknown codes
 hold NaN in ``coef_lut`` and are told apart by ``class_of_code``.
 """
 

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 from pyproj import CRS as ProjCRS
 
-from pipeline.grid import Grid
+from lucr.grid import Grid
 
 M2_PER_HA = 10_000.0
 

@@ -4,7 +4,7 @@ Bands: ``source`` (>= 0), ``sink`` (<= 0) and ``net`` (= source + sink), each th
 density ``coef[class]`` in t C / ha / yr of the coefficient table (seed 001, Table 2 and
 the literature defaults named in ``configs/coefficients``); NaN where there is no
 data or no coefficient. A cell's flux in t C / yr is the density times its area
-(``pipeline.area``).
+(``lucr.area``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 
-from kernels.lookup import flux_density_bands
+from lucr.kernels.lookup import flux_density_bands
 
 BANDS = ("source", "sink", "net")
 UNIT = "t C / ha / yr"

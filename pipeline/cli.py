@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from pipeline.errors import LucrError
+from lucr.errors import LucrError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="lucr: land-use carbon balance maps, zonal statistics and risk classes.")
 console = Console(stderr=True)
@@ -47,9 +47,9 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar, no summary, warnings only"),
 ) -> None:
     """Land cover -> carbon_balance.tif (COG) + zonal tables per admin level."""
-    from pipeline.config import load_config
-    from pipeline.report import dask_progress, summary_table
-    from pipeline.run import run as run_spine
+    from lucr.config import load_config
+    from lucr.report import dask_progress, summary_table
+    from lucr.runner import run as run_spine
 
     _setup_logging(quiet)
     if engine not in (None, "fast", "exact"):
@@ -69,7 +69,7 @@ def run(
                 f"{year or 'grid'}: valid area {s['valid_area_ha'] / 1e6:,.1f} Mha, source {s['source_tc'] / 1e6:,.2f}, sink {s['sink_tc'] / 1e6:,.2f}, "
                 f"net {s['net_tc'] / 1e6:,.2f} Mt C/yr; pass and outputs in {s['seconds']:.1f} s"
             )
-        from pipeline.report import analysis_tables
+        from lucr.report import analysis_tables
 
         for analysed in result.analyses.values():
             for rich_table in analysis_tables(analysed):
@@ -82,8 +82,8 @@ def run(
 @app.command()
 def validate(config: Path = typer.Argument(..., help="YAML run config to check")) -> None:
     """Check inputs, CRSs, legends and polygon overlaps without computing."""
-    from pipeline.config import load_config
-    from pipeline.validate import validate_config
+    from lucr.config import load_config
+    from lucr.validate import validate_config
 
     _setup_logging(quiet=False)
     report = validate_config(load_config(config))
@@ -123,8 +123,8 @@ def analyze(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="warnings only"),
 ) -> None:
     """Forecasts, grey relations, Moran's I / LISA and centres of gravity of a per-unit table."""
-    from pipeline.analysis import analyse_file
-    from pipeline.config import analysis_settings
+    from lucr.analysis import analyse_file
+    from lucr.config import analysis_settings
 
     _setup_logging(quiet)
     settings = analysis_settings(
@@ -139,7 +139,7 @@ def analyze(
         polygons_layer=polygons_layer, name_col=name_col, formats=tuple(formats), overwrite=overwrite,
     )
     if not quiet:
-        from pipeline.report import analysis_tables
+        from lucr.report import analysis_tables
 
         for rich_table in analysis_tables(result):
             out.print(rich_table)
@@ -150,7 +150,7 @@ def analyze(
 @app.command()
 def legends() -> None:
     """List the built-in legends and their coefficient tables."""
-    from pipeline.coefficients import builtin_legends, load_table
+    from lucr.coefficients import builtin_legends, load_table
 
     table = Table(title="built-in coefficient tables (t C / ha / yr, sources positive)", header_style="bold")
     for col in ("legend", "classes", "nodata", "paper", "lit. default", "unverified", "title"):

@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from pipeline.errors import CoefficientTableError
+from lucr.errors import CoefficientTableError
 
-TABLE_DIR = Path(__file__).resolve().parent.parent / "configs" / "coefficients"
+from lucr.configs import CONFIG_DIR
+
+TABLE_DIR = CONFIG_DIR / "coefficients"
 STATUSES = ("paper", "literature_default", "unverified", "user")
 #: Accepted units, and the factor that converts them to t C / ha / yr (44/12 t CO2 per t C).
 UNITS = {"t C / ha / yr": 1.0, "t CO2 / ha / yr": 12.0 / 44.0}

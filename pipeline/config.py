@@ -15,9 +15,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.errors import ConfigError
+from lucr.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+from lucr.configs import CONFIG_DIR
 SAMPLE_CONFIG = CONFIG_DIR / "sample_china_2019.yaml"
 
 

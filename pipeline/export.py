@@ -2,7 +2,7 @@
 
 The density map and its 2x and 4x overviews are streamed chunk by chunk into tiled,
 compressed GeoTIFFs (memory bounded by the chunks in flight); GDAL adds the coarser
-overviews to the small 4x file and :mod:`pipeline.cog` copies all tiles into the COG
+overviews to the small 4x file and :mod:`lucr.cog` copies all tiles into the COG
 layout without re-encoding them. Every output is first written inside a hidden staging
 folder in the output directory and renamed into place only when the whole run has
 succeeded, so an interrupted run never leaves a half-written file behind.
@@ -24,9 +24,9 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from pipeline.cog import read_levels, write_cog
-from pipeline.errors import OutputError, OutputExistsError
-from pipeline.grid import Grid
+from lucr.cog import read_levels, write_cog
+from lucr.errors import OutputError, OutputExistsError
+from lucr.grid import Grid
 
 TILE = 512
 GDAL_THREADS = "ALL_CPUS"
@@ -117,7 +117,7 @@ def finalize_cog(full: Path, overviews: dict[int, Path], dst: Path, grid: Grid, 
     streamed factors; below them GDAL NEAREST from the 4x level, which at odd sizes may
     pick a neighbouring cell), so they hold the table's exact
     coefficients and compress as well as the full resolution. No tile is re-encoded:
-    see :mod:`pipeline.cog`.
+    see :mod:`lucr.cog`.
     """
     factors = overview_factors(grid)
     streamed = [f for f in sorted(overviews) if f in factors]

@@ -19,8 +19,8 @@ import shapely  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from rasterio.errors import RasterioIOError
 
-from pipeline.errors import InputFileError, MissingCRSError, NoOverlapError
-from pipeline.grid import Grid
+from lucr.errors import InputFileError, MissingCRSError, NoOverlapError
+from lucr.grid import Grid
 
 SUPPORTED_DTYPES = ("uint8", "int8", "uint16", "int16")
 

@@ -16,7 +16,7 @@ import dask.array as da
 import numpy as np
 from rasterio.windows import Window
 
-from pipeline.grid import Grid
+from lucr.grid import Grid
 
 
 class Reduction(Protocol):

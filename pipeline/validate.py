@@ -8,10 +8,10 @@ import numpy as np
 import rasterio
 import shapely
 
-from pipeline.coefficients import load_table
-from pipeline.config import RunConfig
-from pipeline.io import check_nesting, open_landcover, read_zone_layer
-from pipeline.zonal import geometry_areas_ha, polygon_areas_ha
+from lucr.coefficients import load_table
+from lucr.config import RunConfig
+from lucr.io import check_nesting, open_landcover, read_zone_layer
+from lucr.zonal import geometry_areas_ha, polygon_areas_ha
 
 #: Rasters up to this many cells (or their smallest overview) are scanned for codes.
 CODE_SCAN_MAX_CELLS = 50_000_000
@@ -76,7 +76,7 @@ def validate_config(cfg: RunConfig) -> ValidationReport:
         layers.append(layer)
     check_nesting(layers)
     if cfg.analysis is not None:
-        from pipeline.run import analysed_levels
+        from lucr.runner import analysed_levels
 
         years = list(cfg.landcover.series())
         for zcfg, sections in analysed_levels(cfg, table, years):  # raises on unknown columns or years

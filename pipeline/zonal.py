@@ -21,11 +21,11 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 from rasterio.windows import Window
 
-from kernels.crosstab import accumulate_zone_class_area
-from pipeline.area import row_cell_area_ha, to_fixed_point
-from pipeline.errors import InputFileError
-from pipeline.grid import Grid
-from pipeline.io import ZoneLayer
+from lucr.kernels.crosstab import accumulate_zone_class_area
+from lucr.area import row_cell_area_ha, to_fixed_point
+from lucr.errors import InputFileError
+from lucr.grid import Grid
+from lucr.io import ZoneLayer
 
 # rasterio's rasterize silences this warning of its in-memory dataset with
 # warnings.catch_warnings, which is not thread-safe: under dask threads it leaks.
@@ -112,7 +112,7 @@ class ZoneClassArea:
 def exact_zone_class_area(raster_path, band: int, layer: ZoneLayer, grid: Grid, class_of_code: np.ndarray, code_offset: int, n_classes: int, scale_bits: int, nodata: int | None) -> np.ndarray:
     """Coverage-weighted (zone x class) area cross-tab with exactextract (int64 fixed point).
 
-    Each cell contributes ``coverage_fraction * true_cell_area`` (``pipeline.area``); the
+    Each cell contributes ``coverage_fraction * true_cell_area`` (``lucr.area``); the
     row of a cell is found from its centre y. Row 0 (outside all units) is left 0: the
     caller derives it from the grid totals.
     """
@@ -145,7 +145,7 @@ def aggregate_to_parent(child_rows: np.ndarray, child_parent_ids: np.ndarray, pa
     """Sum fixed-point cross-tab rows of child units into their parents (by parent id).
 
     ``child_rows`` has one row per child unit (no outside row); every parent id must be
-    one of ``parent_ids`` (``pipeline.io.check_nesting`` ensures it when reading).
+    one of ``parent_ids`` (``lucr.io.check_nesting`` ensures it when reading).
     """
     index = {pid: i for i, pid in enumerate(parent_ids)}
     out = np.zeros((len(parent_ids), child_rows.shape[1]), dtype=np.int64)

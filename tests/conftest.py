@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import SAMPLE_CONFIG, load_config
-from pipeline.run import run
+from lucr.config import SAMPLE_CONFIG, load_config
+from lucr.runner import run
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO / "data" / "sample"

@@ -18,12 +18,12 @@ import pytest
 import rasterio
 from typer.testing import CliRunner
 
-from pipeline import forecast
-from pipeline.analysis import analyse_file
-from pipeline.cli import app
-from pipeline.config import SAMPLE_CONFIG, analysis_settings, load_config, parse_config
-from pipeline.errors import AnalysisError, ConfigError, InputFileError
-from pipeline.run import run
+from lucr.analysis import forecast
+from lucr.analysis import analyse_file
+from lucr.cli import app
+from lucr.config import SAMPLE_CONFIG, analysis_settings, load_config, parse_config
+from lucr.errors import AnalysisError, ConfigError, InputFileError
+from lucr.runner import run
 
 from tests.conftest import SAMPLE_CITIES, SAMPLE_PROVINCES, SAMPLE_RASTER
 
@@ -45,7 +45,7 @@ SEED001_TABLE5 = pd.DataFrame(
 
 
 def _queen_with_islands(polygons: gpd.GeoDataFrame, ids) -> libpysal.weights.W:
-    """Queen weights built here, independently of pipeline.spatial: each island joined to the unit nearest its coast."""
+    """Queen weights built here, independently of lucr.analysis.spatial: each island joined to the unit nearest its coast."""
     units = polygons.astype({"adcode": str}).set_index("adcode").loc[[str(i) for i in ids]].reset_index()
     names = units["adcode"].astype(str).tolist()
     queen = libpysal.weights.Queen.from_dataframe(units, ids=names, use_index=False, silence_warnings=True)

@@ -1,4 +1,4 @@
-"""True cell area (pipeline.area) against pyproj's geodesic polygon areas."""
+"""True cell area (lucr.area) against pyproj's geodesic polygon areas."""
 
 import warnings
 
@@ -9,8 +9,8 @@ from affine import Affine
 from pyproj import Geod
 from rasterio.crs import CRS
 
-from pipeline.area import NotEqualAreaWarning, fixed_point_scale_bits, from_fixed_point, is_equal_area, row_cell_area_ha, to_fixed_point
-from pipeline.grid import Grid
+from lucr.area import NotEqualAreaWarning, fixed_point_scale_bits, from_fixed_point, is_equal_area, row_cell_area_ha, to_fixed_point
+from lucr.grid import Grid
 
 WGS84 = Geod(ellps="WGS84")
 

@@ -12,7 +12,7 @@ import rasterio
 import yaml
 from shapely.affinity import translate
 
-from pipeline import cli
+from lucr import cli
 from tests.conftest import SAMPLE_CITIES, SAMPLE_PROVINCES, SAMPLE_RASTER
 
 OUTPUTS = ("carbon_balance.tif", "zonal_provinces.gpkg", "zonal_provinces.csv", "zonal_cities.csv", "run_summary.json")
@@ -140,8 +140,8 @@ def test_codes_missing_from_coefficient_table(tmp_path, capsys):
 
 
 def test_unknown_codes_as_nodata_warns_and_runs(tmp_path, caplog):
-    from pipeline.config import parse_config
-    from pipeline.run import run
+    from lucr.config import parse_config
+    from lucr.runner import run
 
     table = tmp_path / "table.csv"
     rows = "\n".join(f"{c},class {c},-0.1" for c in range(17) if c != 13)
@@ -191,8 +191,8 @@ def test_output_exists_without_overwrite(tmp_path, capsys):
 
 def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
     """A failure after the pass (here: while writing the tables) publishes no output."""
-    from pipeline import run as run_module
-    from pipeline.config import parse_config
+    from lucr import runner as run_module
+    from lucr.config import parse_config
 
     def boom(*a, **k):
         raise KeyboardInterrupt
@@ -235,8 +235,8 @@ def test_repaired_polygon_keeps_only_its_area(tmp_path):
     """make_valid turns a spike into a line; only the polygon part may be rasterised."""
     from shapely.geometry import Polygon
 
-    from pipeline.config import parse_config
-    from pipeline.run import run
+    from lucr.config import parse_config
+    from lucr.runner import run
 
     square = [(110, 30), (112, 30), (112, 32), (110, 32)]
     spiked = Polygon(square[:2] + [(112, 31), (115, 31), (112, 31)] + square[2:])  # a zero-width spike to 115 E
@@ -253,8 +253,8 @@ def test_repaired_polygon_keeps_only_its_area(tmp_path):
 
 
 def test_nodata_value_that_is_a_class_warns(tmp_path, caplog):
-    from pipeline.config import parse_config
-    from pipeline.run import run
+    from lucr.config import parse_config
+    from lucr.runner import run
 
     path = tmp_path / "nd0.tif"
     with rasterio.open(SAMPLE_RASTER) as src:

@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from rio_cogeo.cogeo import cog_validate
 
-from pipeline.coefficients import load_table
+from lucr.coefficients import load_table
 
 LUCR = str(Path(sys.executable).parent / "lucr")
 
@@ -60,7 +60,7 @@ def test_cog_is_valid_with_bands_units_tiles_overviews(cli_run):
     assert (data[0][valid_px] >= 0).all() and (data[1][valid_px] <= 0).all()
     np.testing.assert_array_equal(data[0][valid_px] + data[1][valid_px], data[2][valid_px])
     assert set(np.unique(data[2][valid_px]).round(4)) <= set(np.float32(load_table("igbp").coefs).round(4))
-    # overviews (tiles copied, not re-encoded, by pipeline.cog) hold the top-left cell of each block
+    # overviews (tiles copied, not re-encoded, by lucr.cog) hold the top-left cell of each block
     for level, factor in enumerate((2, 4)):
         with rasterio.open(path, overview_level=level) as ovr:
             assert ovr.shape == (-(-data.shape[1] // factor), -(-data.shape[2] // factor))

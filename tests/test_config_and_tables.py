@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from pipeline.coefficients import STATUSES, builtin_legends, load_table
-from pipeline.config import load_config, parse_config
-from pipeline.errors import CoefficientTableError, ConfigError
+from lucr.coefficients import STATUSES, builtin_legends, load_table
+from lucr.config import load_config, parse_config
+from lucr.errors import CoefficientTableError, ConfigError
 
 
 def test_builtin_tables_cover_their_legends_with_sources():
@@ -39,7 +39,7 @@ def test_user_csv_in_t_co2_is_converted(tmp_path):
 
 
 def test_example_user_table_matches_clcd():
-    from pipeline.coefficients import TABLE_DIR
+    from lucr.coefficients import TABLE_DIR
 
     user = load_table(path=TABLE_DIR / "example_user_table.csv")
     np.testing.assert_allclose(user.coefs, load_table("clcd").coefs)

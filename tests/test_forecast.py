@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from pipeline.errors import AnalysisError
-from pipeline.forecast import (
+from lucr.errors import AnalysisError
+from lucr.analysis.forecast import (
     GreyModelWarning, PanelForecast, _grade, ensemble, forecast_panel, gm11, gm11_panel,
     grey_relational, grey_relational_panel, growth_panel, linear_panel,
 )

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import rasterio
 
-from pipeline.run import run
+from lucr.runner import run
 
 
 def _read_map(path):

@@ -6,9 +6,9 @@ import pandas as pd
 import rasterio
 from rasterio.windows import Window
 
-from pipeline.config import parse_config
-from pipeline.io import open_landcover
-from pipeline.run import run
+from lucr.config import parse_config
+from lucr.io import open_landcover
+from lucr.runner import run
 from tests.conftest import SAMPLE_RASTER
 
 VRT_SOURCE = """  <SimpleSource>

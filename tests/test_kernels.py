@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from kernels import accumulate_zone_class_area, flux_density_bands
-from pipeline.coefficients import ClassCoefficient, CoefficientTable
+from lucr.kernels import accumulate_zone_class_area, flux_density_bands
+from lucr.coefficients import ClassCoefficient, CoefficientTable
 
 NAN = np.float32(np.nan)
 

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.errors import AnalysisError, InputFileError
-from pipeline.panel import check_unique, equally_spaced, match_ids, normalise_ids, read_unit_table, to_panel
+from lucr.errors import AnalysisError, InputFileError
+from lucr.analysis.panel import check_unique, equally_spaced, match_ids, normalise_ids, read_unit_table, to_panel
 
 
 def _long(rows):

@@ -8,9 +8,9 @@ from affine import Affine
 from rio_cogeo.cogeo import cog_validate
 from shapely.geometry import box
 
-from pipeline.coefficients import load_table
-from pipeline.config import parse_config
-from pipeline.run import run
+from lucr.coefficients import load_table
+from lucr.config import parse_config
+from lucr.runner import run
 
 ALBERS = "+proj=aea +lat_1=25 +lat_2=47 +lat_0=0 +lon_0=105 +ellps=WGS84 +units=m +no_defs"
 H, W, X0, Y0 = 2600, 3100, 500_000.0, 3_000_000.0
@@ -89,7 +89,7 @@ def test_several_years_give_one_output_set_each(inputs, tmp_path):
 
 
 def test_years_on_different_grids_are_rejected(inputs, tmp_path):
-    from pipeline.errors import InputFileError
+    from lucr.errors import InputFileError
     from tests.conftest import SAMPLE_RASTER
 
     d, _ = inputs

@@ -20,8 +20,8 @@ import pytest
 import shapely
 from pyproj import CRS, Geod, Transformer
 
-from pipeline import spatial as sp
-from pipeline.errors import AnalysisError
+from lucr.analysis import spatial as sp
+from lucr.errors import AnalysisError
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample" / "china_admin_cnmaps"
 COUNTIES = Path("/work/shared/data/china_admin_cnmaps/china_counties_simplified.gpkg")

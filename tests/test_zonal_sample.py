@@ -6,7 +6,7 @@ import rasterio
 from exactextract import exact_extract
 from pyproj import Geod
 
-from pipeline.coefficients import load_table
+from lucr.coefficients import load_table
 from tests.conftest import SAMPLE_CITIES, SAMPLE_RASTER
 
 REL = 1e-9

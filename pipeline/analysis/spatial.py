@@ -35,9 +35,9 @@ from pyproj.crs import ProjectedCRS
 from pyproj.crs.coordinate_operation import AlbersEqualAreaConversion, LambertCylindricalEqualAreaConversion
 from scipy.spatial import cKDTree
 
-from pipeline.area import is_equal_area
-from pipeline.errors import AnalysisError
-from pipeline.panel import id_listing as _listing
+from lucr.area import is_equal_area
+from lucr.errors import AnalysisError
+from lucr.analysis.panel import id_listing as _listing
 
 if TYPE_CHECKING:  # libpysal/esda are imported lazily (slow imports)
     import libpysal

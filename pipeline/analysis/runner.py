@@ -2,7 +2,7 @@
 
 Input is a long table, one row per unit-year: the zonal tables of a ``lucr run`` (all
 its land-cover years) or any table a user brings to ``lucr analyze``. Per variable it
-builds a unit x year panel (:mod:`pipeline.panel`, missing-year policy applied) and runs
+builds a unit x year panel (:mod:`lucr.panel`, missing-year policy applied) and runs
 
 - ``forecast``: GM(1,1), linear, growth-rate and ensemble forecasts with their fit
   statistics (needs 4 or more years);
@@ -29,9 +29,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from pipeline.config import AnalysisConfig
-from pipeline.errors import AnalysisError
-from pipeline.panel import UNDATED, equally_spaced, match_ids, normalise_ids, to_panel
+from lucr.config import AnalysisConfig
+from lucr.errors import AnalysisError
+from lucr.analysis.panel import UNDATED, equally_spaced, match_ids, normalise_ids, to_panel
 
 log = logging.getLogger("lucr")
 MIN_YEARS = {"forecast": 4, "relational": 3, "trajectory": 2}
@@ -168,7 +168,7 @@ def _horizon(settings: AnalysisConfig, years: list[int]) -> int:
 
 
 def _forecast(result: AnalysisResult, panels: dict[str, pd.DataFrame], settings: AnalysisConfig) -> None:
-    from pipeline import forecast as fc
+    from lucr.analysis import forecast as fc
 
     values, fits = [], []
     for variable, frame in panels.items():
@@ -202,7 +202,7 @@ def _forecast(result: AnalysisResult, panels: dict[str, pd.DataFrame], settings:
 
 
 def _relational(result: AnalysisResult, table: UnitTable, panel, settings: AnalysisConfig) -> None:
-    from pipeline import forecast as fc
+    from lucr.analysis import forecast as fc
 
     cfg = settings.relational
     compare = [c for c in table.frame.columns if str(c).startswith("area_ha_class_")] if cfg.compare == "classes" else list(cfg.compare)
@@ -219,7 +219,7 @@ def _relational(result: AnalysisResult, table: UnitTable, panel, settings: Analy
 
 
 def _moran(result: AnalysisResult, units: gpd.GeoDataFrame, panels: dict[str, pd.DataFrame], settings: AnalysisConfig) -> None:
-    from pipeline import spatial  # esda and libpysal load only when needed
+    from lucr.analysis import spatial  # esda and libpysal load only when needed
 
     cfg = settings.spatial
     weights_for: dict[frozenset, "spatial.SpatialWeights"] = {}
@@ -244,7 +244,7 @@ def _moran(result: AnalysisResult, units: gpd.GeoDataFrame, panels: dict[str, pd
 
 
 def _gravity(result: AnalysisResult, units: gpd.GeoDataFrame, panels: dict[str, pd.DataFrame], trajectory: bool) -> None:
-    from pipeline import spatial
+    from lucr.analysis import spatial
 
     points, ellipses, tracks = [], [], []
     for variable, frame in panels.items():
@@ -284,7 +284,7 @@ def _first_columns(frame: pd.DataFrame, first: list[str]) -> pd.DataFrame:
 
 def write(result: AnalysisResult, path_of, formats: list[str]) -> None:
     """Write every table in ``formats`` and the summary; ``path_of(name)`` gives the staging path."""
-    from pipeline.export import write_frame
+    from lucr.export import write_frame
 
     for name, frame in result.tables.items():
         write_frame(frame, f"analysis_{result.label}_{name}", formats, path_of)
@@ -300,9 +300,9 @@ def analyse_file(
 
     Outputs are staged and published together, as for ``lucr run``.
     """
-    from pipeline.errors import InputFileError
-    from pipeline.export import StagedOutputs
-    from pipeline.panel import check_unique, read_unit_table, require_columns
+    from lucr.errors import InputFileError
+    from lucr.export import StagedOutputs
+    from lucr.analysis.panel import check_unique, read_unit_table, require_columns
 
     table_path = Path(table_path)
     frame = read_unit_table(table_path, layer=table_layer)
@@ -332,8 +332,8 @@ def analyse_file(
 
 
 def _read_polygons(path: Path, id_col: str, name_col: str | None, layer: str | None) -> gpd.GeoDataFrame:
-    from pipeline.errors import InputFileError, MissingCRSError
-    from pipeline.panel import require_columns
+    from lucr.errors import InputFileError, MissingCRSError
+    from lucr.analysis.panel import require_columns
 
     if not path.exists():
         raise InputFileError("polygon file not found", path=path, fix="give the path of a GeoPackage, shapefile or GeoJSON of the units")

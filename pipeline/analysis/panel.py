@@ -1,6 +1,6 @@
 """Per-unit time series: long tables (one row per unit-year) -> unit x year panels.
 
-The analysis stages (:mod:`pipeline.forecast`, :mod:`pipeline.spatial`) take *panels*:
+The analysis stages (:mod:`lucr.forecast`, :mod:`lucr.spatial`) take *panels*:
 a DataFrame indexed by unit id with one column per year, no gaps. This module reads a
 user's table (CSV, Parquet, GeoPackage, GeoParquet), checks its ids and years, and
 applies the missing-year policy: ``interpolate`` (linear in the year, interior gaps
@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import AnalysisError, InputFileError
+from lucr.errors import AnalysisError, InputFileError
 
 log = logging.getLogger("lucr")
 MissingPolicy = Literal["interpolate", "drop"]

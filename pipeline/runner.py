@@ -19,18 +19,18 @@ import numpy as np
 import pandas as pd
 from rasterio.errors import RasterioIOError
 
-from pipeline import analysis, balance
-from pipeline.area import from_fixed_point, fixed_point_scale_bits, row_cell_area_ha
-from pipeline.coefficients import CoefficientTable, load_table
-from pipeline.config import RunConfig, ZoneLevelConfig
-from pipeline.errors import ConfigError, InputFileError, LucrError, UnknownClassError
-from pipeline.export import (
+from lucr import analysis, balance
+from lucr.area import from_fixed_point, fixed_point_scale_bits, row_cell_area_ha
+from lucr.coefficients import CoefficientTable, load_table
+from lucr.config import RunConfig, ZoneLevelConfig
+from lucr.errors import ConfigError, InputFileError, LucrError, UnknownClassError
+from lucr.export import (
     STREAMED_OVERVIEWS, StagedOutputs, finalize_cog, open_density_writer, overview_factors, table_names, write_frame, write_table,
 )
-from pipeline.io import LandCover, ZoneLayer, check_nesting, open_landcover, read_zone_layer
-from pipeline.panel import equally_spaced
-from pipeline.sweep import build_sweep
-from pipeline.zonal import ZoneClassArea, ZonePayload, aggregate_to_parent, exact_zone_class_area, numeric_columns, unit_table
+from lucr.io import LandCover, ZoneLayer, check_nesting, open_landcover, read_zone_layer
+from lucr.analysis.panel import equally_spaced
+from lucr.sweep import build_sweep
+from lucr.zonal import ZoneClassArea, ZonePayload, aggregate_to_parent, exact_zone_class_area, numeric_columns, unit_table
 
 log = logging.getLogger("lucr")
 #: GDAL block cache (MB), unless the user sets GDAL_CACHEMAX: GDAL's default of 5 % of RAM

@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from pipeline.errors import AnalysisError
-from pipeline.panel import id_listing
+from lucr.errors import AnalysisError
+from lucr.analysis.panel import id_listing
 
 GM11_MIN_YEARS = 4
 GRADES = (  # methods.md §6: (grade, max C, min P), tested in order
