@@ -6,10 +6,10 @@ numba kernels):
 
   weights      queen contiguity of the 2,875 counties (islands joined to the unit nearest
                their coast) vs ``libpysal.weights.Queen.from_dataframe`` alone
-  lisa         ``lucr.spatial.local_moran``, 999 permutations, vs ``esda.Moran_Local``
+  lisa         ``lucr.analysis.autocorrelation.local_moran``, 999 permutations, vs ``esda.Moran_Local``
                called directly on the same weights (the peer: lucr's wrapper cost)
-  moran        ``lucr.spatial.global_moran``, 999 permutations, vs ``esda.Moran``
-  gm11         ``lucr.forecast.gm11_panel`` on 3,000 series x 15 years, vs a per-series
+  moran        ``lucr.analysis.autocorrelation.global_moran``, 999 permutations, vs ``esda.Moran``
+  gm11         ``lucr.analysis.forecast.gm11_panel`` on 3,000 series x 15 years, vs a per-series
                loop of the textbook GM(1,1) (``np.linalg.lstsq`` per series, as scripts do)
   forecasts    ``forecast_panel``: GM(1,1), linear, growth rate and ensemble together
 
@@ -94,24 +94,24 @@ def main() -> None:
     import geopandas as gpd
     import warnings
 
-    from lucr.analysis import forecast, spatial
+    from lucr.analysis import autocorrelation, forecast, weights
 
     rows = []
     values = county_values(args.counties, HERE / ".cache" / "county_net_tc_per_ha_2019.parquet").dropna()
     counties = gpd.read_file(args.counties).astype({"adcode": str})
     counties = counties[counties["adcode"].isin(values["unit_id"])]
-    t_w, w = best_of(1, lambda: spatial.build_weights(counties, "adcode", kind="queen", islands="nearest"))
+    t_w, w = best_of(1, lambda: weights.build_weights(counties, "adcode", kind="queen", islands="nearest"))
     y = values.set_index("unit_id")["net_tc_per_ha"].loc[w.ids]
     import libpysal
 
     t_lw, _ = best_of(1, lambda: libpysal.weights.Queen.from_dataframe(counties, ids=counties["adcode"].tolist(), use_index=False, silence_warnings=True))
     rows.append(("weights (queen, islands joined)", len(y), t_w, "libpysal Queen (no joins)", t_lw))
 
-    spatial.local_moran(y, w, permutations=99)  # warm-up: numba compilation
-    t_lisa, _ = best_of(args.repeat, lambda: spatial.local_moran(y, w, permutations=999, seed=1))
+    autocorrelation.local_moran(y, w, permutations=99)  # warm-up: numba compilation
+    t_lisa, _ = best_of(args.repeat, lambda: autocorrelation.local_moran(y, w, permutations=999, seed=1))
     t_esda, _ = best_of(args.repeat, lambda: esda.Moran_Local(y.to_numpy(), w.w, permutations=999, seed=1, n_jobs=1))
     rows.append(("LISA, 999 permutations", len(y), t_lisa, "esda.Moran_Local", t_esda))
-    t_moran, _ = best_of(args.repeat, lambda: spatial.global_moran(y, w, permutations=999, seed=1))
+    t_moran, _ = best_of(args.repeat, lambda: autocorrelation.global_moran(y, w, permutations=999, seed=1))
     t_emoran, _ = best_of(args.repeat, lambda: esda.Moran(y.to_numpy(), w.w, permutations=999))
     rows.append(("global Moran's I, 999 permutations", len(y), t_moran, "esda.Moran", t_emoran))
 

@@ -31,8 +31,19 @@ def _setup_logging(quiet: bool) -> None:
     logging.captureWarnings(True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from lucr import __version__
+
+        out.print(f"lucr {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="show tracebacks of errors")) -> None:
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="show tracebacks of errors"),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="print lucr's version and exit"),
+) -> None:
     _state["debug"] = debug
 
 

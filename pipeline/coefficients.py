@@ -1,9 +1,13 @@
-"""Coefficient tables: land-cover class -> carbon flux density (t C / ha / yr).
+"""The flux coefficients of a run: a legend resolved against a ``flux`` parameter table.
 
-Built-in tables live in ``configs/coefficients/<legend>.yaml`` (schema in that folder's
-README); users may give their own YAML of the same schema or a CSV with the header
-``code,name,coef,ref,status`` and optional ``# unit: ...`` / ``# nodata: ...`` comment
-lines. Every value carries its source; values not printed in a seed paper are
+``load_table(legend)`` takes a built-in legend (``configs/legends/``) and its default flux
+table (``configs/parameters/flux_seed001.yaml``, keyed by category: seed 001 Table 2 and
+flagged defaults); ``load_table(legend, path)`` resolves a user table against a legend;
+``load_table(path=...)`` reads a user table that names its own classes: a CSV with the
+header ``code,name,coef,ref,status`` and optional ``# unit: ...`` / ``# nodata: ...``
+lines, or a code-keyed parameter YAML. The result, :class:`CoefficientTable`, is the
+per-class view (t C / ha / yr, sources positive) that the kernels, tables and summaries
+use; every value keeps its source and status, and values not printed in a seed paper are
 reported in the run log (methods.md: "never silently invented").
 """
 
@@ -19,13 +23,15 @@ import numpy as np
 import yaml
 
 from lucr.errors import CoefficientTableError
+from lucr.legend import ClassColumns, Legend, LegendClass, builtin_legend_files, load_legend, read_yaml_file
+from lucr.parameters import KINDS, PARAMETER_DIR, STATUSES, ParameterFile, ParameterRow, ParameterTable, build_table, builtin_parameter_files, load_parameters
 
-from lucr.configs import CONFIG_DIR
+__all__ = ["STATUSES", "TABLE_DIR", "UNITS", "ClassCoefficient", "CoefficientTable", "builtin_legends", "load_table"]
 
-TABLE_DIR = CONFIG_DIR / "coefficients"
-STATUSES = ("paper", "literature_default", "unverified", "user")
-#: Accepted units, and the factor that converts them to t C / ha / yr (44/12 t CO2 per t C).
-UNITS = {"t C / ha / yr": 1.0, "t CO2 / ha / yr": 12.0 / 44.0}
+#: Where the example user table and the built-in parameter tables live.
+TABLE_DIR = PARAMETER_DIR
+#: Accepted units of flux tables and their factor to t C / ha / yr (12/44 t C per t CO2).
+UNITS = KINDS["flux"].units
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class ClassCoefficient:
     ref: str = ""
     status: str = "user"
     note: str = ""
+    category: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,35 +72,48 @@ class CoefficientTable:
         """Classes whose value is not printed in a seed paper (to report in the run log)."""
         return [c for c in self.classes if c.status != "paper"]
 
-    def dense_luts(self, dtype: np.dtype, extra_nodata: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray, int]:
-        """Dense lookup tables over the whole range of an integer ``dtype``.
+    def columns(self, dtype: np.dtype, extra_nodata: tuple[int | None, ...] = ()) -> ClassColumns:
+        """Cross-tab column layout of these classes for rasters of integer ``dtype``."""
+        return ClassColumns.build(self.codes, (*self.nodata, *extra_nodata), dtype)
 
-        Returns ``(class_of_code, coef_lut, code_offset)``: ``class_of_code[code -
-        offset]`` is 0..K-1 for the table's classes, K for unknown codes and K+1 for
-        nodata; ``coef_lut`` holds the coefficient (float32) or NaN.
+    def dense_luts(self, dtype: np.dtype, extra_nodata: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(class_of_code, coef_lut, code_offset)`` over the whole range of ``dtype``.
+
+        ``class_of_code[code - offset]`` is 0..K-1 for the classes, K for unknown codes and
+        K+1 for nodata; ``coef_lut`` holds the coefficient (float32) or NaN.
         """
-        info = np.iinfo(dtype)
-        size = int(info.max) - int(info.min) + 1
-        offset = int(info.min)
-        class_of_code = np.full(size, self.n_classes, dtype=np.int32)
-        coef_lut = np.full(size, np.nan, dtype=np.float32)
-        for k, c in enumerate(self.classes):
-            if info.min <= c.code <= info.max:
-                class_of_code[c.code - offset] = k
-                coef_lut[c.code - offset] = c.coef
-        for code in (*self.nodata, *extra_nodata):
-            if code is not None and info.min <= code <= info.max:
-                class_of_code[int(code) - offset] = self.n_classes + 1
-                coef_lut[int(code) - offset] = np.nan
-        return class_of_code, coef_lut, offset
+        cols = self.columns(dtype, extra_nodata)
+        return cols.class_of_code, cols.lut(self.coefs), cols.offset
+
+
+def resolve(legend: Legend, flux: ParameterTable) -> CoefficientTable:
+    """The per-class flux view of ``legend`` under the ``flux`` table (by code or category)."""
+    if flux.kind != "flux":
+        raise CoefficientTableError(f"'{flux.id}' is a {flux.kind} table, not a flux table", path=flux.path, fix="give a table of kind: flux")
+    rows = flux.resolve(legend)
+    classes = tuple(
+        ClassCoefficient(c.code, c.name, r.values["coef"], r.ref, r.status, c.note or r.note, c.category) for c, r in zip(legend.classes, rows)
+    )
+    return CoefficientTable(legend.id, classes, legend.nodata, legend.title, {**legend.references, **flux.references}, flux.path or legend.path)
 
 
 def builtin_legends() -> dict[str, Path]:
-    """Built-in coefficient tables by legend id."""
-    return {p.stem: p for p in sorted(TABLE_DIR.glob("*.yaml"))}
+    """Built-in legends by id (each resolves against its default flux table)."""
+    return builtin_legend_files()
 
 
-def _number(value, what: str, path: str) -> float:
+def _legend_of(table: ParameterTable, nodata, title: str) -> Legend:
+    """The legend a code-keyed user table defines through its rows' codes and names."""
+    classes = tuple(LegendClass(int(r.key), r.name or str(r.key)) for r in table.rows)
+    return Legend(table.id, classes, tuple(nodata), title, path=table.path)
+
+
+def _nodata_codes(values, path) -> tuple[int, ...]:
+    listed = values if isinstance(values, (list, tuple)) else [values] if values is not None else []
+    return tuple(_code(v, path, "nodata") for v in listed)
+
+
+def _number(value, what: str, path) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -103,58 +123,41 @@ def _number(value, what: str, path: str) -> float:
     return number
 
 
-def _code(value, path: str, row: str) -> int:
+def _code(value, path, row: str) -> int:
     number = _number(value, f"class code {value!r} ({row})", path)
     if number != int(number):
         raise CoefficientTableError(f"class code {value!r} ({row}) is not an integer", path=path, fix="class codes are the integer values of the land-cover raster")
     return int(number)
 
 
-def _build(rows: list[dict], *, legend: str, unit: str, nodata, title: str, references: dict, path: str) -> CoefficientTable:
+def _code_table(records: list[dict], *, table_id: str, unit: str | None, references: dict, path: str) -> ParameterTable:
+    """A code-keyed flux table from user records (CSV rows, or the ``classes`` of a lucr 0.1 YAML)."""
+    unit = unit or KINDS["flux"].unit
     if unit not in UNITS:
         raise CoefficientTableError(f"unknown unit {unit!r}", path=path, fix=f"use one of: {', '.join(UNITS)}")
-    factor = UNITS[unit]
-    if not rows:
+    if not records:
         raise CoefficientTableError("the table has no classes", path=path, fix="add one row per land-cover class")
-    classes, seen = [], {}
-    for i, row in enumerate(rows, start=1):
+    rows, seen = [], {}
+    for i, rec in enumerate(records, start=1):
         where = f"row {i}"
-        if "code" not in row or "coef" not in row:
+        if "code" not in rec or "coef" not in rec:
             raise CoefficientTableError(f"{where} lacks 'code' or 'coef'", path=path, fix="every class needs a code and a coef")
-        code = _code(row["code"], path, where)
+        code = _code(rec["code"], path, where)
         if code in seen:
             raise CoefficientTableError(f"duplicate class code {code} (rows {seen[code]} and {i})", path=path, fix="keep one row per class code")
         seen[code] = i
-        coef = _number(row["coef"], f"coef of class {code}", path) * factor
-        status = (row.get("status") or "user").strip()
+        coef = _number(rec["coef"], f"coef of class {code}", path) * UNITS[unit]
+        status = str(rec.get("status") or "user").strip()
         if status not in STATUSES:
             raise CoefficientTableError(f"class {code}: status {status!r} is not one of {STATUSES}", path=path, fix="mark the value's provenance")
-        ref = str(row.get("ref") or "").strip()
+        ref = str(rec.get("ref") or "").strip()
         if references and ref and ref not in references and status != "user":
             raise CoefficientTableError(f"class {code} cites ref {ref!r}, which is not in 'references'", path=path, fix="add the reference or correct the id")
-        classes.append(ClassCoefficient(code, str(row.get("name") or code), coef, ref, status, str(row.get("note") or "")))
-    nodata_codes = tuple(int(_code(v, path, "nodata")) for v in (nodata if isinstance(nodata, (list, tuple)) else [nodata] if nodata is not None else []))
-    clash = sorted(set(nodata_codes) & set(seen))
-    if clash:
-        raise CoefficientTableError(f"codes {clash} are both classes and nodata", path=path, fix="remove them from one of the two")
-    return CoefficientTable(legend, tuple(classes), nodata_codes, title, references, path)
+        rows.append(ParameterRow(code, {"coef": coef}, str(rec.get("name") or code), ref, status, str(rec.get("note") or "")))
+    return ParameterTable(table_id, "flux", "code", tuple(rows), references=references, path=path)
 
 
-def _read_yaml(path: Path) -> CoefficientTable:
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise CoefficientTableError(f"not valid YAML ({exc})".replace("\n", " "), path=path, fix="check the file's syntax") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("classes"), list):
-        raise CoefficientTableError("expected a mapping with a 'classes' list", path=path, fix="see configs/coefficients/README.md for the schema")
-    refs = {k: (v.get("citation", "") if isinstance(v, dict) else str(v)) for k, v in (doc.get("references") or {}).items()}
-    return _build(
-        doc["classes"], legend=str(doc.get("legend", path.stem)), unit=doc.get("unit", "t C / ha / yr"),
-        nodata=doc.get("nodata"), title=str(doc.get("title", "")), references=refs, path=str(path),
-    )
-
-
-def _read_csv(path: Path) -> CoefficientTable:
+def _read_csv(path: Path) -> tuple[ParameterTable, dict]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
@@ -170,24 +173,58 @@ def _read_csv(path: Path) -> CoefficientTable:
     if reader.fieldnames is None or not {"code", "coef"} <= {f.strip() for f in reader.fieldnames}:
         raise CoefficientTableError(
             f"CSV header must include 'code' and 'coef' (found {reader.fieldnames})", path=path,
-            fix="use the header code,name,coef,ref,status (see configs/coefficients/README.md)",
+            fix="use the header code,name,coef,ref,status (see configs/parameters/README.md)",
         )
-    rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
-    nodata = [v for v in meta.get("nodata", "").replace(",", " ").split()]
-    return _build(rows, legend=meta.get("legend", path.stem), unit=meta.get("unit", "t C / ha / yr"), nodata=nodata, title=meta.get("title", ""), references={}, path=str(path))
+    records = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+    table = _code_table(records, table_id=meta.get("legend", path.stem), unit=meta.get("unit"), references={}, path=str(path))
+    return table, {"nodata": meta.get("nodata", "").replace(",", " ").split(), "title": meta.get("title", "")}
 
 
-def load_table(legend: str | None = None, path: str | Path | None = None) -> CoefficientTable:
-    """Load a built-in table by ``legend`` id, or a user table from ``path`` (CSV or YAML)."""
+def _read_user_yaml(path: Path) -> tuple[ParameterTable, dict]:
+    """A parameter-table YAML (``table:``), or a legend-with-coefficients YAML (``classes:``, lucr 0.1)."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CoefficientTableError(f"not valid YAML ({exc})".replace("\n", " "), path=path, fix="check the file's syntax") from None
+    if isinstance(doc, dict) and isinstance(doc.get("classes"), list) and "table" not in doc:
+        refs = {k: (v.get("citation", "") if isinstance(v, dict) else str(v)) for k, v in (doc.get("references") or {}).items()}
+        table = _code_table(doc["classes"], table_id=str(doc.get("legend", path.stem)), unit=doc.get("unit"), references=refs, path=str(path))
+        return table, {"nodata": doc.get("nodata"), "title": str(doc.get("title", ""))}
+    table = build_table(read_yaml_file(path, ParameterFile), str(path))
+    return table, {"nodata": None, "title": table.title}
+
+
+def load_table(legend: str | Path | None = None, path: str | Path | None = None) -> CoefficientTable:
+    """The flux coefficients of a legend (built-in id or legend file) and/or a user table (CSV or YAML).
+
+    - ``load_table("igbp")``: the built-in legend under its default flux table;
+    - ``load_table(path=...)``: a user table naming its classes by code (legend from its rows);
+    - ``load_table("igbp", path=...)``: a user table (by code or by category) applied to a legend.
+    """
     if path is None:
-        tables = builtin_legends()
-        if legend not in tables:
-            raise CoefficientTableError(f"no built-in coefficient table for legend {legend!r}", fix=f"use one of: {', '.join(tables)}, or give 'coefficients: <file>'")
-        return _read_yaml(tables[legend])
+        if legend is None:
+            raise CoefficientTableError("no legend and no coefficient table given", fix="set 'legend' (see `lucr legends`) or 'coefficients' in the config")
+        if not Path(str(legend)).suffix and str(legend) not in builtin_legend_files():
+            raise CoefficientTableError(f"no built-in coefficient table for legend {str(legend)!r}", fix=f"use one of: {', '.join(builtin_legend_files())}, or give 'coefficients: <file>'")
+        lg = load_legend(legend)
+        if "flux" not in lg.parameters:
+            raise CoefficientTableError(f"legend '{lg.id}' names no default flux table", path=lg.path, fix="add 'parameters: {flux: <table id>}' or give 'coefficients' in the config")
+        return resolve(lg, load_parameters(lg.parameters["flux"]))
     path = Path(path)
-    if not path.is_file():
-        problem = "is a folder, not a coefficient table" if path.is_dir() else "coefficient table not found"
-        raise CoefficientTableError(problem, path=path, fix="check the 'coefficients' path in the config")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return _read_yaml(path)
-    return _read_csv(path)
+    if not path.suffix and path.name in builtin_parameter_files():
+        flux = load_parameters(path.name)
+        extra = {"nodata": None, "title": flux.title}
+    else:
+        if not path.is_file():
+            problem = "is a folder, not a coefficient table" if path.is_dir() else "coefficient table not found"
+            raise CoefficientTableError(problem, path=path, fix="check the 'coefficients' path in the config")
+        flux, extra = _read_user_yaml(path) if path.suffix.lower() in (".yaml", ".yml") else _read_csv(path)
+    if legend is not None:
+        return resolve(load_legend(legend), flux)
+    if flux.key != "code":
+        raise CoefficientTableError(f"table '{flux.id}' is keyed by category and needs a legend", path=path, fix="set 'legend' in the config to the legend of the raster")
+    nodata = _nodata_codes(extra["nodata"], str(path))
+    clash = sorted(set(nodata) & {r.key for r in flux.rows})
+    if clash:
+        raise CoefficientTableError(f"codes {clash} are both classes and nodata", path=path, fix="remove them from one of the two")
+    return resolve(_legend_of(flux, nodata, extra["title"]), flux)

@@ -21,8 +21,8 @@ import numpy as np
 import tifffile
 
 TILE_OFFSETS, TILE_BYTE_COUNTS, NEW_SUBFILE_TYPE = 324, 325, 254
-#: Tags describing the pixels of a level (copied for every level).
-STRUCTURE_TAGS = (256, 257, 258, 259, 262, 277, 284, 317, 322, 323, 338, 339, 42113)
+#: Tags describing the pixels of a level (copied for every level; 320 is the colour map).
+STRUCTURE_TAGS = (256, 257, 258, 259, 262, 277, 284, 317, 320, 322, 323, 338, 339, 42113)
 #: Georeferencing and dataset metadata (copied to the full-resolution IFD only).
 DATASET_TAGS = (33550, 33922, 34264, 34735, 34736, 34737, 42112)
 LONG8 = 16

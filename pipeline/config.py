@@ -157,8 +157,8 @@ class RunConfig(_Strict):
     """A whole lucr run."""
 
     landcover: LandCoverConfig
-    legend: str | None = Field(None, description="built-in coefficient table (see `lucr legends`)")
-    coefficients: Path | None = Field(None, description="user coefficient table (CSV or YAML)")
+    legend: str | None = Field(None, description="built-in legend id (see `lucr legends`) or a legend YAML file")
+    coefficients: Path | None = Field(None, description="flux table: a user CSV/YAML (by code or by category), or a built-in table id")
     unknown_classes: Literal["error", "nodata"] = "error"
     zones: list[ZoneLevelConfig] = []
     engine: Literal["fast", "exact"] = "fast"
@@ -170,8 +170,11 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_table(self) -> "RunConfig":
-        if (self.legend is None) == (self.coefficients is None):
-            raise ValueError("give exactly one of 'legend' (a built-in table) or 'coefficients' (a file)")
+        if self.legend is None and self.coefficients is None:
+            raise ValueError(
+                "give exactly one of 'legend' (a built-in legend with its default coefficients) or 'coefficients' "
+                "(a table naming its classes by code), or both (a table applied to a legend)"
+            )
         return self
 
     @field_validator("zones")
@@ -264,9 +267,10 @@ def parse_config(data: dict[str, Any], base_dir: Path, source: Path | None = Non
     )
     zones = [z.model_copy(update={"path": _resolve(z.path, base_dir)}) for z in cfg.zones]
     coefficients = _resolve(cfg.coefficients, base_dir)
+    legend = str(_resolve(Path(cfg.legend), base_dir)) if cfg.legend and Path(cfg.legend).suffix else cfg.legend
     out_dir = cfg.output.dir if cfg.output.dir.is_absolute() else Path.cwd() / cfg.output.dir
     return cfg.model_copy(
-        update={"landcover": landcover, "zones": zones, "coefficients": coefficients, "output": cfg.output.model_copy(update={"dir": out_dir})}
+        update={"landcover": landcover, "zones": zones, "coefficients": coefficients, "legend": legend, "output": cfg.output.model_copy(update={"dir": out_dir})}
     )
 
 

@@ -1,6 +1,6 @@
-"""Write results: the carbon-balance COG and the zonal tables, atomically.
+"""Write results: map products as COGs and the zonal tables, atomically.
 
-The density map and its 2x and 4x overviews are streamed chunk by chunk into tiled,
+Each map product (:class:`lucr.products.MapProduct`) and its 2x and 4x overviews are streamed chunk by chunk into tiled,
 compressed GeoTIFFs (memory bounded by the chunks in flight); GDAL adds the coarser
 overviews to the small 4x file and :mod:`lucr.cog` copies all tiles into the COG
 layout without re-encoding them. Every output is first written inside a hidden staging
@@ -27,6 +27,7 @@ from rasterio.windows import Window
 from lucr.cog import read_levels, write_cog
 from lucr.errors import OutputError, OutputExistsError
 from lucr.grid import Grid
+from lucr.products.base import MapProduct
 
 TILE = 512
 GDAL_THREADS = "ALL_CPUS"
@@ -35,13 +36,13 @@ GDAL_THREADS = "ALL_CPUS"
 class GeoTiffWindowWriter:
     """A ``dask.array.store`` target writing ``(band, rows, cols)`` regions into a GeoTIFF.
 
-    On local threads it keeps one dataset open (created with :func:`density_profile`),
+    On local threads it keeps one dataset open (created with :func:`map_profile`),
     so the creation options (codec level, GDAL's multithreaded encoder) apply; writes are
     serialised by the store lock. Pickled to distributed workers it carries only the
     path, and each worker reopens the file in update mode for each write.
     """
 
-    def __init__(self, path: str | Path, profile: dict | None = None, tags: dict | None = None, band_tags: list[dict] | None = None):
+    def __init__(self, path: str | Path, profile: dict | None = None, tags: dict | None = None, band_tags: list[dict] | None = None, colormap: dict | None = None):
         self.path = str(path)
         self._dataset = None
         if profile is not None:
@@ -51,6 +52,8 @@ class GeoTiffWindowWriter:
                 self._dataset.set_band_description(b, bt["name"])
                 self._dataset.update_tags(b, **bt)
             self._dataset.units = [bt["units"] for bt in band_tags or []]  # GDAL unit type
+            if colormap is not None:
+                self._dataset.write_colormap(1, colormap)
 
     def __getstate__(self):
         return {"path": self.path, "_dataset": None}
@@ -71,28 +74,33 @@ class GeoTiffWindowWriter:
             self._dataset = None
 
 
-def density_profile(grid: Grid, count: int, compress: str) -> dict:
-    """GeoTIFF profile of the streamed density map: float32, NaN nodata, 512 tiles, fast codec level.
+def _predictor(compress: str, is_float: bool) -> int:
+    """ZSTD goes without predictor (these patchy maps of few distinct values compress 3.6x smaller
+    without it: 41 vs 149 MB for the 1e8-cell benchmark); DEFLATE keeps the floating-point
+    predictor (3) for floats, as the COG convention asks, and horizontal differencing (2) for integers."""
+    if compress == "zstd":
+        return 1
+    return 3 if is_float else 2
 
-    ZSTD (the default) goes without predictor: these patchy maps of a few distinct values
-    compress 3.6x smaller without the floating-point predictor (41 vs 149 MB for the
-    1e8-cell benchmark). DEFLATE keeps the floating-point predictor, as the COG
-    convention for float DEFLATE asks.
-    """
+
+def map_profile(grid: Grid, product: MapProduct, compress: str) -> dict:
+    """GeoTIFF profile of a streamed map product: its dtype and nodata, 512 tiles, fast codec level."""
     profile = dict(
-        driver="GTiff", width=grid.width, height=grid.height, count=count, dtype="float32",
-        crs=grid.crs, transform=grid.transform, nodata=np.nan, tiled=True, blockxsize=TILE, blockysize=TILE,
-        compress=compress.upper(), predictor=1 if compress == "zstd" else 3, interleave="pixel", BIGTIFF="IF_SAFER",
+        driver="GTiff", width=grid.width, height=grid.height, count=len(product.bands), dtype=product.dtype,
+        crs=grid.crs, transform=grid.transform, nodata=product.nodata, tiled=True, blockxsize=TILE, blockysize=TILE,
+        compress=compress.upper(), predictor=_predictor(compress, product.is_float), interleave="pixel", BIGTIFF="IF_SAFER",
         NUM_THREADS=GDAL_THREADS,
     )
+    if product.colormap is not None:
+        profile["photometric"] = "palette"
     profile["ZSTD_LEVEL" if compress == "zstd" else "ZLEVEL"] = 1
     return profile
 
 
-def open_density_writer(path: Path, grid: Grid, band_names: tuple[str, ...], unit: str, compress: str, tags: dict[str, str]) -> GeoTiffWindowWriter:
-    """Create the streamed density GeoTIFF and return its writer (close it after the pass)."""
-    band_tags = [{"name": n, "units": unit} for n in band_names]
-    return GeoTiffWindowWriter(path, density_profile(grid, len(band_names), compress), tags, band_tags)
+def open_map_writer(path: Path, grid: Grid, product: MapProduct, compress: str) -> GeoTiffWindowWriter:
+    """Create the streamed GeoTIFF of a map product and return its writer (close it after the pass)."""
+    band_tags = [{"name": n, "units": product.units} for n in product.bands]
+    return GeoTiffWindowWriter(path, map_profile(grid, product, compress), product.tags, band_tags, product.colormap)
 
 
 def overview_factors(grid: Grid) -> list[int]:
@@ -110,7 +118,7 @@ def overview_factors(grid: Grid) -> list[int]:
 STREAMED_OVERVIEWS = (2, 4)
 
 
-def finalize_cog(full: Path, overviews: dict[int, Path], dst: Path, grid: Grid, compress: str) -> None:
+def finalize_cog(full: Path, overviews: dict[int, Path], dst: Path, grid: Grid, compress: str, is_float: bool = True) -> None:
     """Assemble the COG from the streamed full-resolution and overview GeoTIFFs.
 
     Overviews take one cell of each block (the top-left cell of each f x f block for the
@@ -129,7 +137,7 @@ def finalize_cog(full: Path, overviews: dict[int, Path], dst: Path, grid: Grid, 
         coarser = [f // last for f in factors if f > last]
         if coarser:
             env = dict(
-                COMPRESS_OVERVIEW=compress.upper(), ZSTD_LEVEL_OVERVIEW=1, ZLEVEL_OVERVIEW=1, PREDICTOR_OVERVIEW=1 if compress == "zstd" else 3,
+                COMPRESS_OVERVIEW=compress.upper(), ZSTD_LEVEL_OVERVIEW=1, ZLEVEL_OVERVIEW=1, PREDICTOR_OVERVIEW=_predictor(compress, is_float),
                 INTERLEAVE_OVERVIEW="PIXEL", GDAL_TIFF_OVR_BLOCKSIZE=TILE, NUM_THREADS=GDAL_THREADS,
             )
             with rasterio.Env(**env), rasterio.open(overviews[last], "r+") as ds:

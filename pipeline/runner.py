@@ -1,4 +1,4 @@
-"""One lucr run: config -> inputs -> a single pass -> COG + zonal tables, staged atomically."""
+"""One lucr run: config -> inputs -> one pass over every date -> map products + zonal tables, staged atomically."""
 
 from __future__ import annotations
 
@@ -8,29 +8,35 @@ import logging
 import os
 import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import dask
+import dask.array as da
 import dask.threaded
 import numpy as np
 import pandas as pd
 from rasterio.errors import RasterioIOError
 
-from lucr import analysis, balance
-from lucr.area import from_fixed_point, fixed_point_scale_bits, row_cell_area_ha
+from lucr import analysis
+from lucr.analysis.panel import equally_spaced
+from lucr.area import fixed_point_scale_bits, from_fixed_point, row_cell_area_ha
+from lucr.chunk import ChunkLayers
 from lucr.coefficients import CoefficientTable, load_table
 from lucr.config import RunConfig, ZoneLevelConfig
 from lucr.errors import ConfigError, InputFileError, LucrError, UnknownClassError
 from lucr.export import (
-    STREAMED_OVERVIEWS, StagedOutputs, finalize_cog, open_density_writer, overview_factors, table_names, write_frame, write_table,
+    STREAMED_OVERVIEWS, StagedOutputs, finalize_cog, open_map_writer, overview_factors, table_names, write_frame, write_table,
 )
 from lucr.io import LandCover, ZoneLayer, check_nesting, open_landcover, read_zone_layer
-from lucr.analysis.panel import equally_spaced
-from lucr.sweep import build_sweep
-from lucr.zonal import ZoneClassArea, ZonePayload, aggregate_to_parent, exact_zone_class_area, numeric_columns, unit_table
+from lucr.products.base import MapProduct, RunContext
+from lucr.products.registry import declared_maps, declared_reductions
+from lucr.products.zone_class_area import reduction_name
+from lucr.sweep import PassSources, Sweep
+from lucr.sweep import compute as compute_pass
+from lucr.zonal import ZonePayload, aggregate_to_parent, exact_zone_class_area, numeric_columns, unit_table
 
 log = logging.getLogger("lucr")
 #: GDAL block cache (MB), unless the user sets GDAL_CACHEMAX: GDAL's default of 5 % of RAM
@@ -50,12 +56,25 @@ class YearResult:
 
 @dataclass
 class RunResult:
-    """What a run produced: published paths, and per land-cover year its tables and summary."""
+    """What a run produced.
+
+    Attributes
+    ----------
+    out_dir : the output folder
+    outputs : every published file
+    by_year : per land-cover date (year, or None for one undated raster) its zonal tables
+        (GeoDataFrames by level) and its summary
+    analyses : per zone label (``provinces``) its :class:`lucr.analysis.AnalysisResult`
+    maps : published map products by name (``carbon_balance``, ``carbon_balance_2019``) -> path
+    reductions : the single pass's reduction totals by name (e.g. ``zone-class-area``)
+    """
 
     out_dir: Path
     outputs: list[Path]
     by_year: dict[int | None, YearResult] = field(default_factory=dict)
-    analyses: dict[str, Any] = field(default_factory=dict)  # zone label -> analysis.AnalysisResult
+    analyses: dict[str, Any] = field(default_factory=dict)
+    maps: dict[str, Path] = field(default_factory=dict)
+    reductions: dict[str, Any] = field(default_factory=dict)
 
     @property
     def tables(self) -> dict[str, Any]:
@@ -95,12 +114,6 @@ def read_zones(cfg: RunConfig, lc: LandCover) -> list[ZoneLayer]:
     return layers
 
 
-def unknown_codes(code_count: np.ndarray, class_of_code: np.ndarray, n_classes: int, offset: int) -> dict[int, int]:
-    """``{code: cell count}`` of codes that are neither in the table nor nodata."""
-    idx = np.flatnonzero((class_of_code == n_classes) & (code_count > 0))
-    return {int(i) + offset: int(code_count[i]) for i in idx}
-
-
 def _warn_nodata_is_class(lc: LandCover, table: CoefficientTable, code_count: np.ndarray, offset: int) -> None:
     """The raster's nodata value is a class of the table: those cells count as no data."""
     cls = next((c for c in table.classes if c.code == lc.nodata), None)
@@ -134,13 +147,13 @@ def run(
     engine: str | None = None,
     progress: Callable[[], Any] | None = None,
 ) -> RunResult:
-    """Run the spine: one pass over the land cover -> ``carbon_balance.tif`` + zonal tables.
+    """Run the spine: one pass over every date of land cover -> map products + zonal tables.
 
     Parameters override the config: ``out_dir`` (output.dir), ``scheduler_address``
     (cluster.address), ``chunks``, ``engine``. ``progress`` is a factory of a context
     manager shown while the pass runs (e.g. a rich progress bar as a dask callback).
     """
-    out_dir = Path(out_dir or cfg.output.dir)
+    out_dir = Path(out_dir or cfg.output.dir).absolute()
     chunks = chunks or cfg.chunks
     engine = engine or cfg.engine
     table = load_table(cfg.legend, cfg.coefficients)
@@ -149,31 +162,43 @@ def run(
     series = [open_landcover(p, chunks=chunks, band=cfg.landcover.band, year=y) for y, p in cfg.landcover.series().items()]
     _check_same_grid(series)
     layers = read_zones(cfg, series[0])
-    suffix = (lambda lc: f"_{lc.year}") if len(series) > 1 else (lambda lc: "")
-    names = [
+    grid = series[0].grid
+    ctx = RunContext(
+        config=cfg, table=table, dates=tuple(series), layers=tuple(layers), grid=grid, engine=engine,
+        columns={lc.year: table.columns(lc.codes.dtype, extra_nodata=(lc.nodata,)) for lc in series},
+        scale_bits=fixed_point_scale_bits(grid, row_cell_area_ha(grid)),
+    )
+    maps, reductions = declared_maps(ctx), declared_reductions(ctx)
+    names = [p.filename for p in maps] + [
         n for lc in series for n in (
-            ([f"carbon_balance{suffix(lc)}.tif"] if cfg.output.map else [])
-            + [n for z in cfg.zones for n in table_names(z.output_stem() + suffix(lc), cfg.output.tables)]
-            + [f"run_summary{suffix(lc)}.json"]
+            [n for z in cfg.zones for n in table_names(z.output_stem() + ctx.suffix(lc.year), cfg.output.tables)]
+            + [f"run_summary{ctx.suffix(lc.year)}.json"]
         )
     ]
     analysed = analysed_levels(cfg, table, [lc.year for lc in series])
     names += [n for z, sections in analysed for n in analysis.output_names(z.plural, sections, cfg.output.tables)]
-    if len(series) > 1:
+    if ctx.multi_date:
         names += [n for z in cfg.zones for n in table_names(z.output_stem() + "_by_year", cfg.output.tables)]
     by_year = {}
     with StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads) as client:
+        t0 = time.perf_counter()
+        totals = _single_pass(ctx, maps, reductions, staged, client, progress)
+        pass_seconds = round(time.perf_counter() - t0, 3)
         for lc in series:
-            t0 = time.perf_counter()
-            if len(series) > 1:
-                log.info("land cover %s (%s)", lc.year, lc.path.name)
-            result = _one_date(cfg, lc, table, layers, engine, staged, suffix(lc), client, progress)
-            result.summary["seconds"] = round(time.perf_counter() - t0, 3)
-            staged.path(f"run_summary{suffix(lc)}.json").write_text(json.dumps(result.summary, indent=2, ensure_ascii=False), encoding="utf-8")
+            t1 = time.perf_counter()
+            area_fx, code_count = totals[reduction_name(lc.year)]
+            result = _date_outputs(ctx, lc, area_fx, code_count, staged)
+            result.summary["pass_seconds"] = pass_seconds  # one pass for every date of the run
+            result.summary["seconds"] = round(pass_seconds + time.perf_counter() - t1, 3)
+            result.summary["reductions"] = {r.name: r.summary(totals[r.name]) for r in reductions if hasattr(r, "summary")}
+            staged.path(f"run_summary{ctx.suffix(lc.year)}.json").write_text(json.dumps(result.summary, indent=2, ensure_ascii=False), encoding="utf-8")
             by_year[lc.year] = result
-        analyses = _time_series_outputs(cfg, by_year, layers, analysed, staged, multi_year=len(series) > 1)
+        analyses = _time_series_outputs(cfg, by_year, layers, analysed, staged, multi_year=ctx.multi_date)
         outputs = staged.commit()
-    return RunResult(out_dir=out_dir, outputs=outputs, by_year=by_year, analyses=analyses)
+    return RunResult(
+        out_dir=out_dir, outputs=outputs, by_year=by_year, analyses=analyses,
+        maps={p.name: out_dir / p.filename for p in maps}, reductions=totals,
+    )
 
 
 def analysed_levels(cfg: RunConfig, table: CoefficientTable, years: list[int | None]) -> list[tuple[ZoneLevelConfig, list[str]]]:
@@ -234,62 +259,78 @@ def _check_same_grid(series: list[LandCover]) -> None:
             )
 
 
-def _one_date(cfg: RunConfig, lc: LandCover, table: CoefficientTable, layers: list[ZoneLayer], engine: str, staged: StagedOutputs, suffix: str, client, progress) -> YearResult:
-    """The single pass over one land-cover raster, and the outputs it yields."""
-    finest = layers[-1] if layers else None
-    class_of_code, coef_lut, offset = table.dense_luts(lc.codes.dtype, extra_nodata=() if lc.nodata is None else (lc.nodata,))
-    scale_bits = fixed_point_scale_bits(lc.grid, row_cell_area_ha(lc.grid))
-    zonal_fast = finest is not None and engine == "fast"
-    reduction = ZoneClassArea(lc.grid, ZonePayload.from_layer(finest) if zonal_fast else None, class_of_code, offset, table.n_classes, scale_bits)
+def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, staged: StagedOutputs, client, progress) -> dict[str, Any]:
+    """The one pass over every date: map products streamed to GeoTIFFs, reduction totals by name.
 
-    maps, writers = [], []
-    if cfg.output.map:
-        tmp_full = staged.path(f"carbon_balance{suffix}.full.tif")
-        tmp_overviews = {f: staged.path(f"carbon_balance{suffix}.ovr{f}.tif") for f in STREAMED_OVERVIEWS if f in overview_factors(lc.grid)}
-        tags = {"lucr_legend": table.legend, "lucr_sign": "sources positive, sinks negative", "lucr_source_raster": str(lc.path), "lucr_year": str(lc.year or "")}
-        density = balance.flux_density(lc.codes.data, coef_lut, offset)
-        streams = [(lc.grid, tmp_full, density)] + [(lc.grid.decimated(f), p, density[:, ::f, ::f]) for f, p in tmp_overviews.items()]
-        for grid, path, array in streams:
-            writer = open_density_writer(path, grid, balance.BANDS, balance.UNIT, cfg.output.compress, tags)
+    The codes of each date are checked against the legend (unknown codes, nodata that is
+    a class) before any map is assembled into a COG.
+    """
+    cfg, grid = ctx.config, ctx.grid
+    zones = ZonePayload.from_layer(ctx.layers[-1]) if ctx.layers and ctx.engine == "fast" else None
+    first = ctx.dates[0].codes.data
+    sources = PassSources({lc.year: lc.codes.data if lc.codes.data.chunks == first.chunks else lc.codes.data.rechunk(first.chunks) for lc in ctx.dates})
+    sweep = Sweep(sources, ChunkLayers(grid, zones, ctx.scale_bits))
+    stores, writers, cogs = [], [], []
+    for product in maps:
+        array = sweep.map(product)
+        full = staged.path(f"{product.name}.full.tif")
+        overviews = {f: staged.path(f"{product.name}.ovr{f}.tif") for f in STREAMED_OVERVIEWS if f in overview_factors(grid)}
+        for g, path, arr in [(grid, full, array)] + [(grid.decimated(f), p, array[:, ::f, ::f]) for f, p in overviews.items()]:
+            writer = open_map_writer(path, g, product, cfg.output.compress)
             if client is not None:
                 writer.close()  # workers reopen the file in update mode
             writers.append(writer)
-            maps.append((array, writer))
-    lock = threading.Lock() if client is None else _distributed_lock()
-    store, crosstab = build_sweep(lc.codes.data, lc.grid, [reduction], maps=maps, map_lock=lock)
-    todo = [x for x in (store, crosstab) if x is not None]
+            stores.append((arr, writer))
+        cogs.append((product, full, overviews))
+    targets: dict[str, Any] = {r.name: sweep.reduce(r) for r in reductions}
+    if stores:
+        lock = threading.Lock() if client is None else _distributed_lock()
+        targets[_MAPS] = da.store([a for a, _ in stores], [w for _, w in stores], lock=lock, compute=False, return_stored=False)
     try:
-        with progress() if progress else nullcontext():
-            # scheduler named explicitly: dask would otherwise import distributed to look for a client
-            computed = dask.compute(*todo) if client is None else client.gather(client.compute(todo))
+        totals = compute_pass(targets, client=client, progress=progress)
     except RasterioIOError as exc:
+        paths = ", ".join(str(lc.path) for lc in ctx.dates)
         raise InputFileError(
-            f"reading failed during the pass ({str(exc).splitlines()[0]})", path=lc.path,
+            f"reading failed during the pass ({str(exc).splitlines()[0]})", path=paths,
             fix="check that the file is complete and, for a VRT, that every source file it names exists",
         ) from None
     finally:
         for writer in writers:
             writer.close()
-    area_fx, code_count = computed[-1]
-    _check_unknown(unknown_codes(code_count, class_of_code, table.n_classes, offset), cfg.unknown_classes, table, lc.path)
-    _warn_nodata_is_class(lc, table, code_count, offset)
-    if cfg.output.map:
-        finalize_cog(tmp_full, tmp_overviews, staged.path(f"carbon_balance{suffix}.tif"), lc.grid, cfg.output.compress)
+    totals.pop(_MAPS, None)
+    for lc in ctx.dates:
+        cols = ctx.columns[lc.year]
+        code_count = totals[reduction_name(lc.year)][1]
+        _check_unknown(cols.unknown_codes(code_count), cfg.unknown_classes, ctx.table, lc.path)
+        _warn_nodata_is_class(lc, ctx.table, code_count, cols.offset)
+    for product, full, overviews in cogs:
+        finalize_cog(full, overviews, staged.path(product.filename), grid, cfg.output.compress, is_float=product.is_float)
+    return totals
 
+
+_MAPS = "lucr-maps"
+
+
+def _date_outputs(ctx: RunContext, lc: LandCover, area_fx: np.ndarray, code_count: np.ndarray, staged: StagedOutputs) -> YearResult:
+    """The zonal tables and the summary of one date, from its cross-tab."""
+    cfg, layers, table = ctx.config, ctx.layers, ctx.table
+    cols = ctx.columns[lc.year]
+    finest = layers[-1] if layers else None
     unit_rows = {}
     if finest is not None:
-        if engine == "exact":
-            unit_rows[finest.level] = exact_zone_class_area(lc.path, cfg.landcover.band, finest, lc.grid, class_of_code, offset, table.n_classes, scale_bits, lc.nodata)[1:]
+        if ctx.engine == "exact":
+            unit_rows[finest.level] = exact_zone_class_area(lc.path, cfg.landcover.band, finest, lc.grid, cols, ctx.scale_bits, lc.nodata)[1:]
         else:
             unit_rows[finest.level] = area_fx[1:]
         for coarse, fine in zip(reversed(layers[:-1]), reversed(layers[1:])):
             unit_rows[coarse.level] = aggregate_to_parent(unit_rows[fine.level], fine.frame["parent_id"].to_numpy(), coarse.frame["unit_id"].to_numpy())
     tables = {}
     for zcfg, layer in zip(cfg.zones, layers):
-        frame = unit_table(layer, from_fixed_point(unit_rows[layer.level], scale_bits), table.coefs, table.codes, lc.grid)
-        write_table(frame, zcfg.output_stem() + suffix, cfg.output.tables, staged)
+        frame = unit_table(layer, from_fixed_point(unit_rows[layer.level], ctx.scale_bits), table.coefs, table.codes, lc.grid)
+        write_table(frame, zcfg.output_stem() + ctx.suffix(lc.year), cfg.output.tables, staged)
         tables[layer.level] = frame
-    summary = _summary(lc, table, engine, scale_bits, area_fx.sum(axis=0), unit_rows.get(finest.level) if finest is not None else None, tables, code_count, offset)
+    finest_rows = unit_rows.get(finest.level) if finest is not None else None
+    summary = _summary(lc, table, ctx.engine, ctx.scale_bits, area_fx.sum(axis=0), finest_rows, tables, code_count, cols.offset)
     return YearResult(tables=tables, summary=summary)
 
 

@@ -1,85 +1,132 @@
-"""The single pass: every chunk of land cover is read once and fed to all consumers.
+"""The single pass: every chunk of every layer is read once and fed to all consumers.
 
-Consumers are the density map (streamed to a GeoTIFF) and any number of declared
-*reductions* (in the manner of exactextract's operations): each maps a chunk to a small
-partial result, partials are combined pairwise in a tree, and the total is finalised.
-The zone x class area cross-tab is the first reduction; transitions and stock pools
-plug in the same way, so no later table needs a second pass over the raster.
+A :class:`Sweep` turns the run's lazy rasters (the land cover of every date, plus any
+other per-cell raster on the same grid) into one :class:`~lucr.chunk.Chunk` task per
+window. Consumers depend on those tasks only:
+
+- **map products** (:class:`lucr.products.MapProduct`): a block function of a chunk, as a
+  lazy ``(band, y, x)`` dask array that export streams to a GeoTIFF (with strided overviews);
+- **reductions** (:class:`lucr.products.Reduction`, in the manner of exactextract's
+  operations): ``chunk`` -> partial, partials combined in a tree, then ``finalize``.
+
+Computed together in one ``dask.compute``, they share the read tasks and the chunk
+tasks, so each chunk of each date is read once whatever the number of products.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import dask
 import dask.array as da
 import numpy as np
-from rasterio.windows import Window
+from dask.base import tokenize
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
 
-from lucr.grid import Grid
-
-
-class Reduction(Protocol):
-    """What one pass computes from each chunk: ``chunk`` -> ``combine`` (tree) -> ``finalize``."""
-
-    name: str
-
-    def chunk(self, codes: np.ndarray, window: Window) -> Any: ...
-
-    def combine(self, parts: list[Any]) -> Any: ...
-
-    def finalize(self, total: Any) -> Any: ...
+from lucr.chunk import ChunkLayers, DateKey
 
 
-def _chunk(red: Reduction, codes: np.ndarray, window: Window):
-    return red.chunk(codes, window)
+@dataclass(frozen=True)
+class PassSources:
+    """The lazy rasters of one pass: land cover by date and other per-cell rasters, one grid and chunking."""
+
+    dates: dict[DateKey, da.Array]
+    rasters: dict[str, da.Array] = field(default_factory=dict)
+
+    def arrays(self) -> list[da.Array]:
+        return [*self.dates.values(), *self.rasters.values()]
 
 
-def _combine(red: Reduction, *parts):
-    return red.combine(list(parts))
+def _build_chunk(layers: ChunkLayers, index, window, dates, date_blocks, raster_names, raster_blocks):
+    return layers.build(index, window, dates, date_blocks, raster_names, raster_blocks)
 
 
-def _finalize(red: Reduction, total):
-    return red.finalize(total)
+def _map_block(product, chunk):
+    return product.block(chunk)
 
 
-def _combine_with(red_key):
-    def combine(parts: list, key):
-        return dask.delayed(_combine, pure=True)(red_key, *parts, dask_key_name=key)
-
-    return combine
+def _reduce_chunk(reduction, chunk):
+    return reduction.chunk(chunk)
 
 
-def _tree(parts: list, combine: Callable, name: str, split_every: int = 8):
-    """Pairwise-style tree reduction of delayed partial results (``split_every`` at a time)."""
-    level = 0
-    while len(parts) > 1:
-        parts = [combine(parts[i : i + split_every], (f"{name}-combine-{level}", i)) for i in range(0, len(parts), split_every)]
-        level += 1
-    return parts[0]
+def _combine(reduction, *parts):
+    return reduction.combine(list(parts))
 
 
-def build_sweep(codes: da.Array, grid: Grid, reductions: list[Reduction], maps: list[tuple[da.Array, Any]] = (), map_lock=None) -> list:
-    """Dask objects that, computed together, make one pass over ``codes``.
+def _finalize(reduction, total):
+    return reduction.finalize(total)
 
-    ``maps`` are ``(array, store target)`` pairs derived from ``codes`` (a map and its
-    overviews). Returns ``[store_or_None, reduction totals...]``; compute them in one
-    ``dask.compute`` call so the read tasks are shared.
-    """
-    blocks = codes.to_delayed()
-    row_chunks, col_chunks = codes.chunks
-    outs: list = []
-    if maps:
-        outs.append(da.store([a for a, _ in maps], [t for _, t in maps], lock=map_lock, compute=False, return_stored=False))
-    else:
-        outs.append(None)
-    for red in reductions:
-        # The reduction (with its polygons) is one graph key, shipped once per worker.
-        red_key = dask.delayed(red, pure=True, name=f"lucr-{red.name}-spec")
-        parts = [
-            dask.delayed(_chunk, pure=True)(red_key, blocks[i, j], window, dask_key_name=(f"lucr-{red.name}-chunk", i, j))
-            for (i, j), window in grid.windows(row_chunks, col_chunks)
-        ]
-        total = _tree(parts, _combine_with(red_key), f"lucr-{red.name}")
-        outs.append(dask.delayed(_finalize, pure=True)(red_key, total, dask_key_name=f"lucr-{red.name}-total"))
-    return outs
+
+class Sweep:
+    """The chunk tasks of one pass, and the maps and reductions built on them."""
+
+    def __init__(self, sources: PassSources, layers: ChunkLayers):
+        arrays = sources.arrays()
+        chunks = arrays[0].chunks
+        for a in arrays[1:]:
+            if a.chunks != chunks:
+                raise ValueError("every raster of a pass must share one chunking")  # the caller aligns them
+        self.chunks = chunks
+        self.grid = layers.grid
+        token = tokenize(*[a.name for a in arrays], id(layers))
+        self.name = f"lucr-chunk-{token}"
+        layers_key = f"lucr-chunk-layers-{token}"
+        dates, rasters = tuple(sources.dates), tuple(sources.rasters)
+        dsk: dict[Any, Any] = {layers_key: layers}
+        self.windows = dict(layers.grid.windows(*chunks))
+        for (i, j), window in self.windows.items():
+            dsk[(self.name, i, j)] = (
+                _build_chunk, layers_key, (i, j), window, dates,
+                [(a.name, i, j) for a in sources.dates.values()], rasters, [(a.name, i, j) for a in sources.rasters.values()],
+            )
+        self.graph = HighLevelGraph.from_collections(self.name, dsk, dependencies=arrays)
+
+    def _with_layer(self, name: str, dsk: dict) -> HighLevelGraph:
+        layers = {**self.graph.layers, name: HighLevelGraph.from_collections(name, dsk, dependencies=[]).layers[name]}
+        deps = {**self.graph.dependencies, name: {self.name}}
+        return HighLevelGraph(layers, deps)
+
+    def map(self, product) -> da.Array:
+        """Lazy ``(band, y, x)`` array of a map product, one block per chunk."""
+        name = f"lucr-map-{product.name}-{tokenize(self.name, product.name)}"
+        spec = f"{name}-spec"
+        dsk: dict[Any, Any] = {spec: product}
+        for i, j in self.windows:
+            dsk[(name, 0, i, j)] = (_map_block, spec, (self.name, i, j))
+        chunks = ((len(product.bands),),) + self.chunks
+        return da.Array(self._with_layer(name, dsk), name, chunks=chunks, dtype=np.dtype(product.dtype))
+
+    def reduce(self, reduction, split_every: int = 8) -> Delayed:
+        """Delayed total of a reduction: per-chunk partials combined ``split_every`` at a time."""
+        name = f"lucr-{reduction.name}-{tokenize(self.name, reduction.name)}"
+        spec = f"{name}-spec"  # the reduction (with its tables) is one graph key, shipped once per worker
+        dsk: dict[Any, Any] = {spec: reduction}
+        parts = []
+        for i, j in self.windows:
+            dsk[(f"{name}-chunk", i, j)] = (_reduce_chunk, spec, (self.name, i, j))
+            parts.append((f"{name}-chunk", i, j))
+        level = 0
+        while len(parts) > 1:
+            combined = []
+            for k in range(0, len(parts), split_every):
+                key = (f"{name}-combine-{level}", k)
+                dsk[key] = (_combine, spec, *parts[k : k + split_every])
+                combined.append(key)
+            parts, level = combined, level + 1
+        total = f"{name}-total"
+        dsk[total] = (_finalize, spec, parts[0])
+        return Delayed(total, self._with_layer(name, dsk), layer=name)
+
+
+def compute(targets: dict[str, Any], *, client=None, progress: Callable[[], Any] | None = None) -> dict[str, Any]:
+    """Compute named dask objects in one pass (shared reads); results by name."""
+    from contextlib import nullcontext
+
+    names = list(targets)
+    values = [targets[n] for n in names]
+    with progress() if progress else nullcontext():
+        # the scheduler is named by the caller's context: dask would otherwise import distributed to look for a client
+        results = dask.compute(*values) if client is None else client.gather(client.compute(values))
+    return dict(zip(names, results))

@@ -1,7 +1,8 @@
 """Zonal statistics per admin unit from one (zone x class) area cross-tab.
 
-Fast engine (default): admin polygons are rasterised onto each land-cover chunk's
-window (cell-centre rule, ``rasterio.features.rasterize``) and the fused numba kernel
+Fast engine (default): admin polygons are rasterised onto each chunk's window once
+(cell-centre rule, ``rasterio.features.rasterize``; a shared layer of the chunk bundle,
+:mod:`lucr.chunk`) and the cross-tab reduction (:mod:`lucr.products.zone_class_area`)
 accumulates the area of every (zone, class) pair; the tree-reduced cross-tab is tiny.
 Exact engine: exactextract's coverage fractions weight each cell's true area, for
 edge-exact numbers on coarse grids (an extra read of the raster by exactextract).
@@ -19,13 +20,12 @@ import numpy as np
 import shapely
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
-from rasterio.windows import Window
 
-from lucr.kernels.crosstab import accumulate_zone_class_area
 from lucr.area import row_cell_area_ha, to_fixed_point
 from lucr.errors import InputFileError
 from lucr.grid import Grid
 from lucr.io import ZoneLayer
+from lucr.legend import ClassColumns
 
 # rasterio's rasterize silences this warning of its in-memory dataset with
 # warnings.catch_warnings, which is not thread-safe: under dask threads it leaks.
@@ -66,50 +66,7 @@ class ZonePayload:
         )
 
 
-class ZoneClassArea:
-    """Reduction: (zone x class) area cross-tab in int64 fixed point, plus a code histogram.
-
-    Columns are the K classes of the coefficient table, then 'unknown', then 'nodata';
-    row 0 is the area outside every unit.
-    """
-
-    name = "zone-class-area"
-
-    def __init__(self, grid: Grid, payload: ZonePayload | None, class_of_code: np.ndarray, code_offset: int, n_classes: int, scale_bits: int):
-        self.grid = grid
-        self.payload = payload
-        self.class_of_code = class_of_code
-        self.code_offset = code_offset
-        self.n_cols = n_classes + 2
-        self.n_zones = 0 if payload is None else payload.n_zones
-        self.row_area_fx = to_fixed_point(row_cell_area_ha(grid), scale_bits)
-
-    def chunk(self, codes: np.ndarray, window: Window):
-        window_grid = self.grid.window_grid(window)
-        if self.payload is None:
-            zones = np.zeros(codes.shape, dtype=np.uint16)
-        else:
-            zones = self.payload.rasterize(window_grid)
-        row_off = int(window.row_off)
-        row_area_fx = self.row_area_fx[row_off : row_off + codes.shape[0]]
-        area_fx = np.zeros((self.n_zones + 1, self.n_cols), dtype=np.int64)
-        code_count = np.zeros(self.class_of_code.shape[0], dtype=np.int64)
-        accumulate_zone_class_area(codes, zones, row_area_fx, self.class_of_code, self.code_offset, area_fx, code_count)
-        return area_fx, code_count
-
-    def combine(self, parts):
-        area = parts[0][0].copy()
-        count = parts[0][1].copy()
-        for a, c in parts[1:]:
-            area += a
-            count += c
-        return area, count
-
-    def finalize(self, total):
-        return total
-
-
-def exact_zone_class_area(raster_path, band: int, layer: ZoneLayer, grid: Grid, class_of_code: np.ndarray, code_offset: int, n_classes: int, scale_bits: int, nodata: int | None) -> np.ndarray:
+def exact_zone_class_area(raster_path, band: int, layer: ZoneLayer, grid: Grid, columns: ClassColumns, scale_bits: int, nodata: int | None) -> np.ndarray:
     """Coverage-weighted (zone x class) area cross-tab with exactextract (int64 fixed point).
 
     Each cell contributes ``coverage_fraction * true_cell_area`` (``lucr.area``); the
@@ -126,7 +83,7 @@ def exact_zone_class_area(raster_path, band: int, layer: ZoneLayer, grid: Grid, 
     except RuntimeError as exc:
         raise InputFileError(f"exactextract could not process the raster ({exc})", path=raster_path, fix="use engine: fast") from None
     prefix = f"band_{band}_" if f"band_{band}_coverage" in res.columns else ""  # multi-band rasters: one set per band
-    n_cols = n_classes + 2
+    class_of_code, code_offset, n_cols = columns.class_of_code, columns.offset, columns.n_columns
     row_area_ha = row_cell_area_ha(grid)
     out = np.zeros((len(frame) + 1, n_cols), dtype=np.int64)
     t = grid.transform

@@ -18,7 +18,7 @@ import pytest
 import rasterio
 from typer.testing import CliRunner
 
-from lucr.analysis import forecast
+from lucr.analysis import forecast, grey_relational
 from lucr.analysis import analyse_file
 from lucr.cli import app
 from lucr.config import SAMPLE_CONFIG, analysis_settings, load_config, parse_config
@@ -45,7 +45,7 @@ SEED001_TABLE5 = pd.DataFrame(
 
 
 def _queen_with_islands(polygons: gpd.GeoDataFrame, ids) -> libpysal.weights.W:
-    """Queen weights built here, independently of lucr.analysis.spatial: each island joined to the unit nearest its coast."""
+    """Queen weights built here, independently of lucr.analysis.weights: each island joined to the unit nearest its coast."""
     units = polygons.astype({"adcode": str}).set_index("adcode").loc[[str(i) for i in ids]].reset_index()
     names = units["adcode"].astype(str).tolist()
     queen = libpysal.weights.Queen.from_dataframe(units, ids=names, use_index=False, silence_warnings=True)
@@ -227,7 +227,7 @@ def test_analyze_seed001_table5_gm11_oracle_and_grey_relations(tmp_path):
     assert ens == pytest.approx(members.mean())
     gra = pd.read_csv(tmp_path / "out" / "analysis_guizhou_grey_relational.csv")
     assert len(gra) == 7 and sorted(gra["rank"]) == list(range(1, 8))
-    single = forecast.grey_relational(SEED001_TABLE5["net"], SEED001_TABLE5[["orchard", "forest", "grassland", "unused", "water", "cropland", "built_up"]])
+    single = grey_relational.grey_relational(SEED001_TABLE5["net"], SEED001_TABLE5[["orchard", "forest", "grassland", "unused", "water", "cropland", "built_up"]])
     np.testing.assert_allclose(gra.set_index("comparison").loc[single.degrees.index, "degree"], single.degrees, rtol=1e-9)  # CSV: 10 digits
 
 

@@ -16,9 +16,9 @@ from scipy import stats as sps
 
 from lucr.errors import AnalysisError
 from lucr.analysis.forecast import (
-    GreyModelWarning, PanelForecast, _grade, ensemble, forecast_panel, gm11, gm11_panel,
-    grey_relational, grey_relational_panel, growth_panel, linear_panel,
+    GreyModelWarning, PanelForecast, _grade, ensemble, forecast_panel, gm11, gm11_panel, growth_panel, linear_panel,
 )
+from lucr.analysis.grey_relational import grey_relational, grey_relational_panel
 
 # Seed 001 Table 5: net carbon emissions of Guizhou, 2005-2019, 10^4 t.
 GUIZHOU_NET = [2076.29, 2682.09, 3073.00, 2698.84, 3054.63, 3490.35, 3700.12, 4608.31,

@@ -1,6 +1,7 @@
 """Per-unit time series: long tables (one row per unit-year) -> unit x year panels.
 
-The analysis stages (:mod:`lucr.forecast`, :mod:`lucr.spatial`) take *panels*:
+The analysis stages (:mod:`lucr.analysis.forecast`, :mod:`lucr.analysis.grey_relational`,
+:mod:`lucr.analysis.autocorrelation`, :mod:`lucr.analysis.gravity`) take *panels*:
 a DataFrame indexed by unit id with one column per year, no gaps. This module reads a
 user's table (CSV, Parquet, GeoPackage, GeoParquet), checks its ids and years, and
 applies the missing-year policy: ``interpolate`` (linear in the year, interior gaps

@@ -2,15 +2,18 @@
 
 Input is a long table, one row per unit-year: the zonal tables of a ``lucr run`` (all
 its land-cover years) or any table a user brings to ``lucr analyze``. Per variable it
-builds a unit x year panel (:mod:`lucr.panel`, missing-year policy applied) and runs
+builds a unit x year panel (:mod:`lucr.analysis.panel`, missing-year policy applied)
+and runs
 
 - ``forecast``: GM(1,1), linear, growth-rate and ensemble forecasts with their fit
-  statistics (needs 4 or more years);
+  statistics (:mod:`lucr.analysis.forecast`; needs 4 or more years);
 - ``relational``: grey relational degrees of comparison columns to a reference
-  column per unit (3 or more years);
-- ``moran``: global Moran's I per year and LISA clusters per unit-year (needs polygons);
+  column per unit (:mod:`lucr.analysis.grey_relational`; 3 or more years);
+- ``moran``: global Moran's I per year and LISA clusters per unit-year
+  (:mod:`lucr.analysis.weights`, :mod:`lucr.analysis.autocorrelation`; needs polygons);
 - ``gravity``: centre of gravity and standard deviational ellipse per year, and the
-  trajectory between years (needs polygons; the trajectory 2 or more years).
+  trajectory between years (:mod:`lucr.analysis.gravity`; needs polygons; the trajectory
+  2 or more years).
 
 Which sections run is decided from the settings and the table's shape alone
 (:func:`plan`), so output names are known before any work starts.
@@ -202,7 +205,7 @@ def _forecast(result: AnalysisResult, panels: dict[str, pd.DataFrame], settings:
 
 
 def _relational(result: AnalysisResult, table: UnitTable, panel, settings: AnalysisConfig) -> None:
-    from lucr.analysis import forecast as fc
+    from lucr.analysis import grey_relational as gra
 
     cfg = settings.relational
     compare = [c for c in table.frame.columns if str(c).startswith("area_ha_class_")] if cfg.compare == "classes" else list(cfg.compare)
@@ -213,26 +216,26 @@ def _relational(result: AnalysisResult, table: UnitTable, panel, settings: Analy
     common = reference.index
     for frame in comparisons.values():
         common = common.intersection(frame.index)
-    degrees = fc.grey_relational_panel(reference.loc[common], {c: f.loc[common] for c, f in comparisons.items()}, normalise=cfg.normalise, rho=cfg.rho)
+    degrees = gra.grey_relational_panel(reference.loc[common], {c: f.loc[common] for c, f in comparisons.items()}, normalise=cfg.normalise, rho=cfg.rho)
     degrees.insert(1, "reference", cfg.reference)
     result.tables["grey_relational"] = degrees.reset_index(drop=True)
 
 
 def _moran(result: AnalysisResult, units: gpd.GeoDataFrame, panels: dict[str, pd.DataFrame], settings: AnalysisConfig) -> None:
-    from lucr.analysis import spatial  # esda and libpysal load only when needed
+    from lucr.analysis import autocorrelation, weights  # esda and libpysal load only when needed
 
     cfg = settings.spatial
-    weights_for: dict[frozenset, "spatial.SpatialWeights"] = {}
+    weights_for: dict[frozenset, "weights.SpatialWeights"] = {}
     morans, lisas = [], []
     for variable, frame in panels.items():
         ids = frozenset(frame.index)
         if ids not in weights_for:
-            weights_for[ids] = spatial.build_weights(
+            weights_for[ids] = weights.build_weights(
                 units[units["unit_id"].isin(ids)], "unit_id", kind=cfg.weights, k=cfg.k, distance_km=cfg.distance_km, islands=cfg.islands, island_k=cfg.island_k,
             )
         w = weights_for[ids]
         values = frame.drop(index=[i for i in w.excluded if i in frame.index])
-        moran, lisa = spatial.moran_panel(values, w, variable, permutations=cfg.permutations, seed=cfg.seed, alpha=cfg.alpha)
+        moran, lisa = autocorrelation.moran_panel(values, w, variable, permutations=cfg.permutations, seed=cfg.seed, alpha=cfg.alpha)
         morans.append(moran.assign(weights=w.kind, permutations=cfg.permutations, seed=cfg.seed))
         lisas.append(lisa)
         result.summary.setdefault("weights", {})[variable] = {"kind": w.kind, "islands": [str(i) for i in w.islands], "island_policy": w.island_policy, "excluded": [str(i) for i in w.excluded]}
@@ -244,7 +247,7 @@ def _moran(result: AnalysisResult, units: gpd.GeoDataFrame, panels: dict[str, pd
 
 
 def _gravity(result: AnalysisResult, units: gpd.GeoDataFrame, panels: dict[str, pd.DataFrame], trajectory: bool) -> None:
-    from lucr.analysis import spatial
+    from lucr.analysis import gravity
 
     points, ellipses, tracks = [], [], []
     for variable, frame in panels.items():
@@ -258,16 +261,16 @@ def _gravity(result: AnalysisResult, units: gpd.GeoDataFrame, panels: dict[str, 
             weights, basis = -frame, "magnitude"  # a sink (negative by convention): its magnitude weights the centre
             log.info("%s: centre of gravity weighted by the magnitude of the (negative) values", variable)
         try:
-            centres = spatial.centre_of_gravity(units, "unit_id", weights)
-            ellipse = spatial.deviational_ellipses(units, "unit_id", weights)
+            centres = gravity.centre_of_gravity(units, "unit_id", weights)
+            ellipse = gravity.deviational_ellipses(units, "unit_id", weights)
         except AnalysisError as exc:
             raise AnalysisError(f"centre of gravity of '{variable}': {exc.problem}", fix=exc.fix) from None
         if trajectory:
-            steps = spatial.gravity_trajectory(centres)
-            pts, line = spatial.trajectory_features(centres, steps)
+            steps = gravity.gravity_trajectory(centres)
+            pts, line = gravity.trajectory_features(centres, steps)
             tracks.append(line.assign(variable=variable, weight=basis))
         else:
-            pts, _ = spatial.trajectory_features(centres, None)
+            pts, _ = gravity.trajectory_features(centres, None)
         points.append(pts.assign(variable=variable, weight=basis))
         ellipses.append(ellipse.assign(variable=variable, weight=basis))
     if not points:

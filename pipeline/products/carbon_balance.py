@@ -1,0 +1,47 @@
+"""Map product: the carbon-balance density map of each date (methods.md §1).
+
+Bands ``source`` (>= 0), ``sink`` (<= 0) and ``net`` (= source + sink), each the flux
+density ``coef[class]`` in t C / ha / yr of the coefficient table (seed 001 Table 2 and the
+flagged defaults of ``configs/parameters``); NaN where there is no data or no coefficient.
+A cell's flux in t C / yr is the density times its true area (:mod:`lucr.area`).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from lucr.chunk import Chunk, DateKey
+from lucr.kernels.lookup import flux_density_bands
+from lucr.products.base import MapProduct, RunContext
+
+BANDS = ("source", "sink", "net")
+UNIT = "t C / ha / yr"
+
+
+def flux_density_block(codes: np.ndarray, coef_lut: np.ndarray, code_offset: int) -> np.ndarray:
+    """``(3, rows, cols)`` float32 source/sink/net density of one block of class codes."""
+    out = np.empty((3,) + codes.shape, dtype=np.float32)
+    flux_density_bands(codes, coef_lut, code_offset, out)
+    return out
+
+
+def _block(chunk: Chunk, date: DateKey, coef_lut: np.ndarray, code_offset: int) -> np.ndarray:
+    return flux_density_block(chunk.codes[date], coef_lut, code_offset)
+
+
+def declare(ctx: RunContext) -> list[MapProduct]:
+    """``carbon_balance[_<year>]`` for every date, unless ``output.map`` is off."""
+    if not ctx.config.output.map:
+        return []
+    products = []
+    for lc in ctx.dates:
+        cols = ctx.columns[lc.year]
+        tags = {"lucr_legend": ctx.table.legend, "lucr_sign": "sources positive, sinks negative", "lucr_source_raster": str(lc.path), "lucr_year": str(lc.year or "")}
+        products.append(MapProduct(
+            name=f"carbon_balance{ctx.suffix(lc.year)}", bands=BANDS, dtype="float32", nodata=np.nan, units=UNIT,
+            block=partial(_block, date=lc.year, coef_lut=cols.lut(ctx.table.coefs), code_offset=cols.offset),
+            description=f"carbon flux density (source, sink, net) of {lc.path.name}", tags=tags,
+        ))
+    return products

@@ -1,0 +1,57 @@
+"""Reduction: the (zone x class) area cross-tab of each date, and a code histogram.
+
+Every zonal table of lucr (class areas, sources, sinks, net flux, valid fraction) is
+derived from this small cross-tab times a parameter table (methods.md §1:
+``flux = coef[class] * area_ha``), so the raster is walked once. Areas are int64 fixed
+point (:mod:`lucr.area`): sums are associative, so the cross-tab is bit-identical whatever
+the chunking, the reduction order or the scheduler. Columns follow
+:class:`lucr.legend.ClassColumns` (classes, unknown, nodata); row 0 is the area outside
+every unit, rows 1..n the zones of the finest level.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lucr.chunk import Chunk, DateKey
+from lucr.kernels.crosstab import accumulate_zone_class_area
+from lucr.legend import ClassColumns
+from lucr.products.base import RunContext
+
+
+def reduction_name(date: DateKey) -> str:
+    """Name of the cross-tab reduction of a date (its result's key)."""
+    return "zone-class-area" if date is None else f"zone-class-area-{date}"
+
+
+class ZoneClassArea:
+    """(n_zones + 1) x (K + 2) int64 fixed-point areas and the cell count of every code, for one date."""
+
+    def __init__(self, date: DateKey, columns: ClassColumns, n_zones: int):
+        self.name = reduction_name(date)
+        self.date = date
+        self.columns = columns
+        self.n_zones = n_zones
+
+    def chunk(self, chunk: Chunk):
+        area_fx = np.zeros((self.n_zones + 1, self.columns.n_columns), dtype=np.int64)
+        code_count = np.zeros(self.columns.class_of_code.shape[0], dtype=np.int64)
+        accumulate_zone_class_area(chunk.codes[self.date], chunk.zones, chunk.row_area_fx, self.columns.class_of_code, self.columns.offset, area_fx, code_count)
+        return area_fx, code_count
+
+    def combine(self, parts):
+        area = parts[0][0].copy()
+        count = parts[0][1].copy()
+        for a, c in parts[1:]:
+            area += a
+            count += c
+        return area, count
+
+    def finalize(self, total):
+        return total
+
+
+def declare(ctx: RunContext) -> list[ZoneClassArea]:
+    """One cross-tab per date (zones of the finest level when the fast engine rasterises them)."""
+    n_zones = len(ctx.layers[-1].frame) if ctx.layers and ctx.engine == "fast" else 0
+    return [ZoneClassArea(lc.year, ctx.columns[lc.year], n_zones) for lc in ctx.dates]
