@@ -198,18 +198,29 @@ def read_yaml_file(path: Path, model: type[BaseModel], error: type[Exception] = 
         raise error(_explain(exc, model), path=path, fix=f"see {path.parent.name}/README.md for the schema") from None
 
 
+def builtin_files(folder: Path) -> dict[str, Path]:
+    """The built-in YAML files of a ``configs/`` folder by id (file stem)."""
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def find_file(name: str | Path, folder: Path, what: str) -> Path:
+    """A built-in file of ``folder`` by id, or a path (anything with a suffix); raises naming the choices."""
+    path = builtin_files(folder).get(str(name)) if not Path(str(name)).suffix else Path(name)
+    if path is None:
+        raise CoefficientTableError(f"no built-in {what} {str(name)!r}", fix=f"use one of: {', '.join(builtin_files(folder))}, or the path of a {what} YAML file")
+    if not path.is_file():
+        raise CoefficientTableError(f"{what} file not found", path=path, fix=f"check the {what}'s path in the config")
+    return path
+
+
 def builtin_legend_files() -> dict[str, Path]:
     """Built-in legends by id."""
-    return {p.stem: p for p in sorted(LEGEND_DIR.glob("*.yaml"))}
+    return builtin_files(LEGEND_DIR)
 
 
 def load_legend(legend: str | Path) -> Legend:
     """A built-in legend by id (``lucr legends``), or a legend YAML file."""
-    path = builtin_legend_files().get(str(legend)) if not Path(str(legend)).suffix else Path(legend)
-    if path is None:
-        raise CoefficientTableError(f"no built-in legend {legend!r}", fix=f"use one of: {', '.join(builtin_legend_files())}, or the path of a legend YAML file")
-    if not path.is_file():
-        raise CoefficientTableError("legend file not found", path=path, fix="check the 'legend' path in the config")
+    path = find_file(legend, LEGEND_DIR, "legend")
     doc = read_yaml_file(path, LegendFile)
     clash = sorted(set(doc.nodata) & {c.code for c in doc.classes})
     if clash:

@@ -27,7 +27,7 @@ from pydantic import Field, create_model, field_validator
 
 from lucr.configs import CONFIG_DIR
 from lucr.errors import CoefficientTableError
-from lucr.legend import CATEGORIES, Legend, LegendClass, ReferenceEntry, _Strict, read_yaml_file
+from lucr.legend import CATEGORIES, Legend, LegendClass, ReferenceEntry, _Strict, builtin_files, find_file, read_yaml_file
 
 PARAMETER_DIR = CONFIG_DIR / "parameters"
 STATUSES = ("paper", "literature_default", "unverified", "user")
@@ -185,14 +185,10 @@ def build_table(doc: ParameterFile, path: str | None) -> ParameterTable:
 
 def builtin_parameter_files() -> dict[str, Path]:
     """Built-in parameter tables by id."""
-    return {p.stem: p for p in sorted(PARAMETER_DIR.glob("*.yaml"))}
+    return builtin_files(PARAMETER_DIR)
 
 
 def load_parameters(table: str | Path) -> ParameterTable:
     """A built-in parameter table by id, or a parameter-table YAML file."""
-    path = builtin_parameter_files().get(str(table)) if not Path(str(table)).suffix else Path(table)
-    if path is None:
-        raise CoefficientTableError(f"no built-in parameter table {table!r}", fix=f"use one of: {', '.join(builtin_parameter_files())}, or the path of a table file")
-    if not path.is_file():
-        raise CoefficientTableError("parameter table not found", path=path, fix="check the table's path in the config")
+    path = find_file(table, PARAMETER_DIR, "parameter table")
     return build_table(read_yaml_file(path, ParameterFile), str(path))
