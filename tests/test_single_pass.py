@@ -160,3 +160,41 @@ def test_declaring_a_name_twice_is_refused(two_dates, tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "MAP_PRODUCTS", [*registry.MAP_PRODUCTS, declare_change_map, declare_change_map])
     with pytest.raises(ValueError, match=r"map product names declared twice: \['changed'\]"):
         run(_config(paths, tmp_path))
+
+
+def test_sweep_hands_other_rasters_to_consumers_chunk_by_chunk():
+    """A per-cell raster (e.g. a flux raster in place of a class coefficient) rides in the same chunks."""
+    import dask
+    import dask.array as da
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from lucr.area import fixed_point_scale_bits, row_cell_area_ha
+    from lucr.chunk import ChunkLayers
+    from lucr.grid import Grid
+    from lucr.sweep import PassSources, Sweep
+
+    grid = Grid(6, 5, Affine(30, 0, 0, 0, -30, 180), CRS.from_epsg(6933))
+    codes = np.arange(30, dtype=np.uint8).reshape(6, 5) % 3
+    flux = np.linspace(-1, 2, 30).reshape(6, 5)
+
+    class FluxByClass:  # t C per class: raster value x true cell area (0.09 ha)
+        name = "flux-by-class"
+
+        def chunk(self, chunk):
+            out = np.zeros(3)
+            np.add.at(out, chunk.codes[2019].ravel(), (chunk.rasters["flux"] * chunk.row_area_ha[:, None]).ravel())
+            return out, chunk.window.row_off, chunk.window.col_off
+
+        def combine(self, parts):
+            return sum(p[0] for p in parts), None, None
+
+        def finalize(self, total):
+            return total[0]
+
+    layers = ChunkLayers(grid, None, fixed_point_scale_bits(grid, row_cell_area_ha(grid)))
+    sweep = Sweep(PassSources({2019: da.from_array(codes, chunks=(4, 2))}, {"flux": da.from_array(flux, chunks=(4, 2))}), layers)
+    (total,) = dask.compute(sweep.reduce(FluxByClass()))
+    expected = [flux[codes == k].sum() * 0.09 for k in range(3)]
+    np.testing.assert_allclose(total, expected, rtol=1e-12)
+    assert len(sweep.windows) == 6  # 2 x 3 chunks
