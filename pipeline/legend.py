@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lucr.configs import CONFIG_DIR
 from lucr.errors import CoefficientTableError
@@ -149,18 +150,21 @@ class ReferenceEntry(_Strict):
     kind: str = Field("literature", pattern="^(paper|literature)$", description="paper: a seed paper; literature: anything else")
 
 
+def _known_category(value: str | None) -> str | None:
+    if value is not None and value not in CATEGORIES:
+        raise ValueError(f"category {value!r} is not one of {', '.join(CATEGORIES)}")
+    return value
+
+
+#: A land-use category field of a legend or parameter file (one of :data:`CATEGORIES`).
+Category = Annotated[str | None, AfterValidator(_known_category)]
+
+
 class LegendClassEntry(_Strict):
     code: int
     name: str
-    category: str | None = None
+    category: Category = None
     note: str = ""
-
-    @field_validator("category")
-    @classmethod
-    def _known_category(cls, value: str | None) -> str | None:
-        if value is not None and value not in CATEGORIES:
-            raise ValueError(f"category {value!r} is not one of {', '.join(CATEGORIES)}")
-        return value
 
 
 class LegendFile(_Strict):

@@ -27,7 +27,7 @@ from pydantic import Field, create_model, field_validator
 
 from lucr.configs import CONFIG_DIR
 from lucr.errors import CoefficientTableError
-from lucr.legend import CATEGORIES, Legend, LegendClass, ReferenceEntry, _Strict, builtin_files, find_file, read_yaml_file
+from lucr.legend import Category, Legend, LegendClass, ReferenceEntry, _Strict, builtin_files, find_file, read_yaml_file
 
 PARAMETER_DIR = CONFIG_DIR / "parameters"
 STATUSES = ("paper", "literature_default", "unverified", "user")
@@ -110,18 +110,11 @@ class ParameterTable:
 
 class _RowBase(_Strict):
     code: int | None = None
-    category: str | None = None
+    category: Category = None
     name: str = ""
     ref: str = ""
     status: Literal["paper", "literature_default", "unverified", "user"] = "user"
     note: str = ""
-
-    @field_validator("category")
-    @classmethod
-    def _known_category(cls, value: str | None) -> str | None:
-        if value is not None and value not in CATEGORIES:
-            raise ValueError(f"category {value!r} is not one of {', '.join(CATEGORIES)}")
-        return value
 
 
 def _finite(value: float) -> float:
