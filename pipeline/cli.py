@@ -160,17 +160,25 @@ def analyze(
 
 @app.command()
 def legends() -> None:
-    """List the built-in legends and their coefficient tables."""
+    """List the built-in legends and the coefficients their default flux table gives them."""
     from lucr.coefficients import builtin_legends, load_table
+    from lucr.legend import load_legend
 
-    table = Table(title="built-in coefficient tables (t C / ha / yr, sources positive)", header_style="bold")
-    for col in ("legend", "classes", "nodata", "paper", "lit. default", "unverified", "title"):
-        table.add_column(col, no_wrap=col != "title")
+    from rich import box
+
+    table = Table(title="built-in legends (classes by status of their flux value)", header_style="bold", box=box.SIMPLE)
+    for col in ("legend", "classes", "nodata", "flux table", "paper", "literature", "unverified"):
+        table.add_column(col, no_wrap=True, min_width=len(col), justify="left" if col in ("legend", "flux table") else "right")
+    titles = []
     for name in builtin_legends():
-        t = load_table(name)
+        legend, t = load_legend(name), load_table(name)
         count = lambda s: str(sum(c.status == s for c in t.classes))  # noqa: E731
-        table.add_row(name, str(t.n_classes), ",".join(map(str, t.nodata)), count("paper"), count("literature_default"), count("unverified"), t.title)
+        table.add_row(name, str(t.n_classes), ",".join(map(str, t.nodata)), legend.parameters.get("flux", ""), count("paper"), count("literature_default"), count("unverified"))
+        titles.append(f"  [bold]{name}[/]: {legend.title}")
     out.print(table)
+    for line in titles:
+        out.print(line, highlight=False)
+    out.print("\nconfigs/legends/: codes, names, categories; configs/parameters/: values, sources", highlight=False)
 
 
 def main() -> None:

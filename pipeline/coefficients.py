@@ -220,7 +220,14 @@ def load_table(legend: str | Path | None = None, path: str | Path | None = None)
             raise CoefficientTableError(problem, path=path, fix="check the 'coefficients' path in the config")
         flux, extra = _read_user_yaml(path) if path.suffix.lower() in (".yaml", ".yml") else _read_csv(path)
     if legend is not None:
-        return resolve(load_legend(legend), flux)
+        lg = load_legend(legend)
+        listed = _nodata_codes(extra["nodata"], str(path))
+        if listed and set(listed) != set(lg.nodata):
+            raise CoefficientTableError(
+                f"the table's nodata codes {sorted(listed)} differ from those of legend '{lg.id}' {sorted(lg.nodata)}", path=path,
+                fix="drop the '# nodata:' line (the legend says what no data is), or give the table without 'legend'",
+            )
+        return resolve(lg, flux)
     if flux.key != "code":
         raise CoefficientTableError(f"table '{flux.id}' is keyed by category and needs a legend", path=path, fix="set 'legend' in the config to the legend of the raster")
     nodata = _nodata_codes(extra["nodata"], str(path))

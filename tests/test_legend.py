@@ -104,3 +104,13 @@ def test_pool_table_by_code_resolves_per_class(tmp_path):
     np.testing.assert_array_equal(pools.per_class(legend, "c_above"), [1, 100])
     with pytest.raises(CoefficientTableError, match=r"no row for class\(es\) 3"):
         pools.resolve(Legend("l", (LegendClass(3, "x"),)))
+
+
+def test_code_table_with_other_nodata_than_the_legend_is_refused(tmp_path):
+    from lucr.parameters import PARAMETER_DIR
+
+    assert load_table("clcd", path=PARAMETER_DIR / "example_user_table.csv").nodata == (0,)  # same nodata: fine
+    table = tmp_path / "t.csv"
+    table.write_text((PARAMETER_DIR / "example_user_table.csv").read_text().replace("# nodata: 0", "# nodata: 255"))
+    with pytest.raises(CoefficientTableError, match=r"nodata codes \[255\] differ from those of legend 'clcd' \[0\]"):
+        load_table("clcd", path=table)
