@@ -37,6 +37,8 @@ class LandCoverConfig(_Strict):
     def _one_source(self) -> "LandCoverConfig":
         if (self.path is None) == (self.years is None):
             raise ValueError("give exactly one of 'path' or 'years'")
+        if self.years is not None and list(self.years) != sorted(self.years):
+            raise ValueError(f"list the land-cover dates from the earliest to the latest (got {list(self.years)}): a later date before an earlier one is ambiguous")
         return self
 
     def series(self) -> dict[int | None, Path]:
@@ -153,6 +155,22 @@ class AnalysisConfig(_Strict):
         return list(dict.fromkeys(named))
 
 
+class ValuationConfig(_Strict):
+    """Value of the sequestration between the first and the last date (InVEST's carbon valuation)."""
+
+    price_per_tc: float = Field(gt=0, description="price of one t C (currency / t C) at the first date")
+    discount_rate: float = Field(0.0, ge=0, description="market discount rate, % per year")
+    rate_change: float = Field(0.0, description="annual change of the price of carbon, % per year")
+
+
+class ChangeConfig(_Strict):
+    """Land-use change between the dates of the run: transitions, structure, intensity, stocks."""
+
+    pools: Path | None = Field(None, description="carbon pools per class (t C/ha): InVEST biophysical CSV or a lucr pools YAML")
+    valuation: ValuationConfig | None = None
+    maps: list[Literal["stock", "sequestration", "transitions"]] = Field(["stock", "sequestration"], description="maps to write (stock and sequestration need pools)")
+
+
 class RunConfig(_Strict):
     """A whole lucr run."""
 
@@ -165,6 +183,7 @@ class RunConfig(_Strict):
     chunks: int = Field(2048, ge=64, description="chunk side in cells (rounded to the file's tiles)")
     output: OutputConfig = OutputConfig()
     cluster: ClusterConfig = ClusterConfig()
+    change: ChangeConfig | None = Field(None, description="land-use change between dates and carbon stocks (methods.md §3-4)")
     analysis: AnalysisConfig | None = Field(None, description="time-series and spatial analysis after the zonal pass")
     source: Path | None = Field(None, exclude=True, description="the config file itself")
 
@@ -266,11 +285,12 @@ def parse_config(data: dict[str, Any], base_dir: Path, source: Path | None = Non
         }
     )
     zones = [z.model_copy(update={"path": _resolve(z.path, base_dir)}) for z in cfg.zones]
+    change = None if cfg.change is None else cfg.change.model_copy(update={"pools": _resolve(cfg.change.pools, base_dir)})
     coefficients = _resolve(cfg.coefficients, base_dir)
     legend = str(_resolve(Path(cfg.legend), base_dir)) if cfg.legend and Path(cfg.legend).suffix else cfg.legend
     out_dir = cfg.output.dir if cfg.output.dir.is_absolute() else Path.cwd() / cfg.output.dir
     return cfg.model_copy(
-        update={"landcover": landcover, "zones": zones, "coefficients": coefficients, "legend": legend, "output": cfg.output.model_copy(update={"dir": out_dir})}
+        update={"landcover": landcover, "zones": zones, "coefficients": coefficients, "legend": legend, "change": change, "output": cfg.output.model_copy(update={"dir": out_dir})}
     )
 
 

@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -25,7 +25,10 @@ from lucr.analysis.panel import equally_spaced
 from lucr.area import fixed_point_scale_bits, from_fixed_point, row_cell_area_ha
 from lucr.chunk import ChunkLayers
 from lucr.coefficients import CoefficientTable, load_table
-from lucr.config import RunConfig, ZoneLevelConfig
+from lucr.change.stage import run_stage as run_change_stage
+from lucr.change.stage import table_kinds
+from lucr.change.stocks import pools_per_class, read_pools
+from lucr.config import RunConfig, ZoneLevelConfig, _plural
 from lucr.errors import ConfigError, InputFileError, LucrError, UnknownClassError
 from lucr.export import (
     STREAMED_OVERVIEWS, StagedOutputs, finalize_cog, open_map_writer, overview_factors, table_names, write_frame, write_table,
@@ -52,6 +55,7 @@ class YearResult:
 
     tables: dict[str, Any]
     summary: dict[str, Any]
+    rows_fx: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # level -> fixed-point cross-tab rows ("grid": the raster)
 
 
 @dataclass
@@ -67,6 +71,7 @@ class RunResult:
     analyses : per zone label (``provinces``) its :class:`lucr.analysis.AnalysisResult`
     maps : published map products by name (``carbon_balance``, ``carbon_balance_2019``) -> path
     reductions : the single pass's reduction totals by name (e.g. ``zone-class-area``)
+    change : land-use change tables by stem (``transitions_provinces``), with a ``change`` section
     """
 
     out_dir: Path
@@ -75,6 +80,7 @@ class RunResult:
     analyses: dict[str, Any] = field(default_factory=dict)
     maps: dict[str, Path] = field(default_factory=dict)
     reductions: dict[str, Any] = field(default_factory=dict)
+    change: Any = None  # lucr.change.stage.ChangeResult of a run with a `change` section
 
     @property
     def tables(self) -> dict[str, Any]:
@@ -168,6 +174,10 @@ def run(
         columns={lc.year: table.columns(lc.codes.dtype, extra_nodata=(lc.nodata,)) for lc in series},
         scale_bits=fixed_point_scale_bits(grid, row_cell_area_ha(grid)),
     )
+    pool_table = None
+    if cfg.change is not None and cfg.change.pools is not None:
+        pool_table = read_pools(cfg.change.pools)
+        ctx = replace(ctx, pools=pools_per_class(pool_table, table.classes))  # NaN for classes without pools, checked after the pass
     maps, reductions = declared_maps(ctx), declared_reductions(ctx)
     names = [p.filename for p in maps] + [
         n for lc in series for n in (
@@ -179,6 +189,9 @@ def run(
     names += [n for z, sections in analysed for n in analysis.output_names(z.plural, sections, cfg.output.tables)]
     if ctx.multi_date:
         names += [n for z in cfg.zones for n in table_names(z.output_stem() + "_by_year", cfg.output.tables)]
+    if cfg.change is not None:
+        labels = ["grid", *(z.plural for z in cfg.zones)]
+        names += [n for kind in table_kinds(ctx.multi_date, pool_table is not None) for label in labels for n in table_names(f"{kind}_{label}", cfg.output.tables)]
     by_year = {}
     with StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads) as client:
         t0 = time.perf_counter()
@@ -191,13 +204,23 @@ def run(
             result.summary["pass_seconds"] = pass_seconds  # one pass for every date of the run
             result.summary["seconds"] = round(pass_seconds + time.perf_counter() - t1, 3)
             result.summary["reductions"] = {r.name: r.summary(totals[r.name]) for r in reductions if hasattr(r, "summary")}
-            staged.path(f"run_summary{ctx.suffix(lc.year)}.json").write_text(json.dumps(result.summary, indent=2, ensure_ascii=False), encoding="utf-8")
             by_year[lc.year] = result
+        change = None
+        if cfg.change is not None:
+            rows_fx = {y: r.rows_fx for y, r in by_year.items()}
+            change = run_change_stage(ctx, totals, rows_fx, _plural, pool_table)
+            for stem, frame in change.tables.items():
+                write_frame(frame, stem, cfg.output.tables, staged.path)
+        for lc in series:
+            summary = by_year[lc.year].summary
+            if change is not None:
+                summary["change"] = change.summary
+            staged.path(f"run_summary{ctx.suffix(lc.year)}.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         analyses = _time_series_outputs(cfg, by_year, layers, analysed, staged, multi_year=ctx.multi_date)
         outputs = staged.commit()
     return RunResult(
         out_dir=out_dir, outputs=outputs, by_year=by_year, analyses=analyses,
-        maps={p.name: out_dir / p.filename for p in maps}, reductions=totals,
+        maps={p.name: out_dir / p.filename for p in maps}, reductions=totals, change=change,
     )
 
 
@@ -266,7 +289,8 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
     a class) before any map is assembled into a COG.
     """
     cfg, grid = ctx.config, ctx.grid
-    zones = ZonePayload.from_layer(ctx.layers[-1]) if ctx.layers and ctx.engine == "fast" else None
+    # cell-centre zones: the fast engine's cross-tab and every engine's transitions use them
+    zones = ZonePayload.from_layer(ctx.layers[-1]) if ctx.layers else None
     first = ctx.dates[0].codes.data
     sources = PassSources({lc.year: lc.codes.data if lc.codes.data.chunks == first.chunks else lc.codes.data.rechunk(first.chunks) for lc in ctx.dates})
     sweep = Sweep(sources, ChunkLayers(grid, zones, ctx.scale_bits))
@@ -331,7 +355,7 @@ def _date_outputs(ctx: RunContext, lc: LandCover, area_fx: np.ndarray, code_coun
         tables[layer.level] = frame
     finest_rows = unit_rows.get(finest.level) if finest is not None else None
     summary = _summary(lc, table, ctx.engine, ctx.scale_bits, area_fx.sum(axis=0), finest_rows, tables, code_count, cols.offset)
-    return YearResult(tables=tables, summary=summary)
+    return YearResult(tables=tables, summary=summary, rows_fx={"grid": area_fx.sum(axis=0)[None], **unit_rows})
 
 
 def _distributed_lock():

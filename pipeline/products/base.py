@@ -87,6 +87,8 @@ class RunContext:
     grid : the common grid of every date
     scale_bits : fixed-point scale of the cross-tabs
     engine : ``fast`` or ``exact``
+    pools : ``(K, 4)`` carbon pool densities (t C / ha) per class, NaN for classes without a
+        row, or None
     """
 
     config: Any
@@ -97,6 +99,7 @@ class RunContext:
     grid: Any
     scale_bits: int
     engine: str
+    pools: Any = None  # (K, 4) t C / ha per class (NaN: no row), when change.pools is given
 
     @property
     def multi_date(self) -> bool:

@@ -52,6 +52,6 @@ class ZoneClassArea:
 
 
 def declare(ctx: RunContext) -> list[ZoneClassArea]:
-    """One cross-tab per date (zones of the finest level when the fast engine rasterises them)."""
-    n_zones = len(ctx.layers[-1].frame) if ctx.layers and ctx.engine == "fast" else 0
+    """One cross-tab per date (rows: zones of the finest level at cell centres; the exact engine replaces them)."""
+    n_zones = len(ctx.layers[-1].frame) if ctx.layers else 0
     return [ZoneClassArea(lc.year, ctx.columns[lc.year], n_zones) for lc in ctx.dates]
