@@ -31,6 +31,14 @@ def _setup_logging(quiet: bool) -> None:
     logging.captureWarnings(True)
 
 
+def output_listing(paths: list[Path]) -> list[str]:
+    """One line per output stem with its formats: ``zonal_provinces .gpkg .csv .parquet``."""
+    stems: dict[str, list[str]] = {}
+    for p in paths:
+        stems.setdefault(p.stem, []).append(p.suffix)
+    return [f"{stem} {' '.join(exts)}" for stem, exts in stems.items()]
+
+
 def _print_version(value: bool) -> None:
     if value:
         from lucr import __version__
@@ -86,8 +94,14 @@ def run(
             for rich_table in analysis_tables(analysed):
                 if rich_table.row_count <= 60:
                     out.print(rich_table)
-        for p in result.outputs:
-            out.print(f"  wrote {p}")
+        if result.change is not None:
+            from lucr.report import change_tables
+
+            for rich_table in change_tables(result.change):
+                out.print(rich_table)
+        out.print(f"wrote {len(result.outputs)} files into {result.out_dir}:", highlight=False)
+        for line in output_listing(result.outputs):
+            out.print(f"  {line}", highlight=False)
 
 
 @app.command()

@@ -104,3 +104,52 @@ def analysis_tables(result) -> list[Table]:
 
 def _year(year) -> str:
     return "" if year is None or str(year) in ("<NA>", "nan", "None") else str(year)
+
+
+def change_tables(change) -> list[Table]:
+    """Rich tables of a change run: the whole raster's transition matrix per interval, sequestration per unit."""
+    tables = []
+    wide = change.tables.get("transition_matrix_grid")
+    if wide is not None:
+        to_cols = [c for c in wide.columns if c.startswith("area_ha_to_")]
+        for (a, b), part in wide.groupby(["year_from", "year_to"], sort=False):
+            if len(to_cols) > 12:
+                continue
+            scale, unit = _area_unit(part[to_cols].to_numpy().max())
+            t = Table(title=f"whole raster: transitions {a} -> {b} ({unit})", header_style="bold")
+            t.add_column(f"{a} \\ {b}")
+            for c in to_cols:
+                t.add_column(c.removeprefix("area_ha_to_"), justify="right")
+            for r in part.itertuples():
+                t.add_row(f"{r.class_from} {r.name_from}", *[f"{getattr(r, c) / scale:,.1f}" for c in to_cols])
+            tables.append(t)
+    for stem, seq in change.tables.items():
+        if not stem.startswith("sequestration_") or len(seq) > 60:
+            continue
+        scale, unit = _mass_unit(seq["sequestration_tc"].abs().max())
+        t = Table(title=f"carbon stock change, {stem.removeprefix('sequestration_')} ({unit} C)", header_style="bold")
+        for col in ("unit", "years", "stock", "change", "per yr", *(["NPV (M)"] if "npv" in seq else [])):
+            t.add_column(col, justify="left" if col in ("unit", "years") else "right", no_wrap=True, max_width=24 if col == "unit" else None)
+        for r in seq.itertuples():
+            t.add_row(str(r.name), f"{r.year_from}-{r.year_to}", f"{r.stock_to_tc / scale:,.1f}", f"{r.sequestration_tc / scale:,.1f}",
+                      f"{r.sequestration_tc_per_yr / scale:,.2f}", *([f"{r.npv / 1e6:,.2f}"] if "npv" in seq else []))
+        tables.append(t)
+    return tables
+
+
+def _mass_unit(max_t: float) -> tuple[float, str]:
+    """Scale and unit for masses of this magnitude (t, kt, Mt)."""
+    if max_t >= 1e7:
+        return 1e6, "Mt"
+    if max_t >= 1e4:
+        return 1e3, "kt"
+    return 1.0, "t"
+
+
+def _area_unit(max_ha: float) -> tuple[float, str]:
+    """Scale and unit for areas of this magnitude (ha, kha, Mha)."""
+    if max_ha >= 1e7:
+        return 1e6, "Mha"
+    if max_ha >= 1e4:
+        return 1e3, "kha"
+    return 1.0, "ha"
