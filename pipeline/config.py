@@ -155,6 +155,19 @@ class AnalysisConfig(_Strict):
         return list(dict.fromkeys(named))
 
 
+class FluxRasterConfig(_Strict):
+    """A per-cell flux raster used in place of the class coefficient wherever it has a value (methods.md §8)."""
+
+    path: Path = Field(description="raster on the land-cover grid, e.g. NEP; sources positive, sinks negative")
+    band: int = Field(1, ge=1)
+    unit: Literal["t C / ha / yr", "t CO2 / ha / yr"] = "t C / ha / yr"
+
+    @property
+    def factor(self) -> float:
+        """To t C / ha / yr."""
+        return 1.0 if self.unit == "t C / ha / yr" else 12.0 / 44.0
+
+
 class ValuationConfig(_Strict):
     """Value of the sequestration between the first and the last date (InVEST's carbon valuation)."""
 
@@ -168,6 +181,7 @@ class ChangeConfig(_Strict):
 
     pools: Path | None = Field(None, description="carbon pools per class (t C/ha): InVEST biophysical CSV or a lucr pools YAML")
     valuation: ValuationConfig | None = None
+    stock_raster: Path | dict[int, Path] | None = Field(None, description="total carbon density (t C/ha) per cell in place of the pools' total: one raster, or one per year")
     maps: list[Literal["stock", "sequestration", "transitions"]] = Field(["stock", "sequestration"], description="maps to write (stock and sequestration need pools)")
 
 
@@ -183,6 +197,7 @@ class RunConfig(_Strict):
     chunks: int = Field(2048, ge=64, description="chunk side in cells (rounded to the file's tiles)")
     output: OutputConfig = OutputConfig()
     cluster: ClusterConfig = ClusterConfig()
+    flux_raster: FluxRasterConfig | None = Field(None, description="per-cell flux density in place of the class coefficients where it has a value")
     change: ChangeConfig | None = Field(None, description="land-use change between dates and carbon stocks (methods.md §3-4)")
     analysis: AnalysisConfig | None = Field(None, description="time-series and spatial analysis after the zonal pass")
     source: Path | None = Field(None, exclude=True, description="the config file itself")
@@ -285,12 +300,17 @@ def parse_config(data: dict[str, Any], base_dir: Path, source: Path | None = Non
         }
     )
     zones = [z.model_copy(update={"path": _resolve(z.path, base_dir)}) for z in cfg.zones]
-    change = None if cfg.change is None else cfg.change.model_copy(update={"pools": _resolve(cfg.change.pools, base_dir)})
+    change = None
+    if cfg.change is not None:
+        stock_raster = cfg.change.stock_raster
+        stock_raster = {y: _resolve(p, base_dir) for y, p in stock_raster.items()} if isinstance(stock_raster, dict) else _resolve(stock_raster, base_dir)
+        change = cfg.change.model_copy(update={"pools": _resolve(cfg.change.pools, base_dir), "stock_raster": stock_raster})
+    flux_raster = None if cfg.flux_raster is None else cfg.flux_raster.model_copy(update={"path": _resolve(cfg.flux_raster.path, base_dir)})
     coefficients = _resolve(cfg.coefficients, base_dir)
     legend = str(_resolve(Path(cfg.legend), base_dir)) if cfg.legend and Path(cfg.legend).suffix else cfg.legend
     out_dir = cfg.output.dir if cfg.output.dir.is_absolute() else Path.cwd() / cfg.output.dir
     return cfg.model_copy(
-        update={"landcover": landcover, "zones": zones, "coefficients": coefficients, "legend": legend, "change": change, "output": cfg.output.model_copy(update={"dir": out_dir})}
+        update={"landcover": landcover, "zones": zones, "coefficients": coefficients, "legend": legend, "change": change, "flux_raster": flux_raster, "output": cfg.output.model_copy(update={"dir": out_dir})}
     )
 
 

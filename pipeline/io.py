@@ -51,22 +51,22 @@ def _aligned(requested: int, block: int, total: int) -> int:
     return min(total, max(1, round(requested / unit)) * unit)
 
 
-def raster_profile(path: str | Path, band: int = 1) -> dict:
-    """Open ``path`` with rasterio and check what lucr needs of a land-cover raster.
+def raster_profile(path: str | Path, band: int = 1, *, what: str = "land-cover raster", key: str = "landcover.path", dtypes=SUPPORTED_DTYPES) -> dict:
+    """Open ``path`` with rasterio and check what lucr needs of a land-cover raster (or of ``what``).
 
     Returns the rasterio profile plus ``block_shape``. Raises ``InputFileError`` /
     ``MissingCRSError`` with the file name and a fix.
     """
     path = Path(path)
     if not path.exists():
-        raise InputFileError("land-cover raster not found", path=path, fix="check 'landcover.path' in the config")
+        raise InputFileError(f"{what} not found", path=path, fix=f"check '{key}' in the config")
     if path.is_dir():
         raise InputFileError("is a folder, not a raster", path=path, fix="give the path of a GeoTIFF, COG or VRT file")
     try:
         with rasterio.open(path) as src:
             profile = dict(src.profile)
             if band > src.count:
-                raise InputFileError(f"has {src.count} band(s), band {band} was asked for", path=path, fix="set 'landcover.band' to an existing band")
+                raise InputFileError(f"has {src.count} band(s), band {band} was asked for", path=path, fix=f"set the band of '{key}' to an existing band")
             profile["block_shape"] = src.block_shapes[band - 1]
             profile["crs"] = src.crs
             profile["nodata"] = src.nodatavals[band - 1]
@@ -83,7 +83,7 @@ def raster_profile(path: str | Path, band: int = 1) -> dict:
             "the raster has no coordinate reference system", path=path,
             fix="assign one, e.g. `gdal_edit.py -a_srs EPSG:4326 FILE` or `rio edit-info --crs EPSG:4326 FILE`",
         )
-    if dtype not in SUPPORTED_DTYPES:
+    if dtypes is not None and dtype not in dtypes:
         raise InputFileError(
             f"land-cover codes must be 8- or 16-bit integers, the raster is {dtype}", path=path,
             fix="convert it, e.g. `gdal_translate -ot UInt16 IN OUT` (class codes up to 65535)",
@@ -92,6 +92,35 @@ def raster_profile(path: str | Path, band: int = 1) -> dict:
     if t.b != 0 or t.d != 0 or t.e >= 0:
         raise InputFileError("the raster grid is rotated or not north-up", path=path, fix="warp it to a north-up grid with `gdalwarp`")
     return profile
+
+
+@dataclass(frozen=True)
+class ValueRaster:
+    """A per-cell value raster on the land-cover grid (e.g. t C / ha / yr), opened lazily."""
+
+    values: xr.DataArray  # (y, x), dask-backed numbers
+    nodata: float | None
+    path: Path
+
+
+def open_value_raster(path: str | Path, grid: Grid, chunks: tuple, *, band: int = 1, what: str, key: str) -> ValueRaster:
+    """Open a per-cell value raster that must lie on ``grid``, chunked like the land cover (``chunks``: dask chunks).
+
+    Raises ``InputFileError`` naming the file when it is missing, unreadable or on another grid.
+    """
+    path = Path(path)
+    profile = raster_profile(path, band, what=what, key=key, dtypes=None)
+    other = Grid(profile["height"], profile["width"], profile["transform"], profile["crs"])
+    if (other.shape, other.transform, other.crs) != (grid.shape, grid.transform, grid.crs):
+        raise InputFileError(
+            f"the {what} is on another grid ({other.width} x {other.height}, {other.crs.to_string()}, origin {other.transform.c:.6g}, {other.transform.f:.6g}, "
+            f"cell {other.transform.a:.6g}) than the land cover ({grid.width} x {grid.height}, {grid.crs.to_string()}, origin {grid.transform.c:.6g}, "
+            f"{grid.transform.f:.6g}, cell {grid.transform.a:.6g})", path=path,
+            fix="warp it onto the land-cover grid, e.g. gdalwarp -te <bounds> -tr <cell size> -t_srs <crs> -r average IN OUT",
+        )
+    data = rioxarray.open_rasterio(path, chunks={"band": 1, "y": chunks[0], "x": chunks[1]}, lock=False, masked=False, cache=False)
+    nodata = profile.get("nodata")
+    return ValueRaster(values=data.isel(band=band - 1, drop=True), nodata=None if nodata is None else float(nodata), path=path)
 
 
 def open_landcover(path: str | Path, chunks: int = 2048, band: int = 1, year: int | None = None) -> LandCover:

@@ -10,6 +10,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -33,13 +34,14 @@ from lucr.errors import ConfigError, InputFileError, LucrError, UnknownClassErro
 from lucr.export import (
     STREAMED_OVERVIEWS, StagedOutputs, finalize_cog, open_map_writer, overview_factors, table_names, write_frame, write_table,
 )
-from lucr.io import LandCover, ZoneLayer, check_nesting, open_landcover, read_zone_layer
+from lucr.io import LandCover, ValueRaster, ZoneLayer, check_nesting, open_landcover, open_value_raster, read_zone_layer
 from lucr.products.base import MapProduct, RunContext
 from lucr.products.registry import declared_maps, declared_reductions
+from lucr.products.raster_sums import flux_name
 from lucr.products.zone_class_area import reduction_name
 from lucr.sweep import PassSources, Sweep
 from lucr.sweep import compute as compute_pass
-from lucr.zonal import ZonePayload, aggregate_to_parent, exact_zone_class_area, numeric_columns, unit_table
+from lucr.zonal import ZonePayload, aggregate_to_parent, exact_zone_class_area, flux_totals, numeric_columns, unit_table
 
 log = logging.getLogger("lucr")
 #: GDAL block cache (MB), unless the user sets GDAL_CACHEMAX: GDAL's default of 5 % of RAM
@@ -174,6 +176,7 @@ def run(
         columns={lc.year: table.columns(lc.codes.dtype, extra_nodata=(lc.nodata,)) for lc in series},
         scale_bits=fixed_point_scale_bits(grid, row_cell_area_ha(grid)),
     )
+    ctx = replace(ctx, rasters=_value_rasters(cfg, series))
     pool_table = None
     if cfg.change is not None and cfg.change.pools is not None:
         pool_table = read_pools(cfg.change.pools)
@@ -200,7 +203,7 @@ def run(
         for lc in series:
             t1 = time.perf_counter()
             area_fx, code_count = totals[reduction_name(lc.year)]
-            result = _date_outputs(ctx, lc, area_fx, code_count, staged)
+            result = _date_outputs(ctx, lc, area_fx, code_count, staged, totals.get(flux_name(lc.year)))
             result.summary["pass_seconds"] = pass_seconds  # one pass for every date of the run
             result.summary["seconds"] = round(pass_seconds + time.perf_counter() - t1, 3)
             result.summary["reductions"] = {r.name: r.summary(totals[r.name]) for r in reductions if hasattr(r, "summary")}
@@ -272,6 +275,24 @@ def _time_series_outputs(cfg: RunConfig, by_year: dict, layers: list[ZoneLayer],
     return results
 
 
+def _value_rasters(cfg: RunConfig, series: list[LandCover]) -> dict[str, ValueRaster]:
+    """The per-cell value rasters of the run (flux, stock), on the land-cover grid, chunked like it."""
+    grid, chunks = series[0].grid, series[0].codes.data.chunks
+    rasters = {}
+    if cfg.flux_raster is not None:
+        rasters["flux"] = open_value_raster(cfg.flux_raster.path, grid, chunks, band=cfg.flux_raster.band, what="flux raster", key="flux_raster.path")
+    stock = cfg.change.stock_raster if cfg.change is not None else None
+    if isinstance(stock, dict):
+        years = [lc.year for lc in series]
+        if set(stock) != set(years):
+            raise ConfigError(f"change.stock_raster gives years {sorted(stock)}, the land cover {years}", path=cfg.source, fix="give one stock raster per land-cover year, or one raster for all years")
+        for year, path in stock.items():
+            rasters[f"stock_{year}"] = open_value_raster(path, grid, chunks, what="stock raster", key=f"change.stock_raster.{year}")
+    elif stock is not None:
+        rasters["stock"] = open_value_raster(stock, grid, chunks, what="stock raster", key="change.stock_raster")
+    return rasters
+
+
 def _check_same_grid(series: list[LandCover]) -> None:
     first = series[0]
     for lc in series[1:]:
@@ -292,7 +313,8 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
     # cell-centre zones: the fast engine's cross-tab and every engine's transitions use them
     zones = ZonePayload.from_layer(ctx.layers[-1]) if ctx.layers else None
     first = ctx.dates[0].codes.data
-    sources = PassSources({lc.year: lc.codes.data if lc.codes.data.chunks == first.chunks else lc.codes.data.rechunk(first.chunks) for lc in ctx.dates})
+    aligned = lambda a: a if a.chunks == first.chunks else a.rechunk(first.chunks)  # noqa: E731  (same blocks read once)
+    sources = PassSources({lc.year: aligned(lc.codes.data) for lc in ctx.dates}, {k: aligned(r.values.data) for k, r in ctx.rasters.items()})
     sweep = Sweep(sources, ChunkLayers(grid, zones, ctx.scale_bits))
     stores, writers, cogs = [], [], []
     for product in maps:
@@ -335,8 +357,8 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
 _MAPS = "lucr-maps"
 
 
-def _date_outputs(ctx: RunContext, lc: LandCover, area_fx: np.ndarray, code_count: np.ndarray, staged: StagedOutputs) -> YearResult:
-    """The zonal tables and the summary of one date, from its cross-tab."""
+def _date_outputs(ctx: RunContext, lc: LandCover, area_fx: np.ndarray, code_count: np.ndarray, staged: StagedOutputs, flux_raster=None) -> YearResult:
+    """The zonal tables and the summary of one date, from its cross-tab (and the flux raster's sums)."""
     cfg, layers, table = ctx.config, ctx.layers, ctx.table
     cols = ctx.columns[lc.year]
     finest = layers[-1] if layers else None
@@ -346,15 +368,18 @@ def _date_outputs(ctx: RunContext, lc: LandCover, area_fx: np.ndarray, code_coun
             unit_rows[finest.level] = exact_zone_class_area(lc.path, cfg.landcover.band, finest, lc.grid, cols, ctx.scale_bits, lc.nodata)[1:]
         else:
             unit_rows[finest.level] = area_fx[1:]
+        raster_rows = {finest.level: None if flux_raster is None else flux_raster.take(slice(1, None))}
         for coarse, fine in zip(reversed(layers[:-1]), reversed(layers[1:])):
-            unit_rows[coarse.level] = aggregate_to_parent(unit_rows[fine.level], fine.frame["parent_id"].to_numpy(), coarse.frame["unit_id"].to_numpy())
+            to_parent = partial(aggregate_to_parent, child_parent_ids=fine.frame["parent_id"].to_numpy(), parent_ids=coarse.frame["unit_id"].to_numpy())
+            unit_rows[coarse.level] = to_parent(unit_rows[fine.level])
+            raster_rows[coarse.level] = None if flux_raster is None else raster_rows[fine.level].map_rows(to_parent)
     tables = {}
     for zcfg, layer in zip(cfg.zones, layers):
-        frame = unit_table(layer, from_fixed_point(unit_rows[layer.level], ctx.scale_bits), table.coefs, table.codes, lc.grid)
+        frame = unit_table(layer, from_fixed_point(unit_rows[layer.level], ctx.scale_bits), table.coefs, table.codes, lc.grid, raster_rows[layer.level])
         write_table(frame, zcfg.output_stem() + ctx.suffix(lc.year), cfg.output.tables, staged)
         tables[layer.level] = frame
     finest_rows = unit_rows.get(finest.level) if finest is not None else None
-    summary = _summary(lc, table, ctx.engine, ctx.scale_bits, area_fx.sum(axis=0), finest_rows, tables, code_count, cols.offset)
+    summary = _summary(lc, table, ctx.engine, ctx.scale_bits, area_fx.sum(axis=0), finest_rows, tables, code_count, cols.offset, flux_raster)
     return YearResult(tables=tables, summary=summary, rows_fx={"grid": area_fx.sum(axis=0)[None], **unit_rows})
 
 
@@ -364,13 +389,12 @@ def _distributed_lock():
     return Lock(f"lucr-map-{time.time_ns()}")
 
 
-def _flux(area_ha: np.ndarray, coefs: np.ndarray) -> dict[str, float]:
-    source = float(area_ha @ np.where(coefs > 0, coefs, 0.0))
-    sink = float(area_ha @ np.where(coefs < 0, coefs, 0.0))
-    return {"source_tc": source, "sink_tc": sink, "net_tc": source + sink}
+def _flux(area_ha: np.ndarray, coefs: np.ndarray, flux_raster=None) -> dict[str, float]:
+    source, sink = flux_totals(area_ha[None], coefs, flux_raster)
+    return {"source_tc": float(source[0]), "sink_tc": float(sink[0]), "net_tc": float(source[0] + sink[0])}
 
 
-def _summary(lc, table, engine, scale_bits, grid_total_fx, finest_rows_fx, tables, code_count, offset) -> dict:
+def _summary(lc, table, engine, scale_bits, grid_total_fx, finest_rows_fx, tables, code_count, offset, flux_raster=None) -> dict:
     k = table.n_classes
     grid_ha = from_fixed_point(grid_total_fx, scale_bits)
     summary = {
@@ -381,7 +405,7 @@ def _summary(lc, table, engine, scale_bits, grid_total_fx, finest_rows_fx, table
         "nodata_area_ha": float(grid_ha[k + 1]),
         "unknown_area_ha": float(grid_ha[k]),
         "class_area_ha": {str(code): float(a) for code, a in zip(table.codes, grid_ha[:k])},
-        **_flux(grid_ha[:k], table.coefs),
+        **_flux(grid_ha[:k], table.coefs, None if flux_raster is None else flux_raster.total()),
         "cells_by_code": {str(i + offset): int(n) for i, n in enumerate(code_count) if n},
         "coefficients_not_from_papers": [
             {"code": c.code, "name": c.name, "coef": c.coef, "status": c.status, "ref": table.references.get(c.ref, c.ref)} for c in table.not_from_papers()
@@ -390,7 +414,9 @@ def _summary(lc, table, engine, scale_bits, grid_total_fx, finest_rows_fx, table
     }
     if finest_rows_fx is not None:
         outside = from_fixed_point(grid_total_fx - finest_rows_fx.sum(axis=0), scale_bits)[:k]  # exact in fixed point
-        summary["outside_units"] = {"valid_area_ha": float(outside.sum()), **_flux(outside, table.coefs)}
+        summary["outside_units"] = {"valid_area_ha": float(outside.sum()), **_flux(outside, table.coefs, None if flux_raster is None else flux_raster.take([0]))}
+    if flux_raster is not None:
+        summary["flux_raster_area_ha"] = float(flux_raster.area[:, :k].sum())
     for level, frame in tables.items():
         summary["levels"][level] = {
             "units": len(frame),

@@ -99,13 +99,13 @@ def exact_zone_class_area(raster_path, band: int, layer: ZoneLayer, grid: Grid, 
 
 
 def aggregate_to_parent(child_rows: np.ndarray, child_parent_ids: np.ndarray, parent_ids: np.ndarray) -> np.ndarray:
-    """Sum fixed-point cross-tab rows of child units into their parents (by parent id).
+    """Sum cross-tab rows of child units into their parents (by parent id); int64 fixed point stays exact.
 
     ``child_rows`` has one row per child unit (no outside row); every parent id must be
     one of ``parent_ids`` (``lucr.io.check_nesting`` ensures it when reading).
     """
     index = {pid: i for i, pid in enumerate(parent_ids)}
-    out = np.zeros((len(parent_ids), child_rows.shape[1]), dtype=np.int64)
+    out = np.zeros((len(parent_ids), child_rows.shape[1]), dtype=child_rows.dtype)
     np.add.at(out, np.array([index[p] for p in child_parent_ids], dtype=np.int64), child_rows)
     return out
 
@@ -139,7 +139,25 @@ def numeric_columns(class_codes) -> list[str]:
     return ["area_ha", "valid_fraction", *[f"area_ha_class_{c}" for c in class_codes], "source_tc", "sink_tc", "net_tc", "net_tc_per_ha", "cbc", "polygon_area_ha"]
 
 
-def unit_table(layer: ZoneLayer, area_ha_cols: np.ndarray, coefs: np.ndarray, class_codes: np.ndarray, grid: Grid):
+def flux_totals(known_ha: np.ndarray, coefs: np.ndarray, flux_raster=None) -> tuple[np.ndarray, np.ndarray]:
+    """Sources (>= 0) and sinks (<= 0), t C / yr, of rows of class areas ``known_ha`` (n, K).
+
+    With ``flux_raster`` (:class:`lucr.products.raster_sums.RasterSums` of the same rows,
+    t C / yr and ha per class column), the raster's sums replace the class coefficient over
+    the area the raster covers.
+    """
+    k = len(coefs)
+    if flux_raster is not None:
+        known_ha = known_ha - flux_raster.area[:, :k]
+    source = known_ha @ np.where(coefs > 0, coefs, 0.0)
+    sink = known_ha @ np.where(coefs < 0, coefs, 0.0)
+    if flux_raster is not None:
+        source = source + flux_raster.pos[:, :k].sum(axis=1)
+        sink = sink + flux_raster.neg[:, :k].sum(axis=1)
+    return source, sink
+
+
+def unit_table(layer: ZoneLayer, area_ha_cols: np.ndarray, coefs: np.ndarray, class_codes: np.ndarray, grid: Grid, flux_raster=None):
     """The documented zonal table of one level (one row per unit).
 
     Parameters
@@ -151,7 +169,8 @@ def unit_table(layer: ZoneLayer, area_ha_cols: np.ndarray, coefs: np.ndarray, cl
 
     Columns: ``unit_id, name, parent_id, level, area_ha, valid_fraction,
     area_ha_class_<code>..., source_tc, sink_tc, net_tc, net_tc_per_ha, cbc,
-    polygon_area_ha``; fluxes in t C / yr, sinks negative. ``cbc`` is the carbon
+    polygon_area_ha`` (and ``flux_raster_area_ha`` with a flux raster); fluxes in t C / yr,
+    sinks negative; ``flux_raster``: :class:`lucr.products.raster_sums.RasterSums` of the units. ``cbc`` is the carbon
     balance coefficient of methods.md §5 under the coefficient method: carbon released by
     the source classes (cropland, built-up) over carbon fixed by the sink classes,
     ``source_tc / |sink_tc|`` (> 1: the unit emits more than its ecosystems fix; NaN
@@ -164,8 +183,7 @@ def unit_table(layer: ZoneLayer, area_ha_cols: np.ndarray, coefs: np.ndarray, cl
     valid_ha = known.sum(axis=1)
     polygon_ha, outside_ha = polygon_areas_ha(layer, grid)
     area_ha = area_ha_cols.sum(axis=1) + outside_ha
-    source = known @ np.where(coefs > 0, coefs, 0.0)
-    sink = known @ np.where(coefs < 0, coefs, 0.0)
+    source, sink = flux_totals(known, coefs, flux_raster)
     frame = layer.frame[["unit_id", "name", "parent_id"]].copy()
     frame["level"] = layer.level
     frame["area_ha"] = area_ha
@@ -180,5 +198,7 @@ def unit_table(layer: ZoneLayer, area_ha_cols: np.ndarray, coefs: np.ndarray, cl
         frame["net_tc_per_ha"] = np.where(valid_ha > 0, net / valid_ha, np.nan)
         frame["cbc"] = np.where(sink < 0, source / -sink, np.nan)
     frame["polygon_area_ha"] = polygon_ha
+    if flux_raster is not None:
+        frame["flux_raster_area_ha"] = flux_raster.area[:, :k].sum(axis=1)
     frame["geometry"] = layer.frame.geometry.values
     return frame.set_geometry("geometry", crs=layer.frame.crs)

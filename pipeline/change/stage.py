@@ -18,7 +18,9 @@ from lucr.area import from_fixed_point
 from lucr.change import intensity, stocks, structure
 from lucr.change.transitions import long_table, unit_matrices, wide_table
 from lucr.change.units import UnitSet, unit_sets
+from lucr.errors import CoefficientTableError
 from lucr.products.base import RunContext
+from lucr.products.raster_sums import stock_key, stock_name
 from lucr.products.transitions import intervals, reduction_name
 
 log = logging.getLogger("lucr")
@@ -68,8 +70,14 @@ def run_stage(ctx: RunContext, totals: dict, rows_fx: dict, plural_of, pool_tabl
             present |= rows_fx[y]["grid"][0, :k] > 0
         pools = stocks.pools_per_class(pool_table, table.classes, present)
     valuation = ctx.config.change.valuation if ctx.config.change is not None else None
+    stock_sums = {y: totals[stock_name(y)] for y in years if stock_name(y) in totals}
+    for y, sums in stock_sums.items():
+        if (sums.neg < 0).any():
+            raise CoefficientTableError(f"the stock raster of {y} has negative values", path=ctx.rasters[stock_key(ctx, y)].path, fix="carbon densities are >= 0 t C / ha")
     for units in unit_sets(ctx.layers, plural_of):
         areas = {y: class_areas(units, rows_fx[y], ctx.scale_bits, k) for y in years}
+        # (raster t C, raster-covered ha per class) of each date, when a stock raster replaces the pools' total
+        raster = {y: (units.sum_zones(s.pos)[:, :k].sum(axis=1), units.sum_zones(s.area)[:, :k]) for y, s in stock_sums.items()}
         out = {}
         out["land_use_structure"] = pd.concat([
             pd.DataFrame({"unit_id": units.ids, "name": units.names, "year": y, "area_ha": areas[y].sum(axis=1),
@@ -90,10 +98,11 @@ def run_stage(ctx: RunContext, totals: dict, rows_fx: dict, plural_of, pool_tabl
                                     zip(*[_intensity(units, matrices[p], p, uniform, codes, names) for p in consecutive])):
                 out[kind] = pd.concat(frames, ignore_index=True)
         if pools is not None:
-            out["carbon_stock"] = pd.concat([_stock_frame(units, y, stocks.stocks(areas[y], pools), areas[y].sum(axis=1)) for y in years], ignore_index=True)
+            out["carbon_stock"] = pd.concat([_stock_frame(units, y, areas[y], pools, raster.get(y)) for y in years], ignore_index=True)
             if pairs:
                 density = pools.sum(axis=1)
-                out["sequestration"] = pd.concat([_sequestration(units, areas[a], areas[b], pools, a, b, valuation) for a, b in pairs], ignore_index=True)
+                total = {y: _total_stock(areas[y], pools, raster.get(y)) for y in years}
+                out["sequestration"] = pd.concat([_sequestration(units, total[a], total[b], a, b, valuation) for a, b in pairs], ignore_index=True)
                 out["change_carbon"] = pd.concat([_change_carbon(units, m, density, a, b, codes, names, table) for (a, b), m in matrices.items()], ignore_index=True)
         for kind, frame in out.items():
             result.tables[f"{kind}_{units.label}"] = frame
@@ -157,18 +166,29 @@ def _state(value, line, above: str, below: str) -> np.ndarray:
     return np.where(np.isnan(value) | np.isnan(line), "", np.where(value > line, above, np.where(value < line, below, "uniform")))
 
 
-def _stock_frame(units, year, pool_tc, area_ha) -> pd.DataFrame:
+def _total_stock(areas, pools, raster) -> np.ndarray:
+    """Stock (t C) per unit: pools over the class area, the stock raster's sum where it covers."""
+    if raster is None:
+        return stocks.stocks(areas, pools).sum(axis=1)
+    raster_tc, raster_ha = raster
+    return stocks.stocks(areas - raster_ha, pools).sum(axis=1) + raster_tc
+
+
+def _stock_frame(units, year, areas, pools, raster) -> pd.DataFrame:
+    area_ha = areas.sum(axis=1)
+    pool_tc = stocks.stocks(areas if raster is None else areas - raster[1], pools)
     frame = pd.DataFrame({"unit_id": units.ids, "name": units.names, "year": year, "area_ha": area_ha})
     for j, pool in enumerate(stocks.POOLS):
         frame[f"{pool}_tc"] = pool_tc[:, j]
-    frame["total_tc"] = pool_tc.sum(axis=1)
+    if raster is not None:
+        frame["stock_raster_tc"], frame["stock_raster_area_ha"] = raster[0], raster[1].sum(axis=1)
+    frame["total_tc"] = _total_stock(areas, pools, raster)
     with np.errstate(invalid="ignore", divide="ignore"):
         frame["total_tc_per_ha"] = np.where(area_ha > 0, frame["total_tc"] / np.where(area_ha > 0, area_ha, 1), np.nan)
     return frame
 
 
-def _sequestration(units, area_a, area_b, pools, a, b, valuation) -> pd.DataFrame:
-    stock_a, stock_b = stocks.stocks(area_a, pools).sum(axis=1), stocks.stocks(area_b, pools).sum(axis=1)
+def _sequestration(units, stock_a, stock_b, a, b, valuation) -> pd.DataFrame:
     seq = stock_b - stock_a
     frame = pd.DataFrame({
         "unit_id": units.ids, "name": units.names, "year_from": a, "year_to": b, "stock_from_tc": stock_a, "stock_to_tc": stock_b,

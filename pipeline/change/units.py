@@ -36,6 +36,13 @@ class UnitSet:
     def n(self) -> int:
         return len(self.ids)
 
+    def sum_zones(self, per_zone: np.ndarray) -> np.ndarray:
+        """Rows of this level summed from per-zone rows ``(n_zones + 1, ...)``."""
+        out = np.zeros((self.n, *per_zone.shape[1:]), per_zone.dtype)
+        keep = self.row_of_zone >= 0
+        np.add.at(out, self.row_of_zone[keep], per_zone[keep])
+        return out
+
     def gather(self, zone: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
         """Rows of the zone entries that belong to this level, and the entries' other arrays."""
         rows = self.row_of_zone[zone]

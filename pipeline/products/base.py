@@ -89,6 +89,7 @@ class RunContext:
     engine : ``fast`` or ``exact``
     pools : ``(K, 4)`` carbon pool densities (t C / ha) per class, NaN for classes without a
         row, or None
+    rasters : per-cell value rasters of the pass by key (``flux``; ``stock`` or ``stock_<year>``)
     """
 
     config: Any
@@ -100,6 +101,7 @@ class RunContext:
     scale_bits: int
     engine: str
     pools: Any = None  # (K, 4) t C / ha per class (NaN: no row), when change.pools is given
+    rasters: dict = field(default_factory=dict)  # pass key ("flux", "stock", "stock_<year>") -> lucr.io.ValueRaster
 
     @property
     def multi_date(self) -> bool:

@@ -2,7 +2,8 @@
 
 Bands ``source`` (>= 0), ``sink`` (<= 0) and ``net`` (= source + sink), each the flux
 density ``coef[class]`` in t C / ha / yr of the coefficient table (seed 001 Table 2 and the
-flagged defaults of ``configs/parameters``); NaN where there is no data or no coefficient.
+flagged defaults of ``configs/parameters``), or the flux raster's value where one is given
+and has a value (methods.md §8); NaN where there is no data or no coefficient.
 A cell's flux in t C / yr is the density times its true area (:mod:`lucr.area`).
 """
 
@@ -27,8 +28,23 @@ def flux_density_block(codes: np.ndarray, coef_lut: np.ndarray, code_offset: int
     return out
 
 
-def _block(chunk: Chunk, date: DateKey, coef_lut: np.ndarray, code_offset: int) -> np.ndarray:
-    return flux_density_block(chunk.codes[date], coef_lut, code_offset)
+def _block(chunk: Chunk, date: DateKey, coef_lut: np.ndarray, code_offset: int, raster: str | None = None, nodata: float | None = None, factor: float = 1.0) -> np.ndarray:
+    out = flux_density_block(chunk.codes[date], coef_lut, code_offset)
+    if raster is not None:  # the flux raster replaces the coefficient where it has a value and the cell a class
+        v = override_values(chunk.rasters[raster], nodata, factor)
+        valid = np.isfinite(v) & np.isfinite(out[2])
+        out[2] = np.where(valid, v, out[2])
+        out[0] = np.where(valid, np.maximum(v, 0), out[0])
+        out[1] = np.where(valid, np.minimum(v, 0), out[1])
+    return out
+
+
+def override_values(raw: np.ndarray, nodata: float | None, factor: float = 1.0) -> np.ndarray:
+    """float32 values of a value raster times ``factor``, NaN at its nodata value (as the pass's sums skip them)."""
+    v = raw.astype(np.float64) * factor
+    if nodata is not None:
+        v[raw.astype(np.float64) == nodata] = np.nan
+    return v.astype(np.float32)
 
 
 def declare(ctx: RunContext) -> list[MapProduct]:
@@ -36,12 +52,14 @@ def declare(ctx: RunContext) -> list[MapProduct]:
     if not ctx.config.output.map:
         return []
     products = []
+    flux = ctx.rasters.get("flux")
+    override = {} if flux is None else {"raster": "flux", "nodata": flux.nodata, "factor": ctx.config.flux_raster.factor}
     for lc in ctx.dates:
         cols = ctx.columns[lc.year]
         tags = {"lucr_legend": ctx.table.legend, "lucr_sign": "sources positive, sinks negative", "lucr_source_raster": str(lc.path), "lucr_year": str(lc.year or "")}
         products.append(MapProduct(
             name=f"carbon_balance{ctx.suffix(lc.year)}", bands=BANDS, dtype="float32", nodata=np.nan, units=UNIT,
-            block=partial(_block, date=lc.year, coef_lut=cols.lut(ctx.table.coefs), code_offset=cols.offset),
+            block=partial(_block, date=lc.year, coef_lut=cols.lut(ctx.table.coefs), code_offset=cols.offset, **override),
             description=f"carbon flux density (source, sink, net) of {lc.path.name}", tags=tags,
         ))
     return products

@@ -5,13 +5,13 @@ Adding a product is one module in this package plus one line here.
 
 from __future__ import annotations
 
-from lucr.products import carbon_balance, carbon_stock, transition_map, transitions, zone_class_area
+from lucr.products import carbon_balance, carbon_stock, raster_sums, transition_map, transitions, zone_class_area
 from lucr.products.base import MapProduct, Reduction, RunContext
 
 #: Map products: each ``declare(ctx) -> list[MapProduct]``.
 MAP_PRODUCTS = [carbon_balance.declare, carbon_stock.declare, transition_map.declare]
 #: Reductions: each ``declare(ctx) -> list[Reduction]``.
-REDUCTIONS = [zone_class_area.declare, transitions.declare]
+REDUCTIONS = [zone_class_area.declare, transitions.declare, raster_sums.declare]
 
 
 def declared_maps(ctx: RunContext) -> list[MapProduct]:

@@ -88,7 +88,9 @@ class Transitions:
 
 
 def declare(ctx: RunContext) -> list[Transitions]:
-    """One reduction per interval of a multi-date run."""
+    """One reduction per interval of a multi-date run with a ``change`` section."""
+    if ctx.config.change is None or not ctx.multi_date:
+        return []
     n_zones = len(ctx.layers[-1].frame) if ctx.layers else 0
     years = [lc.year for lc in ctx.dates]
-    return [Transitions(a, b, ctx.columns[a], ctx.columns[b], n_zones) for a, b in intervals(years)] if ctx.multi_date else []
+    return [Transitions(a, b, ctx.columns[a], ctx.columns[b], n_zones) for a, b in intervals(years)]

@@ -1,0 +1,91 @@
+"""Reduction: per-(zone, class) sums of a value raster that replaces a class parameter per cell.
+
+Methods.md §8 (seed 004's review of sink methods): a user's flux raster (t C / ha / yr, e.g.
+NEP from CASA) or carbon-density raster (t C / ha) is used in place of the class
+coefficient wherever it has a value. The pass sums, per zone and class column, the
+raster's positive and negative ``value * true cell area`` and the area it covers; the
+tables then take the class coefficients over the remaining area
+(:func:`lucr.zonal.unit_table`). Sums are float64 (not fixed point): they agree across
+chunkings to ~1e-15 relative, not bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lucr.chunk import Chunk
+from lucr.kernels.raster_sums import accumulate_zone_class_values
+from lucr.legend import ClassColumns
+from lucr.products.base import RunContext
+
+
+@dataclass(frozen=True)
+class RasterSums:
+    """``pos``, ``neg``: sums of value x area (per-ha unit x ha) split by sign; ``area``: covered ha; rows x class columns."""
+
+    pos: np.ndarray
+    neg: np.ndarray
+    area: np.ndarray
+
+    def take(self, rows) -> "RasterSums":
+        return RasterSums(self.pos[rows], self.neg[rows], self.area[rows])
+
+    def total(self) -> "RasterSums":
+        """All rows summed (one row)."""
+        return RasterSums(self.pos.sum(axis=0)[None], self.neg.sum(axis=0)[None], self.area.sum(axis=0)[None])
+
+    def map_rows(self, fn) -> "RasterSums":
+        """Apply ``fn`` (e.g. aggregation to parents) to each array."""
+        return RasterSums(fn(self.pos), fn(self.neg), fn(self.area))
+
+
+def flux_name(date) -> str:
+    return f"flux-raster-{date}"
+
+
+def stock_name(date) -> str:
+    return f"stock-raster-{date}"
+
+
+def stock_key(ctx: RunContext, date) -> str:
+    """The pass's raster key of the stock raster of a date (one raster for all dates, or one per date)."""
+    return f"stock_{date}" if f"stock_{date}" in ctx.rasters else "stock"
+
+
+class RasterByZoneClass:
+    """Sums of one value raster per (zone, class) of one date."""
+
+    def __init__(self, name: str, raster: str, date, columns: ClassColumns, n_zones: int, nodata: float | None, factor: float = 1.0):
+        self.name, self.raster, self.date = name, raster, date
+        self.columns, self.n_zones, self.nodata, self.factor = columns, n_zones, nodata, factor
+
+    def chunk(self, chunk: Chunk):
+        shape = (self.n_zones + 1, self.columns.n_columns)
+        pos, neg, area = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        accumulate_zone_class_values(
+            chunk.codes[self.date], chunk.zones, chunk.rasters[self.raster], self.nodata is not None, 0.0 if self.nodata is None else self.nodata,
+            chunk.row_area_ha, self.columns.class_of_code, self.columns.offset, pos, neg, area,
+        )
+        return pos, neg, area
+
+    def combine(self, parts):
+        return tuple(sum(p[i] for p in parts) for i in range(3))
+
+    def finalize(self, total) -> RasterSums:
+        pos, neg, area = total
+        return RasterSums(pos * self.factor, neg * self.factor, area)
+
+
+def declare(ctx: RunContext) -> list[RasterByZoneClass]:
+    n_zones = len(ctx.layers[-1].frame) if ctx.layers else 0
+    out = []
+    if "flux" in ctx.rasters:
+        factor = ctx.config.flux_raster.factor
+        out += [RasterByZoneClass(flux_name(lc.year), "flux", lc.year, ctx.columns[lc.year], n_zones, ctx.rasters["flux"].nodata, factor) for lc in ctx.dates]
+    if any(k == "stock" or k.startswith("stock_") for k in ctx.rasters):
+        for lc in ctx.dates:
+            key = stock_key(ctx, lc.year)
+            out.append(RasterByZoneClass(stock_name(lc.year), key, lc.year, ctx.columns[lc.year], n_zones, ctx.rasters[key].nodata))
+    return out
