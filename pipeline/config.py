@@ -176,6 +176,41 @@ class ValuationConfig(_Strict):
     rate_change: float = Field(0.0, description="annual change of the price of carbon, % per year")
 
 
+class MarkovConfig(_Strict):
+    """Markov projection of each unit's class areas from two observed dates to a target year."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    from_year: int = Field(alias="from", description="first observed date")
+    to_year: int = Field(alias="to", description="second observed date (the projection starts here)")
+    year: int = Field(description="target year: to + n * (to - from) for a whole n")
+
+
+class ConversionRule(_Strict):
+    """``share`` of class ``from`` becomes class ``to`` in the units named (all units by default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    units: list[str] | Literal["all"] = "all"
+    level: str | None = Field(None, description="zone level of the unit ids (default: the finest)")
+    from_class: int = Field(alias="from", description="class code converted")
+    to_class: int = Field(alias="to", description="class code it becomes")
+    share: float = Field(gt=0, le=1, description="share of the class's area at the base date (0-1)")
+
+
+class ScenarioConfig(_Strict):
+    """A land-use scenario beside the baseline: a Markov projection and/or conversion rules."""
+
+    name: str
+    markov: MarkovConfig | None = None
+    conversions: list[ConversionRule] = []
+    base_year: int | None = Field(None, description="date the conversions apply to (default: the Markov target, else the last date)")
+
+    @model_validator(mode="after")
+    def _something(self) -> "ScenarioConfig":
+        if self.markov is None and not self.conversions:
+            raise ValueError(f"scenario '{self.name}' needs 'markov' or 'conversions'")
+        return self
+
+
 class ChangeConfig(_Strict):
     """Land-use change between the dates of the run: transitions, structure, intensity, stocks."""
 
@@ -183,6 +218,15 @@ class ChangeConfig(_Strict):
     valuation: ValuationConfig | None = None
     stock_raster: Path | dict[int, Path] | None = Field(None, description="total carbon density (t C/ha) per cell in place of the pools' total: one raster, or one per year")
     maps: list[Literal["stock", "sequestration", "transitions"]] = Field(["stock", "sequestration"], description="maps to write (stock and sequestration need pools)")
+    scenarios: list[ScenarioConfig] = Field([], description="Markov projections and conversion rules beside the baseline")
+
+    @field_validator("scenarios")
+    @classmethod
+    def _unique_names(cls, scenarios: list[ScenarioConfig]) -> list[ScenarioConfig]:
+        names = [sc.name for sc in scenarios]
+        if len(set(names)) != len(names):
+            raise ValueError(f"scenario names must be distinct, got {names}")
+        return scenarios
 
 
 class RunConfig(_Strict):

@@ -28,6 +28,7 @@ from lucr.chunk import ChunkLayers
 from lucr.coefficients import CoefficientTable, load_table
 from lucr.change.stage import run_stage as run_change_stage
 from lucr.change.stage import table_kinds
+from lucr.change.scenarios import check as check_scenarios
 from lucr.change.stocks import pools_per_class, read_pools
 from lucr.config import RunConfig, ZoneLevelConfig, _plural
 from lucr.errors import ConfigError, InputFileError, LucrError, UnknownClassError
@@ -194,7 +195,9 @@ def run(
         names += [n for z in cfg.zones for n in table_names(z.output_stem() + "_by_year", cfg.output.tables)]
     if cfg.change is not None:
         labels = ["grid", *(z.plural for z in cfg.zones)]
-        names += [n for kind in table_kinds(ctx.multi_date, pool_table is not None) for label in labels for n in table_names(f"{kind}_{label}", cfg.output.tables)]
+        check_scenarios(cfg.change.scenarios, [lc.year for lc in series], layers, table)
+        kinds = table_kinds(ctx.multi_date, pool_table is not None, bool(cfg.change.scenarios))
+        names += [n for kind in kinds for label in labels for n in table_names(f"{kind}_{label}", cfg.output.tables)]
     by_year = {}
     with StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads) as client:
         t0 = time.perf_counter()

@@ -8,7 +8,6 @@ on a geographic grid (pyproj.Geod), and the stock identity sum_ij area_ij (d_j -
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import rasterio
 from affine import Affine
@@ -199,3 +198,66 @@ def test_dates_listed_out_of_order_are_refused(tmp_path):
 def test_valuation_factor_matches_a_written_out_sum():
     assert stocks.valuation_factor(43.0, 7.0, 0.0, 14) == pytest.approx(43.0 / 14 * sum(1 / 1.07**t for t in range(14)))
     assert stocks.valuation_factor(10.0, 5.0, -2.0, 3) == pytest.approx(10 / 3 * sum(1 / (1.05**t * 0.98**t) for t in range(3)))
+
+
+# -- scenarios --------------------------------------------------------------------------------
+
+def _plum_cfg(tmp_path, scenarios, years=(1985, 1991, 1999), **change):
+    cfg = {
+        "landcover": {"years": {y: str(PLUM / f"pie_landuse_{y}.tif") for y in years}}, "legend": "plum_island",
+        "zones": [{"level": "county", "path": str(PLUM / "ma_counties_overlapping.gpkg"), "id": "fips", "name": "name"}],
+        "change": {"pools": str(CONFIG_DIR / "parameters" / "pools_plum_island_example.csv"), "maps": [], "scenarios": scenarios, **change},
+        "output": {"tables": ["csv"], "map": False},
+    }
+    return parse_config(cfg, tmp_path)
+
+
+def test_markov_projection_and_conversion_rules(tmp_path):
+    scenarios = [
+        {"name": "trend_2013", "markov": {"from": 1985, "to": 1999, "year": 2013}},
+        {"name": "reforest_essex", "conversions": [{"units": ["25009"], "from": 2, "to": 1, "share": 0.1}]},
+    ]
+    with pytest.warns(UserWarning, match="equal-area"):
+        result = run(_plum_cfg(tmp_path, scenarios), out_dir=tmp_path / "o")
+    # per county: one step of the county's own 1985 -> 1999 matrix (from the run's transition table)
+    wide = result.change.tables["transition_matrix_counties"]
+    counties = result.change.tables["scenarios_counties"].set_index(["scenario", "unit_id"])
+    for uid, part in wide[(wide.year_from == 1985) & (wide.year_to == 1999)].groupby("unit_id"):
+        m = part.sort_values("class_from")[["area_ha_to_1", "area_ha_to_2", "area_ha_to_3"]].to_numpy()
+        got = counties.loc[("trend_2013", uid), ["area_ha_class_1", "area_ha_class_2", "area_ha_class_3"]].to_numpy(float)
+        np.testing.assert_allclose(got, m.sum(axis=0) @ (m / m.sum(axis=1, keepdims=True)), rtol=1e-9)
+    # without zones the whole raster is the unit: by hand from the SOURCE matrix, one 14-year step from 1999
+    cfg = _plum_cfg(tmp_path, scenarios[:1])
+    with pytest.warns(UserWarning, match="equal-area"):
+        grid = run(cfg.model_copy(update={"zones": []}), out_dir=tmp_path / "g").change.tables["scenarios_grid"].set_index("scenario")
+    p = SOURCE_MATRIX_CELLS / SOURCE_MATRIX_CELLS.sum(axis=1, keepdims=True)
+    expected = SOURCE_MATRIX_CELLS.sum(axis=0) @ p * CELL_HA
+    got = grid.loc["trend_2013", ["area_ha_class_1", "area_ha_class_2", "area_ha_class_3"]].to_numpy(float)
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+    assert grid.loc["trend_2013", "year"] == 2013 and grid.loc["trend_2013", "base_year"] == 1999
+    density = np.array([200.0, 51.0, 100.0])
+    assert grid.loc["trend_2013", "d_stock_tc"] == pytest.approx((expected - SOURCE_MATRIX_CELLS.sum(axis=0) * CELL_HA) @ density, rel=1e-9)
+    # conversion: 10 % of Essex's built-up land (1999) becomes forest; Middlesex unchanged
+    base = result.by_year[1999].tables["county"].set_index("unit_id")
+    essex = counties.loc[("reforest_essex", "25009")]
+    built = counties.loc[("baseline", "25009"), "area_ha_class_2"]
+    assert essex["area_ha_class_2"] == pytest.approx(0.9 * built, rel=1e-12)
+    assert essex["area_ha_class_1"] == pytest.approx(counties.loc[("baseline", "25009"), "area_ha_class_1"] + 0.1 * built, rel=1e-12)
+    assert essex["d_net_tc"] == pytest.approx(0.1 * built * (-0.644 - 55.8), rel=1e-9)
+    assert counties.loc[("reforest_essex", "25017"), "d_net_tc"] == 0
+    assert counties.loc[("baseline", "25009"), "area_ha_class_2"] == pytest.approx(base.loc["25009", "area_ha_class_2"], rel=1e-12)
+
+
+@pytest.mark.parametrize("scenarios, years, fragment", [
+    ([{"name": "x", "conversions": [{"units": ["99999"], "from": 2, "to": 1, "share": 0.1}]}], (1985, 1999), "unit id(s) ['99999'] are not ids of level 'county'"),
+    ([{"name": "x", "conversions": [{"from": 7, "to": 1, "share": 0.1}]}], (1985, 1999), "class code(s) [7] are not classes of legend 'plum_island'"),
+    ([{"name": "x", "conversions": [{"from": 2, "to": 1, "share": 0.6}, {"from": 2, "to": 3, "share": 0.5}]}], (1985, 1999), "conversion shares above 100 %"),
+    ([{"name": "x", "markov": {"from": 1985, "to": 1999, "year": 2010}}], (1985, 1999), "target year 2010 is not 1999 + n x 14"),
+    ([{"name": "x", "markov": {"from": 1985, "to": 1999, "year": 2013}}], (1999,), "a Markov projection needs two observed dates; the run has 1"),
+])
+def test_bad_scenarios_are_refused(tmp_path, scenarios, years, fragment):
+    out = tmp_path / "o"
+    with pytest.raises(ConfigError) as err:
+        run(_plum_cfg(tmp_path, scenarios, years), out_dir=out)
+    assert fragment in str(err.value), str(err.value)
+    assert not out.exists() or not [p for p in out.iterdir() if not p.name.startswith(".")]

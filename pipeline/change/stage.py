@@ -29,13 +29,14 @@ log = logging.getLogger("lucr")
 TABLE_KINDS = {
     "transitions": "multi-date", "transition_matrix": "multi-date", "land_use_structure": "always", "dynamic_degree": "multi-date",
     "intensity_interval": "multi-date", "intensity_category": "multi-date", "intensity_transition": "multi-date",
-    "carbon_stock": "pools", "sequestration": "pools, multi-date", "change_carbon": "pools, multi-date",
+    "carbon_stock": "pools", "sequestration": "pools, multi-date", "change_carbon": "pools, multi-date", "scenarios": "scenarios",
 }
 
 
-def table_kinds(multi_date: bool, pools: bool) -> list[str]:
+def table_kinds(multi_date: bool, pools: bool, scenarios: bool = False) -> list[str]:
     """The table kinds a run writes (``change`` section given)."""
-    return [k for k, when in TABLE_KINDS.items() if ("multi-date" not in when or multi_date) and ("pools" not in when or pools)]
+    return [k for k, when in TABLE_KINDS.items()
+            if ("multi-date" not in when or multi_date) and ("pools" not in when or pools) and ("scenarios" not in when or scenarios)]
 
 
 @dataclass
@@ -106,7 +107,62 @@ def run_stage(ctx: RunContext, totals: dict, rows_fx: dict, plural_of, pool_tabl
                 out["change_carbon"] = pd.concat([_change_carbon(units, m, density, a, b, codes, names, table) for (a, b), m in matrices.items()], ignore_index=True)
         for kind, frame in out.items():
             result.tables[f"{kind}_{units.label}"] = frame
+    if ctx.config.change is not None and ctx.config.change.scenarios:
+        for label, frame in _scenarios(ctx, totals, pools, plural_of).items():
+            result.tables[f"scenarios_{label}"] = frame
     return result
+
+
+def _scenarios(ctx: RunContext, totals: dict, pools, plural_of) -> dict[str, pd.DataFrame]:
+    """Per level: the base date and every scenario, with class areas, fluxes, stocks and differences."""
+    from lucr.change import scenarios as sc_mod
+    from lucr.errors import ConfigError
+    from lucr.products.zone_class_area import reduction_name as area_name
+    from lucr.zonal import flux_totals
+
+    table, k = ctx.table, ctx.table.n_classes
+    years = [lc.year for lc in ctx.dates]
+    n_zones = len(ctx.layers[-1].frame) if ctx.layers else 0
+    zones = UnitSet("zone", "zones", np.arange(n_zones + 1), np.arange(n_zones + 1), np.arange(n_zones + 1))
+    zone_areas = {y: from_fixed_point(totals[area_name(y)][0][:, :k], ctx.scale_bits) for y in years}
+    rows = []  # (scenario, year, base year, zone areas)
+    for sc in ctx.config.change.scenarios:
+        areas, year = None, None
+        if sc.markov is not None:
+            a, b = sc.markov.from_year, sc.markov.to_year
+            m, _ = unit_matrices(totals[reduction_name(a, b)], zones, k, ctx.scale_bits)
+            areas = sc_mod.project(zone_areas[b], sc_mod.markov_matrices(m), (sc.markov.year - b) // (b - a))
+            year, base = sc.markov.year, b
+        if sc.conversions:
+            base = sc.base_year or (base if areas is not None else years[-1])
+            start = areas if areas is not None and sc.base_year is None else zone_areas[base]
+            try:
+                areas = sc_mod.convert(start, sc_mod.zone_rules(sc, ctx.layers, table))
+            except ValueError as exc:
+                raise ConfigError(f"change.scenarios '{sc.name}': conversion shares above 100 % ({exc})", path=ctx.config.source,
+                                  fix="lower the shares taken from one class of one unit to 1 or less in total") from None
+            year = year if sc.base_year is None and year is not None else base
+        rows.append((sc.name, year, base, areas))
+    density = None if pools is None else pools.sum(axis=1)
+    out = {}
+    for units in unit_sets(ctx.layers, plural_of):
+        frames = []
+        bases = sorted({base for _, _, base, _ in rows})
+        for name, year, base, areas in [("baseline", b, b, zone_areas[b]) for b in bases] + rows:
+            unit_areas, base_areas = units.sum_zones(areas), units.sum_zones(zone_areas[base])
+            frame = pd.DataFrame({"unit_id": units.ids, "name": units.names, "scenario": name, "year": year, "base_year": base})
+            for j, code in enumerate(table.codes):
+                frame[f"area_ha_class_{code}"] = unit_areas[:, j]
+            source, sink = flux_totals(unit_areas, table.coefs)
+            base_source, base_sink = flux_totals(base_areas, table.coefs)
+            frame["source_tc"], frame["sink_tc"], frame["net_tc"] = source, sink, source + sink
+            frame["d_net_tc"] = (source + sink) - (base_source + base_sink)
+            if density is not None:
+                frame["stock_tc"] = unit_areas @ density
+                frame["d_stock_tc"] = frame["stock_tc"] - base_areas @ density
+            frames.append(frame)
+        out[units.label] = pd.concat(frames, ignore_index=True)
+    return out
 
 
 def _dynamic_degree(units, area_a, area_b, matrices, a, b, codes, names) -> pd.DataFrame:

@@ -93,4 +93,6 @@ def declare(ctx: RunContext) -> list[Transitions]:
         return []
     n_zones = len(ctx.layers[-1].frame) if ctx.layers else 0
     years = [lc.year for lc in ctx.dates]
-    return [Transitions(a, b, ctx.columns[a], ctx.columns[b], n_zones) for a, b in intervals(years)]
+    pairs = intervals(years)
+    pairs += [(m.from_year, m.to_year) for m in (sc.markov for sc in ctx.config.change.scenarios) if m is not None and (m.from_year, m.to_year) not in pairs]
+    return [Transitions(a, b, ctx.columns[a], ctx.columns[b], n_zones) for a, b in pairs]
