@@ -58,3 +58,29 @@ def flux_density_bands(codes, coef_lut, code_offset, out):
             else:  # NaN: nodata or unknown code
                 out[0, i, j] = c
                 out[1, i, j] = c
+
+
+@njit(nogil=True, cache=True)
+def lookup_difference(codes_a, lut_a, offset_a, codes_b, lut_b, offset_b, out):
+    """``out = lut_b[codes_b] - lut_a[codes_a]`` per cell (NaN where either code is outside its table or NaN).
+
+    One pass, no temporaries: the stock change between two dates (t C / ha) from the
+    total stock density of each date's classes.
+
+    Examples
+    --------
+    >>> lut = np.array([np.nan, 200.0, 51.0], np.float32)
+    >>> out = np.empty((1, 3), np.float32)
+    >>> lookup_difference(np.array([[1, 1, 0]], np.uint8), lut, 0, np.array([[2, 1, 1]], np.uint8), lut, 0, out)
+    >>> out.tolist()
+    [[-149.0, 0.0, nan]]
+    """
+    na, nb = lut_a.shape[0], lut_b.shape[0]
+    rows, cols = codes_a.shape
+    for i in range(rows):
+        for j in range(cols):
+            ka = np.int64(codes_a[i, j]) - offset_a
+            kb = np.int64(codes_b[i, j]) - offset_b
+            a = lut_a[ka] if 0 <= ka < na else np.float32(np.nan)
+            b = lut_b[kb] if 0 <= kb < nb else np.float32(np.nan)
+            out[i, j] = b - a

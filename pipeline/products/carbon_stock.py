@@ -15,6 +15,7 @@ from functools import partial
 import numpy as np
 
 from lucr.chunk import Chunk
+from lucr.kernels.lookup import lookup_difference
 from lucr.change.stocks import POOLS
 from lucr.products.base import MapProduct, RunContext
 from lucr.products.carbon_balance import override_values
@@ -38,10 +39,21 @@ def _stock_block(chunk: Chunk, date, lut: np.ndarray, offset: int, raster: str |
 
 
 def _total(chunk: Chunk, date, lut: np.ndarray, offset: int, raster: str | None, nodata: float | None) -> np.ndarray:
-    return _stock_block(chunk, date, lut, offset, raster, nodata)[4]
+    """Total stock density (t C / ha) of one date: one lookup in the total column only."""
+    codes = chunk.codes[date]
+    total = np.ascontiguousarray(lut[:, 4])[codes if offset == 0 else codes.astype(np.int64) - offset]
+    if raster is not None:
+        v = override_values(chunk.rasters[raster], nodata)
+        total = np.where(np.isfinite(v) & np.isfinite(total), v, total)
+    return total
 
 
 def _sequestration_block(chunk: Chunk, first, last, lut_first, offset_first, lut_last, offset_last, raster_first=None, nodata_first=None, raster_last=None, nodata_last=None) -> np.ndarray:
+    if raster_first is None and raster_last is None:  # the common case: one fused lookup kernel
+        out = np.empty((1,) + chunk.shape, np.float32)
+        lookup_difference(chunk.codes[first], np.ascontiguousarray(lut_first[:, 4]), offset_first,
+                          chunk.codes[last], np.ascontiguousarray(lut_last[:, 4]), offset_last, out[0])
+        return out
     a = _total(chunk, first, lut_first, offset_first, raster_first, nodata_first)
     b = _total(chunk, last, lut_last, offset_last, raster_last, nodata_last)
     return (b - a)[None]
