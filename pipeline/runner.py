@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -332,9 +333,11 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
             stores.append((arr, writer))
         cogs.append((product, full, overviews))
     targets: dict[str, Any] = {r.name: sweep.reduce(r) for r in reductions}
-    if stores:
+    for k, (arr, writer) in enumerate(stores):
+        # one lock per file: a GDAL dataset takes one writer at a time, but different files are
+        # written concurrently (one global lock serialised every map behind the slowest encoder)
         lock = threading.Lock() if client is None else _distributed_lock()
-        targets[_MAPS] = da.store([a for a, _ in stores], [w for _, w in stores], lock=lock, compute=False, return_stored=False)
+        targets[f"{_MAPS}-{k}"] = da.store(arr, writer, lock=lock, compute=False, return_stored=False)
     try:
         totals = compute_pass(targets, client=client, progress=progress)
     except RasterioIOError as exc:
@@ -346,7 +349,8 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
     finally:
         for writer in writers:
             writer.close()
-    totals.pop(_MAPS, None)
+    for k in range(len(stores)):
+        totals.pop(f"{_MAPS}-{k}")
     for lc in ctx.dates:
         cols = ctx.columns[lc.year]
         code_count = totals[reduction_name(lc.year)][1]
@@ -389,7 +393,7 @@ def _date_outputs(ctx: RunContext, lc: LandCover, area_fx: np.ndarray, code_coun
 def _distributed_lock():
     from distributed import Lock
 
-    return Lock(f"lucr-map-{time.time_ns()}")
+    return Lock(f"lucr-map-{uuid.uuid4().hex}")  # one per file
 
 
 def _flux(area_ha: np.ndarray, coefs: np.ndarray, flux_raster=None) -> dict[str, float]:
