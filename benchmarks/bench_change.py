@@ -173,6 +173,7 @@ def run_method(method, inputs, run_dir: Path, args) -> dict:
         cmd = [str(PEERS_PYTHON), __file__, "--_worker", "invest", "--_job", str(out / "job.json")]
     else:
         cmd = [sys.executable, __file__, "--_worker", method, "--_job", str(out / "job.json")]
+    os.sync()  # the previous method's written pages are flushed before this one starts
     if args.wait_quiet:
         spine.wait_quiet(args.wait_quiet)
     rec = spine.run_measured(cmd, out / "log.txt", env={**os.environ, "PYTHONPATH": str(HERE)})

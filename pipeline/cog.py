@@ -13,6 +13,8 @@ metadata and nodata) are copied from the GDAL-written sources.
 
 from __future__ import annotations
 
+import errno
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,7 +110,31 @@ def write_cog(levels: list[Level], dst: str | Path, copy_buffer: int = 1 << 22) 
         for i in reversed(range(len(levels))):
             level = levels[i]
             with open(level.path, "rb") as src:
-                for offset, count in zip(level.offsets.tolist(), level.byte_counts.tolist()):
-                    if count:
-                        src.seek(offset)
-                        out.write(src.read(count))
+                _copy_tiles(src, out, level.offsets.tolist(), level.byte_counts.tolist())
+
+
+def _copy_tiles(src, out, offsets: list[int], counts: list[int]) -> None:
+    """Append the tiles ``src[offset:offset + count]`` to ``out``, in order.
+
+    The copy runs in the kernel (``copy_file_range``) where the file system allows it,
+    else through a buffer; both write at ``out``'s file position.
+    """
+    out.flush()
+    src_fd, dst_fd = src.fileno(), out.fileno()
+    in_kernel = hasattr(os, "copy_file_range")
+    for offset, count in zip(offsets, counts):
+        done = 0
+        while done < count:
+            if in_kernel:
+                try:
+                    n = os.copy_file_range(src_fd, dst_fd, count - done, offset + done)
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                        raise
+                    in_kernel = False
+                    continue
+            else:
+                n = os.write(dst_fd, os.pread(src_fd, count - done, offset + done))
+            if n == 0:
+                raise OSError(f"{src.name}: unexpected end of file at byte {offset + done}")
+            done += n

@@ -9,6 +9,7 @@ import os
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -202,13 +203,14 @@ def run(
     by_year = {}
     with StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads) as client:
         t0 = time.perf_counter()
-        totals = _single_pass(ctx, maps, reductions, staged, client, progress)
+        totals, timings = _single_pass(ctx, maps, reductions, staged, client, progress)
         pass_seconds = round(time.perf_counter() - t0, 3)
         for lc in series:
             t1 = time.perf_counter()
             area_fx, code_count = totals[reduction_name(lc.year)]
             result = _date_outputs(ctx, lc, area_fx, code_count, staged, totals.get(flux_name(lc.year)))
             result.summary["pass_seconds"] = pass_seconds  # one pass for every date of the run
+            result.summary["pass_timings_s"] = timings
             result.summary["seconds"] = round(pass_seconds + time.perf_counter() - t1, 3)
             result.summary["reductions"] = {r.name: r.summary(totals[r.name]) for r in reductions if hasattr(r, "summary")}
             by_year[lc.year] = result
@@ -307,8 +309,9 @@ def _check_same_grid(series: list[LandCover]) -> None:
             )
 
 
-def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, staged: StagedOutputs, client, progress) -> dict[str, Any]:
-    """The one pass over every date: map products streamed to GeoTIFFs, reduction totals by name.
+def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, staged: StagedOutputs, client, progress) -> tuple[dict[str, Any], dict[str, float]]:
+    """The one pass over every date: map products streamed to GeoTIFFs, reduction totals by name,
+    and the wall seconds of its steps (``compute``: read, kernels, encode; ``maps``: COG assembly).
 
     The codes of each date are checked against the legend (unknown codes, nodata that is
     a class) before any map is assembled into a COG.
@@ -338,6 +341,7 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         # written concurrently (one global lock serialised every map behind the slowest encoder)
         lock = threading.Lock() if client is None else _distributed_lock()
         targets[f"{_MAPS}-{k}"] = da.store(arr, writer, lock=lock, compute=False, return_stored=False)
+    t0 = time.perf_counter()
     try:
         totals = compute_pass(targets, client=client, progress=progress)
     except RasterioIOError as exc:
@@ -349,6 +353,7 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
     finally:
         for writer in writers:
             writer.close()
+    timings = {"compute": round(time.perf_counter() - t0, 3)}
     for k in range(len(stores)):
         totals.pop(f"{_MAPS}-{k}")
     for lc in ctx.dates:
@@ -356,9 +361,12 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         code_count = totals[reduction_name(lc.year)][1]
         _check_unknown(cols.unknown_codes(code_count), cfg.unknown_classes, ctx.table, lc.path)
         _warn_nodata_is_class(lc, ctx.table, code_count, cols.offset)
-    for product, full, overviews in cogs:
-        finalize_cog(full, overviews, staged.path(product.filename), grid, cfg.output.compress, is_float=product.is_float)
-    return totals
+    # the maps are assembled concurrently: GDAL builds the coarse overviews and the tile copy
+    # runs in the kernel (both without the GIL)
+    with ThreadPoolExecutor(max_workers=min(len(cogs), os.cpu_count() or 1) or 1) as pool:
+        list(pool.map(lambda c: finalize_cog(c[1], c[2], staged.path(c[0].filename), grid, cfg.output.compress, is_float=c[0].is_float), cogs))
+    timings["maps"] = round(time.perf_counter() - t0 - timings["compute"], 3)
+    return totals, timings
 
 
 _MAPS = "lucr-maps"
