@@ -21,6 +21,27 @@ DateKey = int | None
 
 
 @dataclass(frozen=True)
+class EdgeCells:
+    """The exact engine's corrections to the cell-centre zones of one chunk, for the cells unit boundaries cross.
+
+    Entry ``i`` changes zone ``zones[i]``'s share of cell ``(rows[i], cols[i])`` (window
+    rows and columns) by ``share[i]`` (a fraction of the cell, -1 to 1) and its int64
+    fixed-point area by ``area_fx[i]``. A consumer accumulates the chunk by its zone raster,
+    then adds these entries: the cell-centre zone's whole cell is replaced by the exact
+    coverage fraction of every unit whose boundary crosses the cell (:mod:`lucr.kernels.coverage`).
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    zones: np.ndarray
+    share: np.ndarray
+    area_fx: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+
+@dataclass(frozen=True)
 class Chunk:
     """Every layer of one window of the grid, for one step of the single pass.
 
@@ -32,6 +53,7 @@ class Chunk:
     codes : land-cover class codes of every date of the run, ``{date: (rows, cols)}``, in date order
     rasters : other per-cell rasters of the run on the same grid, by name
     zones : zone index of every cell (0 outside every unit; all 0 without a cell-centre zone layer)
+    edges : exact engine only: corrections of ``zones`` where unit boundaries cross cells (else None)
     row_area_ha : true area (ha) of one cell of each row of the window
     row_area_fx : the same in the int64 fixed point of the cross-tabs (:mod:`lucr.area`)
     """
@@ -44,6 +66,7 @@ class Chunk:
     zones: np.ndarray
     row_area_ha: np.ndarray
     row_area_fx: np.ndarray
+    edges: EdgeCells | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -58,12 +81,14 @@ class ChunkLayers:
     grid : the land-cover grid
     zones : polygons rasterised onto each chunk (cell-centre rule), or None
     scale_bits : fixed-point scale of the cross-tabs (:func:`lucr.area.fixed_point_scale_bits`)
+    exact : also compute the exact coverage of the cells unit boundaries cross (``Chunk.edges``)
     """
 
-    def __init__(self, grid: Grid, zones, scale_bits: int):
+    def __init__(self, grid: Grid, zones, scale_bits: int, exact: bool = False):
         self.grid = grid
         self.zones = zones
         self.scale_bits = scale_bits
+        self.exact = exact and zones is not None
         self.row_area_ha = row_cell_area_ha(grid)
         self.row_area_fx = to_fixed_point(self.row_area_ha, scale_bits)
 
@@ -76,7 +101,9 @@ class ChunkLayers:
         grid = self.grid.window_grid(window)
         rows = slice(int(window.row_off), int(window.row_off) + grid.height)
         zones = np.zeros(grid.shape, dtype=self.zone_dtype) if self.zones is None else self.zones.rasterize(grid)
+        row_area_fx = self.row_area_fx[rows]
+        edges = self.zones.edge_cells(self.grid, window, zones, row_area_fx) if self.exact else None
         return Chunk(
             index=index, window=window, grid=grid, codes=dict(zip(dates, date_blocks)), rasters=dict(zip(raster_names, raster_blocks)),
-            zones=zones, row_area_ha=self.row_area_ha[rows], row_area_fx=self.row_area_fx[rows],
+            zones=zones, row_area_ha=self.row_area_ha[rows], row_area_fx=row_area_fx, edges=edges,
         )

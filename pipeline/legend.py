@@ -105,6 +105,12 @@ class ClassColumns:
     def n_classes(self) -> int:
         return len(self.codes)
 
+    def column_of(self, codes: np.ndarray) -> np.ndarray:
+        """Cross-tab column of each code (vectorised; as the kernels look codes up)."""
+        k = np.asarray(codes, dtype=np.int64) - self.offset
+        inside = (k >= 0) & (k < self.class_of_code.shape[0])
+        return np.where(inside, self.class_of_code[np.where(inside, k, 0)], self.nodata).astype(np.int64)
+
     @property
     def unknown(self) -> int:
         """Column of codes the legend lacks."""

@@ -44,7 +44,7 @@ from lucr.products.raster_sums import flux_name
 from lucr.products.zone_class_area import reduction_name
 from lucr.sweep import PassSources, Sweep
 from lucr.sweep import compute as compute_pass
-from lucr.zonal import ZonePayload, aggregate_to_parent, exact_zone_class_area, flux_totals, numeric_columns, unit_table
+from lucr.zonal import ZonePayload, aggregate_to_parent, flux_totals, numeric_columns, unit_table
 
 log = logging.getLogger("lucr")
 #: GDAL block cache (MB), unless the user sets GDAL_CACHEMAX: GDAL's default of 5 % of RAM
@@ -317,12 +317,12 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
     a class) before any map is assembled into a COG.
     """
     cfg, grid = ctx.config, ctx.grid
-    # cell-centre zones: the fast engine's cross-tab and every engine's transitions use them
+    # cell-centre zones, corrected at unit boundaries by coverage fractions with the exact engine
     zones = ZonePayload.from_layer(ctx.layers[-1]) if ctx.layers else None
     first = ctx.dates[0].codes.data
     aligned = lambda a: a if a.chunks == first.chunks else a.rechunk(first.chunks)  # noqa: E731  (same blocks read once)
     sources = PassSources({lc.year: aligned(lc.codes.data) for lc in ctx.dates}, {k: aligned(r.values.data) for k, r in ctx.rasters.items()})
-    sweep = Sweep(sources, ChunkLayers(grid, zones, ctx.scale_bits))
+    sweep = Sweep(sources, ChunkLayers(grid, zones, ctx.scale_bits, exact=ctx.engine == "exact"))
     stores, writers, cogs = [], [], []
     for product in maps:
         array = sweep.map(product)
@@ -379,10 +379,7 @@ def _date_outputs(ctx: RunContext, lc: LandCover, area_fx: np.ndarray, code_coun
     finest = layers[-1] if layers else None
     unit_rows = {}
     if finest is not None:
-        if ctx.engine == "exact":
-            unit_rows[finest.level] = exact_zone_class_area(lc.path, cfg.landcover.band, finest, lc.grid, cols, ctx.scale_bits, lc.nodata)[1:]
-        else:
-            unit_rows[finest.level] = area_fx[1:]
+        unit_rows[finest.level] = area_fx[1:]
         raster_rows = {finest.level: None if flux_raster is None else flux_raster.take(slice(1, None))}
         for coarse, fine in zip(reversed(layers[:-1]), reversed(layers[1:])):
             to_parent = partial(aggregate_to_parent, child_parent_ids=fine.frame["parent_id"].to_numpy(), parent_ids=coarse.frame["unit_id"].to_numpy())

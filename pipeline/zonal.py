@@ -1,11 +1,12 @@
 """Zonal statistics per admin unit from one (zone x class) area cross-tab.
 
-Fast engine (default): admin polygons are rasterised onto each chunk's window once
-(cell-centre rule, ``rasterio.features.rasterize``; a shared layer of the chunk bundle,
-:mod:`lucr.chunk`) and the cross-tab reduction (:mod:`lucr.products.zone_class_area`)
-accumulates the area of every (zone, class) pair; the tree-reduced cross-tab is tiny.
-Exact engine: exactextract's coverage fractions weight each cell's true area, for
-edge-exact numbers on coarse grids (an extra read of the raster by exactextract).
+Both engines rasterise the admin polygons onto each chunk's window once (cell-centre
+rule, ``rasterio.features.rasterize``; a shared layer of the chunk bundle, :mod:`lucr.chunk`)
+and the cross-tab reduction (:mod:`lucr.products.zone_class_area`) accumulates the area of
+every (zone, class) pair. The exact engine also computes, in the same pass, the exact
+coverage fraction of every cell a unit boundary crosses (:mod:`lucr.kernels.coverage`) and
+corrects those cells: each unit then gets ``fraction x true cell area`` of every cell, as
+exactextract's coverage-weighted sums do. Only the boundary cells cost extra.
 
 Nested levels are computed at the finest level and summed up to their parents by
 parent id, in int64 fixed-point, so provinces equal the exact sum of their cities.
@@ -14,35 +15,41 @@ parent id, in int64 fixed-point, so provinces equal the exact sum of their citie
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import shapely
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
+from rasterio.windows import Window
 
-from lucr.area import row_cell_area_ha, to_fixed_point
-from lucr.errors import InputFileError
+from lucr.chunk import EdgeCells
 from lucr.grid import Grid
 from lucr.io import ZoneLayer
-from lucr.legend import ClassColumns
+from lucr.kernels.coverage import boundary_coverage
 
 # rasterio's rasterize silences this warning of its in-memory dataset with
 # warnings.catch_warnings, which is not thread-safe: under dask threads it leaks.
 warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module="rasterio.features")
 
 
-@dataclass(frozen=True)
 class ZonePayload:
-    """Polygons of the finest level in the grid CRS, with their zone index (1..n)."""
+    """Polygons of the finest level in the grid CRS, with their zone index (1..n).
 
-    geometries: np.ndarray  # shapely geometries
-    bounds: np.ndarray  # (n, 4) minx, miny, maxx, maxy
+    Polygons are found per chunk through an STRtree, so the work per chunk grows with the
+    polygons it holds, not with the number of units of the run.
+    """
+
+    def __init__(self, geometries: np.ndarray):
+        # exterior rings counter-clockwise, holes clockwise: the orientation the coverage kernel expects
+        self.geometries = shapely.orient_polygons(np.asarray(geometries, dtype=object))
+        self._tree: shapely.STRtree | None = None
 
     @classmethod
     def from_layer(cls, layer: ZoneLayer) -> "ZonePayload":
-        geoms = np.asarray(layer.geometry_grid_crs.values, dtype=object)
-        return cls(geometries=geoms, bounds=shapely.bounds(geoms))
+        return cls(np.asarray(layer.geometry_grid_crs.values, dtype=object))
+
+    def __getstate__(self):  # the tree is rebuilt where the payload is used (dask workers)
+        return {"geometries": self.geometries, "_tree": None}
 
     @property
     def n_zones(self) -> int:
@@ -53,11 +60,15 @@ class ZonePayload:
         """Smallest integer type holding every zone index (uint16 halves the memory traffic)."""
         return "uint16" if self.n_zones < 65535 else "int32"
 
+    def polygons_in(self, window_grid: Grid) -> np.ndarray:
+        """Sorted indices (0-based) of the polygons whose bounding box meets the window."""
+        if self._tree is None:
+            self._tree = shapely.STRtree(self.geometries)
+        return np.sort(self._tree.query(shapely.box(*window_grid.bounds)))
+
     def rasterize(self, window_grid: Grid) -> np.ndarray:
         """Zone index of every cell of ``window_grid`` (0 outside all units), cell-centre rule."""
-        left, bottom, right, top = window_grid.bounds
-        b = self.bounds
-        hit = np.flatnonzero((b[:, 0] < right) & (b[:, 2] > left) & (b[:, 1] < top) & (b[:, 3] > bottom))
+        hit = self.polygons_in(window_grid)
         if hit.size == 0:
             return np.zeros(window_grid.shape, dtype=self.dtype)
         return rasterize(
@@ -65,37 +76,46 @@ class ZonePayload:
             out_shape=window_grid.shape, transform=window_grid.transform, fill=0, dtype=self.dtype,
         )
 
+    def edge_cells(self, grid: Grid, window: Window, zones: np.ndarray, row_area_fx: np.ndarray) -> EdgeCells:
+        """The exact engine's corrections of the cell-centre ``zones`` of one window.
 
-def exact_zone_class_area(raster_path, band: int, layer: ZoneLayer, grid: Grid, columns: ClassColumns, scale_bits: int, nodata: int | None) -> np.ndarray:
-    """Coverage-weighted (zone x class) area cross-tab with exactextract (int64 fixed point).
-
-    Each cell contributes ``coverage_fraction * true_cell_area`` (``lucr.area``); the
-    row of a cell is found from its centre y. Row 0 (outside all units) is left 0: the
-    caller derives it from the grid totals.
-    """
-    from exactextract import exact_extract  # only the exact engine needs it
-
-    fill = nodata if nodata is not None else int(np.iinfo(np.int64).min)
-    frame = layer.frame.set_geometry(layer.geometry_grid_crs.values).set_crs(grid.crs, allow_override=True)
-    ops = [f"coverage(default_value={fill})", f"values(default_value={fill})", f"center_y(default_value={fill})"]
-    try:
-        res = exact_extract(str(raster_path), frame[["unit_id", "geometry"]], ops, output="pandas", include_cols=["unit_id"])
-    except RuntimeError as exc:
-        raise InputFileError(f"exactextract could not process the raster ({exc})", path=raster_path, fix="use engine: fast") from None
-    prefix = f"band_{band}_" if f"band_{band}_coverage" in res.columns else ""  # multi-band rasters: one set per band
-    class_of_code, code_offset, n_cols = columns.class_of_code, columns.offset, columns.n_columns
-    row_area_ha = row_cell_area_ha(grid)
-    out = np.zeros((len(frame) + 1, n_cols), dtype=np.int64)
-    t = grid.transform
-    for k, (cov, values, cy) in enumerate(zip(res[prefix + "coverage"], res[prefix + "values"], res[prefix + "center_y"]), start=1):
-        values = np.asarray(values, dtype=np.int64)
-        rows = np.floor((np.asarray(cy) - t.f) / t.e).astype(np.int64)
-        weight = np.asarray(cov, dtype=np.float64) * row_area_ha[rows]
-        idx = values - code_offset
-        inside = (idx >= 0) & (idx < class_of_code.shape[0])
-        cols = np.where(inside, class_of_code[np.clip(idx, 0, class_of_code.shape[0] - 1)], n_cols - 1)
-        out[k] = to_fixed_point(np.bincount(cols, weights=weight, minlength=n_cols), scale_bits)
-    return out
+        Every cell a unit's boundary crosses gets the unit's exact coverage fraction
+        (:func:`lucr.kernels.coverage.boundary_coverage`, computed in the full grid's pixel
+        coordinates so that a cell's fraction does not depend on the chunking). Where the
+        cell-centre rule gave the cell to that unit, its whole cell is taken back; where it
+        gave it to no unit, the fraction is taken from the outside row (0). Fixed-point
+        areas are ``round(fraction * cell area)``, so sums stay exact integers.
+        Units of one level must not overlap (a cell inside two units counts for both).
+        """
+        row0, col0 = int(window.row_off), int(window.col_off)
+        row1, col1 = row0 + int(window.height), col0 + int(window.width)
+        inv = ~grid.transform
+        sign = 1.0 if grid.transform.determinant > 0 else -1.0  # a north-up grid flips the rings' orientation
+        parts: list[tuple] = []
+        for k in self.polygons_in(grid.window_grid(window)):
+            coords, ring = shapely.get_coordinates(shapely.get_rings(shapely.get_parts(self.geometries[k])), return_index=True)
+            if coords.shape[0] == 0:
+                continue
+            ring_end = np.r_[np.flatnonzero(np.diff(ring)) + 1, ring.shape[0]].astype(np.int64)
+            u = inv.a * coords[:, 0] + inv.b * coords[:, 1] + inv.c
+            v = inv.d * coords[:, 0] + inv.e * coords[:, 1] + inv.f
+            rows, cols, frac = boundary_coverage(u, v, ring_end, sign, row0, row1, col0, col1)
+            if rows.shape[0] == 0:
+                continue
+            rows -= row0
+            cols -= col0
+            unit = int(k) + 1
+            a = row_area_fx[rows]
+            add = np.rint(frac * a).astype(np.int64)
+            centre = zones[rows, cols].astype(np.int64)
+            own, outside = centre == unit, centre == 0
+            parts.append((rows, cols, np.full(rows.shape, unit, np.int64), frac, add))
+            parts.append((rows[own], cols[own], np.full(int(own.sum()), unit, np.int64), np.full(int(own.sum()), -1.0), -a[own]))
+            parts.append((rows[outside], cols[outside], np.zeros(int(outside.sum()), np.int64), -frac[outside], -add[outside]))
+        if not parts:
+            empty = np.zeros(0, np.int64)
+            return EdgeCells(empty, empty, empty, np.zeros(0), empty)
+        return EdgeCells(*(np.concatenate([p[i] for p in parts]) for i in range(5)))
 
 
 def aggregate_to_parent(child_rows: np.ndarray, child_parent_ids: np.ndarray, parent_ids: np.ndarray) -> np.ndarray:

@@ -59,6 +59,31 @@ def test_counties_and_the_outside_sum_to_the_grid(plum):
         np.testing.assert_allclose(s.xs(year, level="year").loc[z.index, "area_ha"], valid, rtol=1e-12)
 
 
+def test_exact_engine_transitions_add_up_to_its_class_areas(tmp_path):
+    """Exact engine: county transitions (boundary cells by coverage fraction) sum to the
+    exact class areas of both dates, which equal exactextract with float64 boundary fractions."""
+    import geopandas as gpd
+
+    from tests.test_exact_engine import coverage_weighted_class_areas
+
+    cfg = load_config(CONFIG_DIR / "plum_island_change.yaml")
+    with pytest.warns(UserWarning, match="not an equal-area projection"):
+        result = run(cfg, out_dir=tmp_path, engine="exact", chunks=96)
+    t = result.change.tables["transitions_counties"]
+    t = t[(t.year_from == 1985) & (t.year_to == 1999)]
+    for year, key in ((1985, "class_from"), (1999, "class_to")):
+        zonal = result.by_year[year].tables["county"].set_index("unit_id")
+        summed = t.groupby(["unit_id", key])["area_ha"].sum()
+        for (uid, code), area in summed.items():
+            assert area == pytest.approx(zonal.loc[uid, f"area_ha_class_{code}"], rel=1e-12)
+    counties = gpd.read_file(PLUM / "ma_counties_overlapping.gpkg")
+    exact, _ = coverage_weighted_class_areas(PLUM / "pie_landuse_1985.tif", counties, "fips")
+    zonal = result.by_year[1985].tables["county"].set_index("unit_id")
+    for (uid, code), ref in exact.items():
+        if code in (1, 2, 3):
+            assert zonal.loc[uid, f"area_ha_class_{code}"] == pytest.approx(ref, rel=1e-9, abs=1e-9), (uid, code)
+
+
 def test_change_carbon_adds_up_to_the_stock_change(plum):
     """sum_ij area_ij (d_j - d_i) = stock(t2) - stock(t1) where every cell has a class at both dates."""
     cc = plum.change.tables["change_carbon_grid"]

@@ -68,6 +68,15 @@ class RasterByZoneClass:
             chunk.codes[self.date], chunk.zones, chunk.rasters[self.raster], self.nodata is not None, 0.0 if self.nodata is None else self.nodata,
             chunk.row_area_ha, self.columns.class_of_code, self.columns.offset, pos, neg, area,
         )
+        if chunk.edges is not None and len(chunk.edges):  # exact engine: boundary cells by coverage fraction
+            e = chunk.edges
+            v = chunk.rasters[self.raster][e.rows, e.cols].astype(np.float64)
+            ok = np.isfinite(v) if self.nodata is None else np.isfinite(v) & (v != self.nodata)
+            at = (e.zones[ok], self.columns.column_of(chunk.codes[self.date][e.rows[ok], e.cols[ok]]))
+            a = e.share[ok] * chunk.row_area_ha[e.rows[ok]]
+            np.add.at(area, at, a)
+            np.add.at(pos, at, np.where(v[ok] > 0, v[ok] * a, 0.0))
+            np.add.at(neg, at, np.where(v[ok] > 0, 0.0, v[ok] * a))
         return pos, neg, area
 
     def combine(self, parts):

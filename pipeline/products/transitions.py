@@ -76,10 +76,21 @@ class Transitions:
         )
         local, c1, c2 = np.nonzero(area)
         keys = (zone_ids[local] * self.n_cols + c1) * self.n_cols + c2
-        return _merge(keys, area[local, c1, c2])
+        areas = area[local, c1, c2]
+        if chunk.edges is not None and len(chunk.edges):  # exact engine: boundary cells by coverage fraction
+            e = chunk.edges
+            e1 = cf.column_of(chunk.codes[self.year_from][e.rows, e.cols])
+            e2 = ct.column_of(chunk.codes[self.year_to][e.rows, e.cols])
+            keys = np.concatenate([keys, (e.zones * self.n_cols + e1) * self.n_cols + e2])
+            areas = np.concatenate([areas, e.area_fx])
+        keys, areas = _merge(keys, areas)
+        keep = areas != 0  # a boundary cell's correction may cancel its cell-centre entry
+        return keys[keep], areas[keep]
 
     def combine(self, parts):
-        return _merge(np.concatenate([k for k, _ in parts]), np.concatenate([a for _, a in parts]))
+        keys, areas = _merge(np.concatenate([k for k, _ in parts]), np.concatenate([a for _, a in parts]))
+        keep = areas != 0
+        return keys[keep], areas[keep]
 
     def finalize(self, total) -> SparseTransitions:
         keys, areas = total

@@ -36,7 +36,11 @@ class ZoneClassArea:
     def chunk(self, chunk: Chunk):
         area_fx = np.zeros((self.n_zones + 1, self.columns.n_columns), dtype=np.int64)
         code_count = np.zeros(self.columns.class_of_code.shape[0], dtype=np.int64)
-        accumulate_zone_class_area(chunk.codes[self.date], chunk.zones, chunk.row_area_fx, self.columns.class_of_code, self.columns.offset, area_fx, code_count)
+        codes = chunk.codes[self.date]
+        accumulate_zone_class_area(codes, chunk.zones, chunk.row_area_fx, self.columns.class_of_code, self.columns.offset, area_fx, code_count)
+        if chunk.edges is not None and len(chunk.edges):  # exact engine: boundary cells by coverage fraction
+            e = chunk.edges
+            np.add.at(area_fx, (e.zones, self.columns.column_of(codes[e.rows, e.cols])), e.area_fx)
         return area_fx, code_count
 
     def combine(self, parts):
@@ -52,6 +56,6 @@ class ZoneClassArea:
 
 
 def declare(ctx: RunContext) -> list[ZoneClassArea]:
-    """One cross-tab per date (rows: zones of the finest level at cell centres; the exact engine replaces them)."""
+    """One cross-tab per date (rows: zones of the finest level; cell-centre rule, or coverage fractions with the exact engine)."""
     n_zones = len(ctx.layers[-1].frame) if ctx.layers else 0
     return [ZoneClassArea(lc.year, ctx.columns[lc.year], n_zones) for lc in ctx.dates]
