@@ -34,15 +34,18 @@ def _grow(a, n):
 
 
 @njit(nogil=True, cache=True)
-def _row_pieces(u, v, ring_end, row0, row1):
-    """Boundary pieces in rows [row0, row1): row, column, ∫(u - column) dv and dv of each, in ring order."""
+def _row_pieces(u, v, ring_end, first, row0, row1):
+    """Boundary pieces in rows [row0, row1): row, column, ∫(u - column) dv and dv of each, in ring order.
+
+    The rings are ``ring_end`` (vertex index one past each ring's last), the first starting at ``first``.
+    """
     cap = 1024
     p_row = np.empty(cap, np.int64)
     p_col = np.empty(cap, np.int64)
     p_d = np.empty(cap, np.float64)
     p_s = np.empty(cap, np.float64)
     n = 0
-    start = 0
+    start = first
     for ring in range(ring_end.shape[0]):
         end = ring_end[ring]
         for e in range(start, end - 1):
@@ -137,7 +140,43 @@ def boundary_coverage(u, v, ring_end, sign, row0, row1, col0, col1):
     >>> sorted(zip(r.tolist(), c.tolist(), f.round(3).tolist()))[:3]
     [(0, 0, 0.25), (0, 1, 0.5), (0, 2, 0.25)]
     """
-    p_row, p_col, p_d, p_s = _row_pieces(u, v, ring_end, row0, row1)
+    return _polygon_coverage(u, v, ring_end, 0, sign, row0, row1, col0, col1)
+
+
+@njit(nogil=True, cache=True)
+def boundary_coverage_many(u, v, ring_end, polygon_ring_end, sign, row0, row1, col0, col1):
+    """:func:`boundary_coverage` of many polygons at once (one call per chunk).
+
+    ``polygon_ring_end[p]`` is the index one past the last ring of polygon ``p`` in
+    ``ring_end``. Returns ``rows, cols, fraction, polygon`` (the polygon's position).
+    """
+    n_poly = polygon_ring_end.shape[0]
+    o_row = np.empty(1024, np.int64)
+    o_col = np.empty(1024, np.int64)
+    o_f = np.empty(1024, np.float64)
+    o_p = np.empty(1024, np.int64)
+    m = 0
+    ring0 = 0
+    for p in range(n_poly):
+        ring1 = polygon_ring_end[p]
+        if ring1 > ring0:
+            first = ring_end[ring0 - 1] if ring0 > 0 else 0
+            r, c, f = _polygon_coverage(u, v, ring_end[ring0:ring1], first, sign, row0, row1, col0, col1)
+            k = r.shape[0]
+            if m + k > o_row.shape[0]:
+                o_row, o_col, o_f, o_p = _grow(o_row, m + k), _grow(o_col, m + k), _grow(o_f, m + k), _grow(o_p, m + k)
+            o_row[m : m + k] = r
+            o_col[m : m + k] = c
+            o_f[m : m + k] = f
+            o_p[m : m + k] = p
+            m += k
+        ring0 = ring1
+    return o_row[:m].copy(), o_col[:m].copy(), o_f[:m].copy(), o_p[:m].copy()
+
+
+@njit(nogil=True, cache=True)
+def _polygon_coverage(u, v, ring_end, first, sign, row0, row1, col0, col1):
+    p_row, p_col, p_d, p_s = _row_pieces(u, v, ring_end, first, row0, row1)
     n = p_row.shape[0]
     eps = 1e-12
     if n == 0:

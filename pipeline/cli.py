@@ -61,7 +61,7 @@ def run(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder (default: output.dir of the config, lucr-output)"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask.distributed scheduler address (default: local threads)"),
     chunks: Optional[int] = typer.Option(None, "--chunks", min=64, help="chunk side in cells (rounded to the file's tiles)"),
-    engine: Optional[str] = typer.Option(None, "--engine", help="zonal engine: fast or exact"),
+    engine: Optional[str] = typer.Option(None, "--engine", help="zonal engine: exact (default; coverage fractions at unit boundaries) or fast (cell centres)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace existing outputs"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar, no summary, warnings only"),
 ) -> None:

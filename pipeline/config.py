@@ -237,7 +237,7 @@ class RunConfig(_Strict):
     coefficients: Path | None = Field(None, description="flux table: a user CSV/YAML (by code or by category), or a built-in table id")
     unknown_classes: Literal["error", "nodata"] = "error"
     zones: list[ZoneLevelConfig] = []
-    engine: Literal["fast", "exact"] = "fast"
+    engine: Literal["fast", "exact"] = Field("exact", description="exact: coverage fractions at unit boundaries (default); fast: cell centres")
     chunks: int = Field(2048, ge=64, description="chunk side in cells (rounded to the file's tiles)")
     output: OutputConfig = OutputConfig()
     cluster: ClusterConfig = ClusterConfig()

@@ -25,7 +25,7 @@ from rasterio.windows import Window
 from lucr.chunk import EdgeCells
 from lucr.grid import Grid
 from lucr.io import ZoneLayer
-from lucr.kernels.coverage import boundary_coverage
+from lucr.kernels.coverage import boundary_coverage_many
 
 # rasterio's rasterize silences this warning of its in-memory dataset with
 # warnings.catch_warnings, which is not thread-safe: under dask threads it leaks.
@@ -81,41 +81,50 @@ class ZonePayload:
 
         Every cell a unit's boundary crosses gets the unit's exact coverage fraction
         (:func:`lucr.kernels.coverage.boundary_coverage`, computed in the full grid's pixel
-        coordinates so that a cell's fraction does not depend on the chunking). Where the
-        cell-centre rule gave the cell to that unit, its whole cell is taken back; where it
-        gave it to no unit, the fraction is taken from the outside row (0). Fixed-point
-        areas are ``round(fraction * cell area)``, so sums stay exact integers.
-        Units of one level must not overlap (a cell inside two units counts for both).
+        coordinates so that a cell's fraction does not depend on the chunking); what no unit
+        covers goes to the outside row (0), and the cell-centre zone gives its whole cell
+        back. Fixed-point areas are ``round(fraction * cell area)`` (the outside row takes
+        the remainder), so every cell still adds up to its area exactly. Where units of one
+        level overlap, a cell inside both counts for both (as exactextract counts it).
         """
         row0, col0 = int(window.row_off), int(window.col_off)
         row1, col1 = row0 + int(window.height), col0 + int(window.width)
+        hit = self.polygons_in(grid.window_grid(window))
+        parts, polygon_of_part = shapely.get_parts(self.geometries[hit], return_index=True)
+        rings, part_of_ring = shapely.get_rings(parts, return_index=True)
+        coords, ring_of_vertex = shapely.get_coordinates(rings, return_index=True)
+        ring_end = np.cumsum(np.bincount(ring_of_vertex, minlength=len(rings))).astype(np.int64)
+        polygon_ring_end = np.cumsum(np.bincount(polygon_of_part[part_of_ring], minlength=len(hit))).astype(np.int64)
         inv = ~grid.transform
+        u = inv.a * coords[:, 0] + inv.b * coords[:, 1] + inv.c
+        v = inv.d * coords[:, 0] + inv.e * coords[:, 1] + inv.f
         sign = 1.0 if grid.transform.determinant > 0 else -1.0  # a north-up grid flips the rings' orientation
-        parts: list[tuple] = []
-        for k in self.polygons_in(grid.window_grid(window)):
-            coords, ring = shapely.get_coordinates(shapely.get_rings(shapely.get_parts(self.geometries[k])), return_index=True)
-            if coords.shape[0] == 0:
-                continue
-            ring_end = np.r_[np.flatnonzero(np.diff(ring)) + 1, ring.shape[0]].astype(np.int64)
-            u = inv.a * coords[:, 0] + inv.b * coords[:, 1] + inv.c
-            v = inv.d * coords[:, 0] + inv.e * coords[:, 1] + inv.f
-            rows, cols, frac = boundary_coverage(u, v, ring_end, sign, row0, row1, col0, col1)
-            if rows.shape[0] == 0:
-                continue
-            rows -= row0
-            cols -= col0
-            unit = int(k) + 1
-            a = row_area_fx[rows]
-            add = np.rint(frac * a).astype(np.int64)
-            centre = zones[rows, cols].astype(np.int64)
-            own, outside = centre == unit, centre == 0
-            parts.append((rows, cols, np.full(rows.shape, unit, np.int64), frac, add))
-            parts.append((rows[own], cols[own], np.full(int(own.sum()), unit, np.int64), np.full(int(own.sum()), -1.0), -a[own]))
-            parts.append((rows[outside], cols[outside], np.zeros(int(outside.sum()), np.int64), -frac[outside], -add[outside]))
-        if not parts:
-            empty = np.zeros(0, np.int64)
-            return EdgeCells(empty, empty, empty, np.zeros(0), empty)
-        return EdgeCells(*(np.concatenate([p[i] for p in parts]) for i in range(5)))
+        rows, cols, frac, polygon = boundary_coverage_many(u, v, ring_end, polygon_ring_end, sign, row0, row1, col0, col1)
+        rows -= row0
+        cols -= col0
+        unit = hit[polygon].astype(np.int64) + 1
+        a = row_area_fx[rows]
+        add = np.rint(frac * a).astype(np.int64)
+        # per boundary cell: the units whose boundary crosses it share it by their fractions, the
+        # rest of it is outside every unit; the cell-centre zone gives its whole cell back, unless
+        # it is a unit that covers the cell entirely (then units overlap there and both count)
+        cell, first, inverse = np.unique(rows * zones.shape[1] + cols, return_index=True, return_inverse=True)
+        centre = zones[rows[first], cols[first]].astype(np.int64)
+        centre_crosses = np.zeros(cell.shape[0], bool)
+        centre_crosses[inverse[unit == centre[inverse]]] = True
+        redo = (centre == 0) | centre_crosses
+        covered_fx = np.zeros(cell.shape[0], np.int64)
+        np.add.at(covered_fx, inverse, add)  # int64: exact
+        covered = np.bincount(inverse, weights=frac, minlength=cell.shape[0])
+        r, c, a_cell = rows[first][redo], cols[first][redo], row_area_fx[rows[first][redo]]
+        n = int(redo.sum())
+        return EdgeCells(
+            rows=np.concatenate([rows, r, r]),
+            cols=np.concatenate([cols, c, c]),
+            zones=np.concatenate([unit, centre[redo], np.zeros(n, np.int64)]),
+            share=np.concatenate([frac, np.full(n, -1.0), 1.0 - covered[redo]]),
+            area_fx=np.concatenate([add, -a_cell, a_cell - covered_fx[redo]]),
+        )
 
 
 def aggregate_to_parent(child_rows: np.ndarray, child_parent_ids: np.ndarray, parent_ids: np.ndarray) -> np.ndarray:

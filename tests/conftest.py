@@ -24,12 +24,12 @@ def sample_config():
 
 @pytest.fixture(scope="session")
 def fast_run(sample_config, tmp_path_factory):
-    """The default run (fast engine, default chunks) of the bundled sample."""
+    """The bundled sample with the fast engine (cell centres), default chunks."""
     logging.getLogger("lucr").setLevel(logging.WARNING)
-    return run(sample_config, out_dir=tmp_path_factory.mktemp("fast"))
+    return run(sample_config, out_dir=tmp_path_factory.mktemp("fast"), engine="fast")
 
 
 @pytest.fixture(scope="session")
 def exact_run(sample_config, tmp_path_factory):
-    """The same run with ``engine: exact`` (exactextract coverage fractions)."""
+    """The same run with the exact engine (coverage fractions at unit boundaries; the default)."""
     return run(sample_config, out_dir=tmp_path_factory.mktemp("exact"), engine="exact")

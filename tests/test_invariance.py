@@ -30,15 +30,21 @@ def _assert_same(a, b):
 
 
 @pytest.mark.parametrize("chunks", [256, 1024, 100_000])
-def test_chunking_does_not_change_results(fast_run, sample_config, tmp_path, chunks):
+def test_chunking_does_not_change_results(exact_run, sample_config, tmp_path, chunks):
+    """The default (exact) engine: boundary fractions are computed per row from whole polygons."""
     other = run(sample_config, out_dir=tmp_path, chunks=chunks)
-    assert other.summary["chunks"] != fast_run.summary["chunks"] or chunks == 100_000
+    assert other.summary["chunks"] != exact_run.summary["chunks"] or chunks == 100_000
+    _assert_same(exact_run, other)
+
+
+def test_chunking_does_not_change_fast_engine_results(fast_run, sample_config, tmp_path):
+    other = run(sample_config, out_dir=tmp_path, chunks=256, engine="fast")
     _assert_same(fast_run, other)
 
 
-def test_distributed_localcluster_equals_threads(fast_run, sample_config, tmp_path):
+def test_distributed_localcluster_equals_threads(exact_run, sample_config, tmp_path):
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         other = run(sample_config, out_dir=tmp_path, scheduler_address=cluster.scheduler_address, chunks=512)
-    _assert_same(fast_run, other)
+    _assert_same(exact_run, other)

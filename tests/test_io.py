@@ -26,7 +26,7 @@ def test_chunks_are_lazy_and_aligned_to_tiles():
     assert lc.grid.shape == (1016, 1253) and lc.nodata == 255
 
 
-def test_vrt_mosaic_gives_the_same_tables(sample_config, fast_run, tmp_path):
+def test_vrt_mosaic_gives_the_same_tables(sample_config, exact_run, tmp_path):
     with rasterio.open(SAMPLE_RASTER) as src:
         profile, crs, t = src.profile, src.crs, src.transform
         half = src.width // 2
@@ -49,8 +49,8 @@ def test_vrt_mosaic_gives_the_same_tables(sample_config, fast_run, tmp_path):
     data["output"]["dir"] = str(tmp_path / "out")
     result = run(parse_config(data, tmp_path))
     for level in ("province", "city"):
-        pd.testing.assert_frame_equal(result.tables[level].drop(columns="geometry"), fast_run.tables[level].drop(columns="geometry"), check_exact=True)
-    with rasterio.open(result.out_dir / "carbon_balance.tif") as a, rasterio.open(fast_run.out_dir / "carbon_balance.tif") as b:
+        pd.testing.assert_frame_equal(result.tables[level].drop(columns="geometry"), exact_run.tables[level].drop(columns="geometry"), check_exact=True)
+    with rasterio.open(result.out_dir / "carbon_balance.tif") as a, rasterio.open(exact_run.out_dir / "carbon_balance.tif") as b:
         assert np.array_equal(a.read().view(np.uint32), b.read().view(np.uint32))
 
 
