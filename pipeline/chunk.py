@@ -37,6 +37,11 @@ class EdgeCells:
     share: np.ndarray
     area_fx: np.ndarray
 
+    @classmethod
+    def empty(cls) -> "EdgeCells":
+        none = np.zeros(0, np.int64)
+        return cls(none, none, none, np.zeros(0), none)
+
     def __len__(self) -> int:
         return int(self.rows.shape[0])
 
@@ -100,9 +105,11 @@ class ChunkLayers:
         """The bundle of one window from the blocks read for it."""
         grid = self.grid.window_grid(window)
         rows = slice(int(window.row_off), int(window.row_off) + grid.height)
-        zones = np.zeros(grid.shape, dtype=self.zone_dtype) if self.zones is None else self.zones.rasterize(grid)
         row_area_fx = self.row_area_fx[rows]
-        edges = self.zones.edge_cells(self.grid, window, zones, row_area_fx) if self.exact else None
+        if self.zones is None:
+            zones, edges = np.zeros(grid.shape, dtype=self.zone_dtype), None
+        else:
+            zones, edges = self.zones.chunk_layers(self.grid, window, row_area_fx, self.exact)
         return Chunk(
             index=index, window=window, grid=grid, codes=dict(zip(dates, date_blocks)), rasters=dict(zip(raster_names, raster_blocks)),
             zones=zones, row_area_ha=self.row_area_ha[rows], row_area_fx=row_area_fx, edges=edges,

@@ -1,7 +1,8 @@
 """Zonal statistics per admin unit from one (zone x class) area cross-tab.
 
 Both engines rasterise the admin polygons onto each chunk's window once (cell-centre
-rule, ``rasterio.features.rasterize``; a shared layer of the chunk bundle, :mod:`lucr.chunk`)
+rule, a numba scan-line kernel that burns what GDAL's rasterize burns; a shared layer of the
+chunk bundle, :mod:`lucr.chunk`)
 and the cross-tab reduction (:mod:`lucr.products.zone_class_area`) accumulates the area of
 every (zone, class) pair. The exact engine also computes, in the same pass, the exact
 coverage fraction of every cell a unit boundary crosses (:mod:`lucr.kernels.coverage`) and
@@ -14,23 +15,14 @@ parent id, in int64 fixed-point, so provinces equal the exact sum of their citie
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import shapely
-from rasterio.errors import NotGeoreferencedWarning
-from rasterio.features import rasterize
 from rasterio.windows import Window
 
 from lucr.chunk import EdgeCells
 from lucr.grid import Grid
 from lucr.io import ZoneLayer
-from lucr.kernels.coverage import boundary_coverage_many
-
-# rasterio's rasterize silences this warning of its in-memory dataset with
-# warnings.catch_warnings, which is not thread-safe: under dask threads it leaks.
-warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module="rasterio.features")
-
+from lucr.kernels.coverage import boundary_coverage_many, burn_cell_centres
 
 class ZonePayload:
     """Polygons of the finest level in the grid CRS, with their zone index (1..n).
@@ -66,17 +58,35 @@ class ZonePayload:
             self._tree = shapely.STRtree(self.geometries)
         return np.sort(self._tree.query(shapely.box(*window_grid.bounds)))
 
-    def rasterize(self, window_grid: Grid) -> np.ndarray:
-        """Zone index of every cell of ``window_grid`` (0 outside all units), cell-centre rule."""
-        hit = self.polygons_in(window_grid)
-        if hit.size == 0:
-            return np.zeros(window_grid.shape, dtype=self.dtype)
-        return rasterize(
-            ((self.geometries[k], int(k) + 1) for k in hit),
-            out_shape=window_grid.shape, transform=window_grid.transform, fill=0, dtype=self.dtype,
-        )
+    def chunk_layers(self, grid: Grid, window: Window, row_area_fx: np.ndarray, exact: bool) -> tuple[np.ndarray, EdgeCells | None]:
+        """The zone raster of one window (cell-centre rule) and, for the exact engine, its boundary corrections.
 
-    def edge_cells(self, grid: Grid, window: Window, zones: np.ndarray, row_area_fx: np.ndarray) -> EdgeCells:
+        The polygons meeting the window are turned into the full grid's pixel coordinates
+        once and serve both kernels (:mod:`lucr.kernels.coverage`), so the zone raster and
+        the coverage fractions see the same boundary.
+        """
+        row0, col0 = int(window.row_off), int(window.col_off)
+        row1, col1 = row0 + int(window.height), col0 + int(window.width)
+        zones = np.zeros((row1 - row0, col1 - col0), dtype=self.dtype)
+        hit = self.polygons_in(grid.window_grid(window))
+        if hit.size == 0:
+            return zones, (EdgeCells.empty() if exact else None)
+        parts, polygon_of_part = shapely.get_parts(self.geometries[hit], return_index=True)
+        rings, part_of_ring = shapely.get_rings(parts, return_index=True)
+        coords, ring_of_vertex = shapely.get_coordinates(rings, return_index=True)
+        ring_end = np.cumsum(np.bincount(ring_of_vertex, minlength=len(rings))).astype(np.int64)
+        polygon_ring_end = np.cumsum(np.bincount(polygon_of_part[part_of_ring], minlength=len(hit))).astype(np.int64)
+        inv = ~grid.transform
+        u = inv.a * coords[:, 0] + inv.b * coords[:, 1] + inv.c
+        v = inv.d * coords[:, 0] + inv.e * coords[:, 1] + inv.f
+        burn_cell_centres(u, v, ring_end, polygon_ring_end, (hit + 1).astype(zones.dtype), row0, row1, col0, col1, zones)
+        if not exact:
+            return zones, None
+        sign = 1.0 if grid.transform.determinant > 0 else -1.0  # a north-up grid flips the rings' orientation
+        return zones, self._edge_cells(u, v, ring_end, polygon_ring_end, sign, hit, (row0, row1, col0, col1), zones, row_area_fx)
+
+    @staticmethod
+    def _edge_cells(u, v, ring_end, polygon_ring_end, sign, hit, bounds, zones, row_area_fx) -> EdgeCells:
         """The exact engine's corrections of the cell-centre ``zones`` of one window.
 
         Every cell a unit's boundary crosses gets the unit's exact coverage fraction
@@ -87,18 +97,7 @@ class ZonePayload:
         the remainder), so every cell still adds up to its area exactly. Where units of one
         level overlap, a cell inside both counts for both (as exactextract counts it).
         """
-        row0, col0 = int(window.row_off), int(window.col_off)
-        row1, col1 = row0 + int(window.height), col0 + int(window.width)
-        hit = self.polygons_in(grid.window_grid(window))
-        parts, polygon_of_part = shapely.get_parts(self.geometries[hit], return_index=True)
-        rings, part_of_ring = shapely.get_rings(parts, return_index=True)
-        coords, ring_of_vertex = shapely.get_coordinates(rings, return_index=True)
-        ring_end = np.cumsum(np.bincount(ring_of_vertex, minlength=len(rings))).astype(np.int64)
-        polygon_ring_end = np.cumsum(np.bincount(polygon_of_part[part_of_ring], minlength=len(hit))).astype(np.int64)
-        inv = ~grid.transform
-        u = inv.a * coords[:, 0] + inv.b * coords[:, 1] + inv.c
-        v = inv.d * coords[:, 0] + inv.e * coords[:, 1] + inv.f
-        sign = 1.0 if grid.transform.determinant > 0 else -1.0  # a north-up grid flips the rings' orientation
+        row0, row1, col0, col1 = bounds
         rows, cols, frac, polygon = boundary_coverage_many(u, v, ring_end, polygon_ring_end, sign, row0, row1, col0, col1)
         rows -= row0
         cols -= col0
@@ -159,8 +158,12 @@ def geometry_areas_ha(geoms, crs) -> np.ndarray:
 def polygon_areas_ha(layer: ZoneLayer, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     """True area (ha) of each unit, and of its part outside the grid's extent."""
     geoms = np.asarray(layer.geometry_grid_crs.values, dtype=object)
-    outside = shapely.difference(geoms, shapely.box(*grid.bounds))
-    return geometry_areas_ha(geoms, grid.crs), geometry_areas_ha(outside, grid.crs)
+    extent = shapely.box(*grid.bounds)
+    shapely.prepare(extent)
+    crossing = np.flatnonzero(~shapely.contains(extent, geoms))  # the overlay only where a unit leaves the grid
+    outside_ha = np.zeros(len(geoms))
+    outside_ha[crossing] = geometry_areas_ha(shapely.difference(geoms[crossing], extent), grid.crs)
+    return geometry_areas_ha(geoms, grid.crs), outside_ha
 
 
 def numeric_columns(class_codes) -> list[str]:
