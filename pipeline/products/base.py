@@ -110,3 +110,12 @@ class RunContext:
     def suffix(self, date: DateKey) -> str:
         """File-name suffix of a date's outputs: ``_<year>`` in a multi-date run, else empty."""
         return f"_{date}" if self.multi_date else ""
+
+
+def merge_sparse(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum the values of equal keys (int64, exact) and drop the zero sums: a sparse partial of a reduction."""
+    unique, inverse = np.unique(keys, return_inverse=True)
+    summed = np.zeros(unique.shape, np.int64)
+    np.add.at(summed, inverse, values)
+    keep = summed != 0
+    return unique[keep], summed[keep]

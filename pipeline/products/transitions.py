@@ -16,7 +16,7 @@ import numpy as np
 from lucr.chunk import Chunk
 from lucr.kernels.transitions import accumulate_transitions
 from lucr.legend import ClassColumns
-from lucr.products.base import RunContext
+from lucr.products.base import RunContext, merge_sparse
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,6 @@ def reduction_name(year_from, year_to) -> str:
     return f"transitions-{year_from}-{year_to}"
 
 
-def _merge(keys: np.ndarray, areas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    unique, inverse = np.unique(keys, return_inverse=True)
-    summed = np.zeros(unique.shape, np.int64)
-    np.add.at(summed, inverse, areas)
-    return unique, summed
-
-
 class Transitions:
     """The sparse transition areas of one interval (two dates of the run)."""
 
@@ -83,14 +76,10 @@ class Transitions:
             e2 = ct.column_of(chunk.codes[self.year_to][e.rows, e.cols])
             keys = np.concatenate([keys, (e.zones * self.n_cols + e1) * self.n_cols + e2])
             areas = np.concatenate([areas, e.area_fx])
-        keys, areas = _merge(keys, areas)
-        keep = areas != 0  # a boundary cell's correction may cancel its cell-centre entry
-        return keys[keep], areas[keep]
+        return merge_sparse(keys, areas)  # a boundary cell's correction may cancel its cell-centre entry
 
     def combine(self, parts):
-        keys, areas = _merge(np.concatenate([k for k, _ in parts]), np.concatenate([a for _, a in parts]))
-        keep = areas != 0
-        return keys[keep], areas[keep]
+        return merge_sparse(np.concatenate([k for k, _ in parts]), np.concatenate([a for _, a in parts]))
 
     def finalize(self, total) -> SparseTransitions:
         keys, areas = total

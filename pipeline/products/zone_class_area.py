@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from lucr.chunk import Chunk, DateKey
-from lucr.kernels.crosstab import accumulate_zone_class_area
+from lucr.kernels.crosstab import accumulate_local_zone_class_area
 from lucr.legend import ClassColumns
-from lucr.products.base import RunContext
+from lucr.products.base import RunContext, merge_sparse
 
 
 def reduction_name(date: DateKey) -> str:
@@ -25,7 +25,11 @@ def reduction_name(date: DateKey) -> str:
 
 
 class ZoneClassArea:
-    """(n_zones + 1) x (K + 2) int64 fixed-point areas and the cell count of every code, for one date."""
+    """(n_zones + 1) x (K + 2) int64 fixed-point areas and the cell count of every code, for one date.
+
+    Partials are sparse, ``(zone * (K + 2) + column, area)`` for the pairs a chunk holds, so
+    they stay small whatever the number of units; ``finalize`` makes the dense cross-tab.
+    """
 
     def __init__(self, date: DateKey, columns: ClassColumns, n_zones: int):
         self.name = reduction_name(date)
@@ -34,25 +38,32 @@ class ZoneClassArea:
         self.n_zones = n_zones
 
     def chunk(self, chunk: Chunk):
-        area_fx = np.zeros((self.n_zones + 1, self.columns.n_columns), dtype=np.int64)
+        n_cols = self.columns.n_columns
         code_count = np.zeros(self.columns.class_of_code.shape[0], dtype=np.int64)
+        scratch = np.full(self.n_zones + 1, -1, np.int64)
         codes = chunk.codes[self.date]
-        accumulate_zone_class_area(codes, chunk.zones, chunk.row_area_fx, self.columns.class_of_code, self.columns.offset, area_fx, code_count)
+        zone_ids, area = accumulate_local_zone_class_area(codes, chunk.zones, chunk.row_area_fx, self.columns.class_of_code, self.columns.offset, n_cols, scratch, code_count)
+        local, col = np.nonzero(area)
+        keys, areas = zone_ids[local] * n_cols + col, area[local, col]
         if chunk.edges is not None and len(chunk.edges):  # exact engine: boundary cells by coverage fraction
             e = chunk.edges
-            np.add.at(area_fx, (e.zones, self.columns.column_of(codes[e.rows, e.cols])), e.area_fx)
-        return area_fx, code_count
+            keys = np.concatenate([keys, e.zones * n_cols + self.columns.column_of(codes[e.rows, e.cols])])
+            areas = np.concatenate([areas, e.area_fx])
+        return (*merge_sparse(keys, areas), code_count)
 
     def combine(self, parts):
-        area = parts[0][0].copy()
-        count = parts[0][1].copy()
-        for a, c in parts[1:]:
-            area += a
-            count += c
-        return area, count
+        keys, areas = merge_sparse(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+        count = parts[0][2].copy()
+        for p in parts[1:]:
+            count += p[2]
+        return keys, areas, count
 
     def finalize(self, total):
-        return total
+        keys, areas, count = total
+        n_cols = self.columns.n_columns
+        area_fx = np.zeros((self.n_zones + 1, n_cols), dtype=np.int64)
+        area_fx[keys // n_cols, keys % n_cols] = areas  # keys are unique
+        return area_fx, count
 
 
 def declare(ctx: RunContext) -> list[ZoneClassArea]:
