@@ -66,7 +66,8 @@ def accumulate_zone_class_area(codes, zones, row_area_fx, class_of_code, code_of
 
 
 @njit(nogil=True, cache=True)
-def accumulate_local_zone_class_area(codes, zones, row_area_fx, class_of_code, code_offset, n_cols, local_of_zone, out_code_count):
+def accumulate_local_zone_class_area(codes, zones, row_area_fx, class_of_code, code_offset, n_cols, local_of_zone, out_code_count,
+                                     edge_rows, edge_cols, edge_zones, edge_area_fx):
     """:func:`accumulate_zone_class_area` for the zones present in the chunk only.
 
     A dense (all zones x classes) block per chunk would grow with the number of units of
@@ -77,6 +78,9 @@ def accumulate_local_zone_class_area(codes, zones, row_area_fx, class_of_code, c
     n_cols : K + 2 (classes, unknown, nodata)
     local_of_zone : 1-D int64 scratch (n_zones + 1,), all -1 on entry and on return
     out_code_count : as in :func:`accumulate_zone_class_area`, updated in place
+    edge_rows, edge_cols, edge_zones, edge_area_fx : the exact engine's corrections of
+        boundary cells (``lucr.chunk.EdgeCells``; empty arrays for the fast engine): entry
+        ``i`` adds ``edge_area_fx[i]`` to zone ``edge_zones[i]`` in the class of its cell
 
     Returns
     -------
@@ -87,13 +91,14 @@ def accumulate_local_zone_class_area(codes, zones, row_area_fx, class_of_code, c
     --------
     >>> lut = np.full(256, 2, np.int32); lut[1] = 0; lut[2] = 1; lut[9] = 3
     >>> scratch = np.full(8, -1, np.int64); hist = np.zeros(256, np.int64)
+    >>> none = np.zeros(0, np.int64)
     >>> z, a = accumulate_local_zone_class_area(np.array([[1, 2], [2, 9]], np.uint8), np.array([[7, 7], [0, 7]], np.int32),
-    ...     np.array([10, 20], np.int64), lut, 0, 4, scratch, hist)
+    ...     np.array([10, 20], np.int64), lut, 0, 4, scratch, hist, none, none, none, none)
     >>> z.tolist(), a.tolist()
     ([7, 0], [[10, 10, 0, 20], [0, 20, 0, 0]])
     """
     rows, cols = codes.shape
-    zone_ids = np.empty(min(rows * cols, local_of_zone.shape[0]), np.int64)
+    zone_ids = np.empty(min(rows * cols + edge_zones.shape[0], local_of_zone.shape[0]), np.int64)
     n_local = 0
     for i in range(rows):
         for j in range(cols):
@@ -102,6 +107,12 @@ def accumulate_local_zone_class_area(codes, zones, row_area_fx, class_of_code, c
                 local_of_zone[z] = n_local
                 zone_ids[n_local] = z
                 n_local += 1
+    for m in range(edge_zones.shape[0]):  # a unit may reach the chunk without holding a cell centre there
+        z = edge_zones[m]
+        if local_of_zone[z] < 0:
+            local_of_zone[z] = n_local
+            zone_ids[n_local] = z
+            n_local += 1
     area_fx = np.zeros((n_local, n_cols), np.int64)
     n_codes = class_of_code.shape[0]
     nodata_col = n_cols - 1
@@ -115,6 +126,10 @@ def accumulate_local_zone_class_area(codes, zones, row_area_fx, class_of_code, c
             else:
                 col = nodata_col
             area_fx[local_of_zone[zones[i, j]], col] += a
+    for m in range(edge_zones.shape[0]):
+        k = np.int64(codes[edge_rows[m], edge_cols[m]]) - code_offset
+        col = class_of_code[k] if 0 <= k < n_codes else nodata_col
+        area_fx[local_of_zone[edge_zones[m]], col] += edge_area_fx[m]
     for m in range(n_local):
         local_of_zone[zone_ids[m]] = -1
     return zone_ids[:n_local].copy(), area_fx

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lucr.chunk import Chunk, DateKey
+from lucr.chunk import Chunk, DateKey, EdgeCells
 from lucr.kernels.crosstab import accumulate_local_zone_class_area
 from lucr.legend import ClassColumns
 from lucr.products.base import RunContext, merge_sparse
@@ -42,14 +42,15 @@ class ZoneClassArea:
         code_count = np.zeros(self.columns.class_of_code.shape[0], dtype=np.int64)
         scratch = np.full(self.n_zones + 1, -1, np.int64)
         codes = chunk.codes[self.date]
-        zone_ids, area = accumulate_local_zone_class_area(codes, chunk.zones, chunk.row_area_fx, self.columns.class_of_code, self.columns.offset, n_cols, scratch, code_count)
-        local, col = np.nonzero(area)
-        keys, areas = zone_ids[local] * n_cols + col, area[local, col]
-        if chunk.edges is not None and len(chunk.edges):  # exact engine: boundary cells by coverage fraction
-            e = chunk.edges
-            keys = np.concatenate([keys, e.zones * n_cols + self.columns.column_of(codes[e.rows, e.cols])])
-            areas = np.concatenate([areas, e.area_fx])
-        return (*merge_sparse(keys, areas), code_count)
+        e = chunk.edges if chunk.edges is not None else EdgeCells.empty()  # exact engine: boundary cells by coverage fraction
+        zone_ids, area = accumulate_local_zone_class_area(
+            codes, chunk.zones, chunk.row_area_fx, self.columns.class_of_code, self.columns.offset, n_cols, scratch, code_count,
+            e.rows, e.cols, e.zones, e.area_fx,
+        )
+        local, col = np.nonzero(area)  # zone ids are unique: so are the keys
+        keys = zone_ids[local] * n_cols + col
+        order = np.argsort(keys)
+        return keys[order], area[local, col][order], code_count
 
     def combine(self, parts):
         keys, areas = merge_sparse(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
