@@ -34,10 +34,21 @@ def _grow(a, n):
 
 
 @njit(nogil=True, cache=True)
-def _row_pieces(u, v, ring_end, first, row0, row1):
+def _ring_factor(u, v, start, end, is_hole):
+    """+1 or -1: what makes the ring count positive (exterior) or negative (hole), whatever its winding."""
+    twice_area = 0.0
+    for e in range(start, end - 1):
+        twice_area += u[e] * v[e + 1] - u[e + 1] * v[e]
+    positive = twice_area >= 0.0
+    return 1.0 if positive != is_hole else -1.0
+
+
+@njit(nogil=True, cache=True)
+def _row_pieces(u, v, ring_end, ring_is_hole, first, row0, row1):
     """Boundary pieces in rows [row0, row1): row, column, ∫(u - column) dv and dv of each, in ring order.
 
-    The rings are ``ring_end`` (vertex index one past each ring's last), the first starting at ``first``.
+    The rings are ``ring_end`` (vertex index one past each ring's last), the first starting at
+    ``first``; each ring's pieces are signed so that exteriors add area and holes take it away.
     """
     cap = 1024
     p_row = np.empty(cap, np.int64)
@@ -48,7 +59,13 @@ def _row_pieces(u, v, ring_end, first, row0, row1):
     start = first
     for ring in range(ring_end.shape[0]):
         end = ring_end[ring]
+        if end - start >= 4 and (min(v[start:end]) < row1 and max(v[start:end]) > row0):
+            factor = _ring_factor(u, v, start, end, ring_is_hole[ring])
+        else:
+            factor = 0.0  # not a ring with area, or none of it in these rows
         for e in range(start, end - 1):
+            if factor == 0.0:
+                break
             ua, va, ub, vb = u[e], v[e], u[e + 1], v[e + 1]
             if va == vb:
                 continue  # horizontal: no dv (the running sum covers the cells under it)
@@ -69,7 +86,7 @@ def _row_pieces(u, v, ring_end, first, row0, row1):
                     vs, ve = s1, s0
                 us = ua + (vs - va) * slope if vs != va else ua
                 ue = ua + (ve - va) * slope if ve != vb else ub
-                dv = ve - vs
+                dv = (ve - vs) * factor
                 k_lo = int(math.floor(min(us, ue)))
                 k_hi = int(math.floor(max(us, ue)))
                 if k_hi - k_lo + 1 + n > p_row.shape[0]:
@@ -109,7 +126,7 @@ def _is_partial(x, eps):
 
 
 @njit(nogil=True, cache=True)
-def boundary_coverage(u, v, ring_end, sign, row0, row1, col0, col1):
+def boundary_coverage(u, v, ring_end, ring_is_hole, row0, row1, col0, col1):
     """Coverage fractions of the cells of a window that a polygon's boundary crosses.
 
     Parameters
@@ -118,8 +135,8 @@ def boundary_coverage(u, v, ring_end, sign, row0, row1, col0, col1):
         column, ``v`` the row; cell ``(r, k)`` is ``[k, k+1] x [r, r+1]``); the rings of
         every part one after the other, each closed (last vertex = first)
     ring_end : 1-D int64, index one past the last vertex of each ring
-    sign : +1.0 or -1.0, the orientation that makes the polygon's area positive (exterior
-        rings and holes wound oppositely, as ``shapely.orient_polygons`` leaves them)
+    ring_is_hole : 1-D bool, whether each ring is a hole (an interior ring); rings may wind
+        either way
     row0, row1, col0, col1 : the window, ``[row0, row1) x [col0, col1)`` of the full grid
 
     Returns
@@ -136,15 +153,15 @@ def boundary_coverage(u, v, ring_end, sign, row0, row1, col0, col1):
     A 2 x 1.5 rectangle from (0.5, 0.5): its corner cells hold 1/4, its edge cells 1/2.
 
     >>> u = np.array([0.5, 2.5, 2.5, 0.5, 0.5]); v = np.array([0.5, 0.5, 2.0, 2.0, 0.5])
-    >>> r, c, f = boundary_coverage(u, v, np.array([5]), 1.0, 0, 3, 0, 3)
+    >>> r, c, f = boundary_coverage(u, v, np.array([5]), np.array([False]), 0, 3, 0, 3)
     >>> sorted(zip(r.tolist(), c.tolist(), f.round(3).tolist()))[:3]
     [(0, 0, 0.25), (0, 1, 0.5), (0, 2, 0.25)]
     """
-    return _polygon_coverage(u, v, ring_end, 0, sign, row0, row1, col0, col1)
+    return _polygon_coverage(u, v, ring_end, ring_is_hole, 0, row0, row1, col0, col1)
 
 
 @njit(nogil=True, cache=True)
-def boundary_coverage_many(u, v, ring_end, polygon_ring_end, sign, row0, row1, col0, col1):
+def boundary_coverage_many(u, v, ring_end, ring_is_hole, polygon_ring_end, row0, row1, col0, col1):
     """:func:`boundary_coverage` of many polygons at once (one call per chunk).
 
     ``polygon_ring_end[p]`` is the index one past the last ring of polygon ``p`` in
@@ -161,7 +178,7 @@ def boundary_coverage_many(u, v, ring_end, polygon_ring_end, sign, row0, row1, c
         ring1 = polygon_ring_end[p]
         if ring1 > ring0:
             first = ring_end[ring0 - 1] if ring0 > 0 else 0
-            r, c, f = _polygon_coverage(u, v, ring_end[ring0:ring1], first, sign, row0, row1, col0, col1)
+            r, c, f = _polygon_coverage(u, v, ring_end[ring0:ring1], ring_is_hole[ring0:ring1], first, row0, row1, col0, col1)
             k = r.shape[0]
             if m + k > o_row.shape[0]:
                 o_row, o_col, o_f, o_p = _grow(o_row, m + k), _grow(o_col, m + k), _grow(o_f, m + k), _grow(o_p, m + k)
@@ -175,8 +192,8 @@ def boundary_coverage_many(u, v, ring_end, polygon_ring_end, sign, row0, row1, c
 
 
 @njit(nogil=True, cache=True)
-def _polygon_coverage(u, v, ring_end, first, sign, row0, row1, col0, col1):
-    p_row, p_col, p_d, p_s = _row_pieces(u, v, ring_end, first, row0, row1)
+def _polygon_coverage(u, v, ring_end, ring_is_hole, first, row0, row1, col0, col1):
+    p_row, p_col, p_d, p_s = _row_pieces(u, v, ring_end, ring_is_hole, first, row0, row1)
     n = p_row.shape[0]
     eps = 1e-12
     if n == 0:
@@ -202,7 +219,7 @@ def _polygon_coverage(u, v, ring_end, first, sign, row0, row1, col0, col1):
                 d += p_d[order[hi]]
                 s += p_s[order[hi]]
                 hi -= 1
-            between = sign * running
+            between = running
             if _is_partial(between, eps):  # cells under a horizontal edge, between two pieces
                 for c in range(max(k + 1, col0), min(prev_k, col1)):
                     if m == o_row.shape[0]:
@@ -212,7 +229,7 @@ def _polygon_coverage(u, v, ring_end, first, sign, row0, row1, col0, col1):
             if col0 <= k < col1:
                 if m == o_row.shape[0]:
                     o_row, o_col, o_f = _grow(o_row, m + 1), _grow(o_col, m + 1), _grow(o_f, m + 1)
-                o_row[m], o_col[m], o_f[m] = r, k, min(max(sign * (d + running), 0.0), 1.0)
+                o_row[m], o_col[m], o_f[m] = r, k, min(max(d + running, 0.0), 1.0)
                 m += 1
             running += s
             prev_k = k
@@ -286,3 +303,69 @@ def burn_cell_centres(u, v, ring_end, polygon_ring_end, values, row0, row1, col0
             for c in range(c_first, c_last):
                 out[r - row0, c - col0] = z
             k += 2
+
+
+@njit(nogil=True, cache=True)
+def edge_corrections(rows, cols, fraction, unit, zones, row_area_fx):
+    """Corrections of the cell-centre ``zones`` of a window from the boundary fractions of its units.
+
+    Parameters
+    ----------
+    rows, cols, fraction, unit : 1-D, one entry per (boundary cell, unit): window row and
+        column, the unit's coverage fraction of the cell and the unit's zone index (>= 1);
+        each (cell, unit) once
+    zones : 2-D integer, the window's cell-centre zone raster (0 outside every unit)
+    row_area_fx : 1-D int64, fixed-point area of one cell of each window row
+
+    Returns
+    -------
+    rows, cols, zone, share, area_fx : 1-D (``lucr.chunk.EdgeCells``). Each unit gets
+    ``round(fraction x cell area)`` of its boundary cells; of each boundary cell whose
+    centre zone is 0 or a unit crossing it, the centre zone gives back the whole cell and
+    the outside row (0) gets what no unit covers (the fixed-point remainder, so every
+    cell still adds up to its area exactly). A centre zone that covers the cell entirely
+    (units overlapping there) keeps it.
+
+    Examples
+    --------
+    A cell split 0.25 / 0.75 between units 1 and 2, its centre in unit 2:
+
+    >>> r, c, z, s, a = edge_corrections(np.array([0, 0]), np.array([0, 0]), np.array([0.25, 0.75]),
+    ...     np.array([1, 2]), np.array([[2]], np.int32), np.array([100], np.int64))
+    >>> list(zip(z.tolist(), a.tolist()))
+    [(1, 25), (2, 75), (2, -100), (0, 0)]
+    """
+    n = rows.shape[0]
+    width = zones.shape[1]
+    key = rows * width + cols
+    order = np.argsort(key, kind="mergesort")
+    cap = 3 * n
+    o_row = np.empty(cap, np.int32)
+    o_col = np.empty(cap, np.int32)
+    o_zone = np.empty(cap, np.int64)
+    o_share = np.empty(cap, np.float64)
+    o_area = np.empty(cap, np.int64)
+    m = 0
+    i = 0
+    while i < n:
+        j = i
+        r, c = rows[order[i]], cols[order[i]]
+        a = row_area_fx[r]
+        centre = np.int64(zones[r, c])
+        covered, covered_fx, centre_crosses = 0.0, np.int64(0), False
+        while j < n and key[order[j]] == key[order[i]]:
+            e = order[j]
+            add = np.int64(np.rint(fraction[e] * a))
+            o_row[m], o_col[m], o_zone[m], o_share[m], o_area[m] = r, c, unit[e], fraction[e], add
+            m += 1
+            covered += fraction[e]
+            covered_fx += add
+            if unit[e] == centre:
+                centre_crosses = True
+            j += 1
+        if centre == 0 or centre_crosses:
+            o_row[m], o_col[m], o_zone[m], o_share[m], o_area[m] = r, c, centre, -1.0, -a
+            o_row[m + 1], o_col[m + 1], o_zone[m + 1], o_share[m + 1], o_area[m + 1] = r, c, 0, 1.0 - covered, a - covered_fx
+            m += 2
+        i = j
+    return o_row[:m].copy(), o_col[:m].copy(), o_zone[:m].copy(), o_share[:m].copy(), o_area[:m].copy()

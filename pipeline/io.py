@@ -191,7 +191,7 @@ def read_zone_layer(path: str | Path, *, level: str, id_col: str, name_col: str 
         raise InputFileError(f"unit ids are not unique in column '{id_col}': {dup[:10]}", path=path, fix="give a column with one id per unit (dissolve multi-part units first)")
     if not gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).all():
         raise InputFileError("the layer holds non-polygon geometries", path=path, fix="admin units must be polygons")
-    geoms = gpd.GeoSeries(_polygonal(gdf.geometry.make_valid().values), crs=gdf.crs)
+    geoms = gpd.GeoSeries(_repaired(gdf.geometry.values), crs=gdf.crs)
     empty = ids[geoms.is_empty.to_numpy()].tolist()
     if empty:
         raise InputFileError(f"units {empty[:10]} have no polygon area", path=path, fix="repair or drop these geometries")
@@ -204,7 +204,7 @@ def read_zone_layer(path: str | Path, *, level: str, id_col: str, name_col: str 
         geometry=geoms.to_numpy(),
         crs=gdf.crs,
     )
-    in_grid = frame.geometry.to_crs(grid.crs)
+    in_grid = frame.geometry if frame.crs == grid.crs else frame.geometry.to_crs(grid.crs)  # no copy when they agree
     left, bottom, right, top = grid.bounds
     minx, miny, maxx, maxy = in_grid.total_bounds
     if not (minx < right and maxx > left and miny < top and maxy > bottom):
@@ -212,10 +212,14 @@ def read_zone_layer(path: str | Path, *, level: str, id_col: str, name_col: str 
     return ZoneLayer(level=level, frame=frame, geometry_grid_crs=in_grid, path=path)
 
 
-def _polygonal(geoms: np.ndarray) -> np.ndarray:
-    """Only the polygon parts of repaired geometries (make_valid may add lines or points)."""
+def _repaired(geoms) -> np.ndarray:
+    """The geometries, the invalid ones repaired (``make_valid``) to their polygon parts only
+    (make_valid may add lines or points); valid ones are kept as they are, not copied."""
     out = np.asarray(geoms, dtype=object).copy()
-    for i, g in enumerate(out):
+    invalid = np.flatnonzero(~shapely.is_valid(out))
+    out[invalid] = shapely.make_valid(out[invalid])
+    for i in invalid:
+        g = out[i]
         if g.geom_type == "GeometryCollection":
             out[i] = shapely.union_all([part for part in g.geoms if part.geom_type in ("Polygon", "MultiPolygon")])
     return out

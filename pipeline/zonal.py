@@ -22,7 +22,7 @@ from rasterio.windows import Window
 from lucr.chunk import EdgeCells
 from lucr.grid import Grid
 from lucr.io import ZoneLayer
-from lucr.kernels.coverage import boundary_coverage_many, burn_cell_centres
+from lucr.kernels.coverage import boundary_coverage_many, burn_cell_centres, edge_corrections
 
 class ZonePayload:
     """Polygons of the finest level in the grid CRS, with their zone index (1..n).
@@ -32,8 +32,7 @@ class ZonePayload:
     """
 
     def __init__(self, geometries: np.ndarray):
-        # exterior rings counter-clockwise, holes clockwise: the orientation the coverage kernel expects
-        self.geometries = shapely.orient_polygons(np.asarray(geometries, dtype=object))
+        self.geometries = np.asarray(geometries, dtype=object)
         self._tree: shapely.STRtree | None = None
 
     @classmethod
@@ -75,6 +74,7 @@ class ZonePayload:
         rings, part_of_ring = shapely.get_rings(parts, return_index=True)
         coords, ring_of_vertex = shapely.get_coordinates(rings, return_index=True)
         ring_end = np.cumsum(np.bincount(ring_of_vertex, minlength=len(rings))).astype(np.int64)
+        ring_is_hole = np.r_[False, part_of_ring[1:] == part_of_ring[:-1]]  # a part's first ring is its exterior
         polygon_ring_end = np.cumsum(np.bincount(polygon_of_part[part_of_ring], minlength=len(hit))).astype(np.int64)
         inv = ~grid.transform
         u = inv.a * coords[:, 0] + inv.b * coords[:, 1] + inv.c
@@ -82,48 +82,24 @@ class ZonePayload:
         burn_cell_centres(u, v, ring_end, polygon_ring_end, (hit + 1).astype(zones.dtype), row0, row1, col0, col1, zones)
         if not exact:
             return zones, None
-        sign = 1.0 if grid.transform.determinant > 0 else -1.0  # a north-up grid flips the rings' orientation
-        return zones, self._edge_cells(u, v, ring_end, polygon_ring_end, sign, hit, (row0, row1, col0, col1), zones, row_area_fx)
+        return zones, self._edge_cells(u, v, ring_end, ring_is_hole, polygon_ring_end, hit, (row0, row1, col0, col1), zones, row_area_fx)
 
     @staticmethod
-    def _edge_cells(u, v, ring_end, polygon_ring_end, sign, hit, bounds, zones, row_area_fx) -> EdgeCells:
+    def _edge_cells(u, v, ring_end, ring_is_hole, polygon_ring_end, hit, bounds, zones, row_area_fx) -> EdgeCells:
         """The exact engine's corrections of the cell-centre ``zones`` of one window.
 
         Every cell a unit's boundary crosses gets the unit's exact coverage fraction
         (:func:`lucr.kernels.coverage.boundary_coverage`, computed in the full grid's pixel
         coordinates so that a cell's fraction does not depend on the chunking); what no unit
-        covers goes to the outside row (0), and the cell-centre zone gives its whole cell
-        back. Fixed-point areas are ``round(fraction * cell area)`` (the outside row takes
-        the remainder), so every cell still adds up to its area exactly. Where units of one
-        level overlap, a cell inside both counts for both (as exactextract counts it).
+        covers goes to the outside row (:func:`lucr.kernels.coverage.edge_corrections`).
+        Where units of one level overlap, a cell inside both counts for both (as
+        exactextract counts it).
         """
         row0, row1, col0, col1 = bounds
-        rows, cols, frac, polygon = boundary_coverage_many(u, v, ring_end, polygon_ring_end, sign, row0, row1, col0, col1)
+        rows, cols, frac, polygon = boundary_coverage_many(u, v, ring_end, ring_is_hole, polygon_ring_end, row0, row1, col0, col1)
         rows -= row0
         cols -= col0
-        unit = hit[polygon].astype(np.int64) + 1
-        a = row_area_fx[rows]
-        add = np.rint(frac * a).astype(np.int64)
-        # per boundary cell: the units whose boundary crosses it share it by their fractions, the
-        # rest of it is outside every unit; the cell-centre zone gives its whole cell back, unless
-        # it is a unit that covers the cell entirely (then units overlap there and both count)
-        cell, first, inverse = np.unique(rows * zones.shape[1] + cols, return_index=True, return_inverse=True)
-        centre = zones[rows[first], cols[first]].astype(np.int64)
-        centre_crosses = np.zeros(cell.shape[0], bool)
-        centre_crosses[inverse[unit == centre[inverse]]] = True
-        redo = (centre == 0) | centre_crosses
-        covered_fx = np.zeros(cell.shape[0], np.int64)
-        np.add.at(covered_fx, inverse, add)  # int64: exact
-        covered = np.bincount(inverse, weights=frac, minlength=cell.shape[0])
-        r, c, a_cell = rows[first][redo], cols[first][redo], row_area_fx[rows[first][redo]]
-        n = int(redo.sum())
-        return EdgeCells(
-            rows=np.concatenate([rows, r, r]),
-            cols=np.concatenate([cols, c, c]),
-            zones=np.concatenate([unit, centre[redo], np.zeros(n, np.int64)]),
-            share=np.concatenate([frac, np.full(n, -1.0), 1.0 - covered[redo]]),
-            area_fx=np.concatenate([add, -a_cell, a_cell - covered_fx[redo]]),
-        )
+        return EdgeCells(*edge_corrections(rows, cols, frac, hit[polygon].astype(np.int64) + 1, zones, row_area_fx))
 
 
 def aggregate_to_parent(child_rows: np.ndarray, child_parent_ids: np.ndarray, parent_ids: np.ndarray) -> np.ndarray:

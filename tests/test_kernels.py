@@ -95,7 +95,8 @@ def _pixel_rings(polygons):
     rings, ring_part = shapely.get_rings(parts, return_index=True)
     coords, vertex_ring = shapely.get_coordinates(rings, return_index=True)
     ring_end = np.cumsum(np.bincount(vertex_ring, minlength=len(rings))).astype(np.int64)
-    return coords, ring_end, np.cumsum(np.bincount(part_poly[ring_part], minlength=len(polygons))).astype(np.int64)
+    ring_is_hole = np.r_[False, ring_part[1:] == ring_part[:-1]]
+    return coords, ring_end, ring_is_hole, np.cumsum(np.bincount(part_poly[ring_part], minlength=len(polygons))).astype(np.int64)
 
 
 def _voronoi_units(seed=1):
@@ -105,7 +106,8 @@ def _voronoi_units(seed=1):
     pts = shapely.points(rng.uniform(0, 300, 60), rng.uniform(0, 200, 60))
     cells = [shapely.intersection(c, shapely.box(-5, -5, 305, 205)) for c in shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(pts)))]
     hole = shapely.Point(150.3, 99.7).buffer(20.2)
-    return shapely.orient_polygons(np.array([c.difference(hole) for c in cells] + [hole]))
+    units = np.array([c.difference(hole) for c in cells] + [hole])
+    return np.array([u.reverse() if i % 2 else u for i, u in enumerate(units)])  # rings of either winding
 
 
 def test_coverage_fractions_equal_geos_intersections():
@@ -115,9 +117,9 @@ def test_coverage_fractions_equal_geos_intersections():
     from lucr.kernels.coverage import boundary_coverage_many
 
     units = _voronoi_units()
-    coords, ring_end, poly_end = _pixel_rings(units)
-    u, v = coords[:, 0].copy(), 200.0 - coords[:, 1]  # rows grow downwards: orientation flips, sign -1
-    rows, cols, frac, poly = boundary_coverage_many(u, v, ring_end, poly_end, -1.0, 0, 200, 0, 300)
+    coords, ring_end, is_hole, poly_end = _pixel_rings(units)
+    u, v = coords[:, 0].copy(), 200.0 - coords[:, 1]  # rows grow downwards
+    rows, cols, frac, poly = boundary_coverage_many(u, v, ring_end, is_hole, poly_end, 0, 200, 0, 300)
     boxes = shapely.box(cols, 200.0 - rows - 1, cols + 1, 200.0 - rows)
     np.testing.assert_allclose(frac, shapely.area(shapely.intersection(boxes, units[poly])), rtol=0, atol=1e-12)
     assert len(set(zip(rows.tolist(), cols.tolist(), poly.tolist()))) == len(rows)  # each (cell, unit) once
@@ -129,7 +131,7 @@ def test_coverage_fractions_equal_geos_intersections():
         cell_boxes = shapely.box(c.ravel(), 199.0 - r.ravel(), c.ravel() + 1, 200.0 - r.ravel())
         whole = shapely.area(shapely.intersection(cell_boxes, units[p])).reshape(200, 300)
         np.testing.assert_allclose(whole[~listed[p]], shapely.contains(units[p], centres).reshape(200, 300)[~listed[p]].astype(float), atol=1e-12)
-    w_rows, w_cols, w_frac, w_poly = boundary_coverage_many(u, v, ring_end, poly_end, -1.0, 37, 121, 90, 233)
+    w_rows, w_cols, w_frac, w_poly = boundary_coverage_many(u, v, ring_end, is_hole, poly_end, 37, 121, 90, 233)
     inside = (rows >= 37) & (rows < 121) & (cols >= 90) & (cols < 233)
     assert sorted(zip(w_rows.tolist(), w_cols.tolist(), w_poly.tolist(), w_frac.tolist())) == sorted(zip(rows[inside].tolist(), cols[inside].tolist(), poly[inside].tolist(), frac[inside].tolist()))
 
@@ -143,7 +145,7 @@ def test_cell_centre_burn_equals_gdal_rasterize():
     units = _voronoi_units(seed=5)
     transform = Affine(1, 0, 0, 0, -1, 200)
     gdal = rasterize(((g, i + 1) for i, g in enumerate(units)), out_shape=(200, 300), transform=transform, fill=0, dtype="int32")
-    coords, ring_end, poly_end = _pixel_rings(units)
+    coords, ring_end, _, poly_end = _pixel_rings(units)
     ours = np.zeros((200, 300), np.int32)
     burn_cell_centres(coords[:, 0].copy(), 200.0 - coords[:, 1], ring_end, poly_end, np.arange(1, len(units) + 1, dtype=np.int32), 0, 200, 0, 300, ours)
     np.testing.assert_array_equal(ours, gdal)
