@@ -32,12 +32,18 @@ LONG8 = 16
 
 @dataclass
 class Level:
-    """One resolution level: its tags (raw TIFF values) and where its tiles lie."""
+    """One resolution level: its tags (raw TIFF values) and where its tiles lie.
+
+    Tiles lie in ``path``, or, when ``sources`` is given, tile ``k`` in ``sources[source_of_tile[k]]``
+    (a level assembled from the part files of a distributed run, :func:`read_tile_parts`).
+    """
 
     path: str
     tags: dict[int, tuple[int, int, bytes]] = field(default_factory=dict)  # code -> (type, count, raw value)
     offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     byte_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    sources: list[str] | None = None
+    source_of_tile: np.ndarray | None = None
 
 
 def read_levels(path: str | Path, dataset_tags: bool) -> list[Level]:
@@ -55,6 +61,41 @@ def read_levels(path: str | Path, dataset_tags: bool) -> list[Level]:
                     tags[tag.code] = (int(tag.dtype), int(tag.count), raw.read(tag.valuebytecount))
             levels.append(Level(str(path), tags, np.asarray(page.dataoffsets, np.uint64), np.asarray(page.databytecounts, np.uint64)))
     return levels
+
+
+def _tag_int(level: Level, code: int) -> int:
+    """A SHORT or LONG tag's (first) value."""
+    typ, _, raw = level.tags[code]
+    return int.from_bytes(raw[:4] if typ == 4 else raw[:2], "little")
+
+
+def read_tile_parts(template: str | Path, parts: list[tuple[int, int, str]], dataset_tags: bool) -> Level:
+    """The level of ``template`` (an empty tiled GeoTIFF: its tags) whose tiles lie in part files.
+
+    ``parts`` are ``(row_off, col_off, path)``: tiled GeoTIFFs with the template's tile size
+    and encoding, each holding the window at that offset (a multiple of the tile size), as
+    the workers of a distributed run write them without a lock (:class:`lucr.export.TilePartsWriter`).
+    """
+    level = read_levels(template, dataset_tags=dataset_tags)[0]
+    width, height, tw, th = (_tag_int(level, c) for c in (256, 257, 322, 323))
+    n_x, n_y = -(-width // tw), -(-height // th)
+    offsets = np.zeros(n_x * n_y, np.uint64)
+    counts = np.zeros(n_x * n_y, np.uint64)
+    source = np.full(n_x * n_y, -1, np.int64)
+    sources = []
+    for row_off, col_off, path in parts:
+        if row_off % th or col_off % tw:
+            raise ValueError(f"{path}: part at ({row_off}, {col_off}) is not aligned to {tw}x{th} tiles")
+        part = read_levels(path, dataset_tags=False)[0]
+        part_x = -(-_tag_int(part, 256) // tw)
+        local = np.arange(len(part.offsets))
+        ty, tx = np.divmod(local, part_x)
+        index = (row_off // th + ty) * n_x + (col_off // tw + tx)
+        offsets[index], counts[index], source[index] = part.offsets, part.byte_counts, len(sources)
+        sources.append(str(path))
+    if (source < 0).any():
+        raise ValueError(f"{template}: {int((source < 0).sum())} tile(s) missing from the parts")
+    return Level(str(template), level.tags, offsets, counts, sources, source)
 
 
 def _entries(level: Level, is_overview: bool, tile_offsets: np.ndarray) -> list[tuple[int, int, int, bytes]]:
@@ -109,8 +150,15 @@ def write_cog(levels: list[Level], dst: str | Path, copy_buffer: int = 1 << 22) 
             out.write(_ifd_bytes(level, i > 0, new_offsets[i], int(ifd_at[i]), next_ifd))
         for i in reversed(range(len(levels))):
             level = levels[i]
-            with open(level.path, "rb") as src:
-                _copy_tiles(src, out, level.offsets.tolist(), level.byte_counts.tolist())
+            if level.sources is None:
+                with open(level.path, "rb") as src:
+                    _copy_tiles(src, out, level.offsets.tolist(), level.byte_counts.tolist())
+                continue
+            # tiles from part files: consecutive runs of one source are copied together
+            change = np.flatnonzero(np.diff(level.source_of_tile)) + 1
+            for a, b in zip(np.r_[0, change], np.r_[change, len(level.source_of_tile)]):
+                with open(level.sources[int(level.source_of_tile[a])], "rb") as src:
+                    _copy_tiles(src, out, level.offsets[a:b].tolist(), level.byte_counts[a:b].tolist())
 
 
 def _copy_tiles(src, out, offsets: list[int], counts: list[int]) -> None:

@@ -21,10 +21,11 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import rasterio
+from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from lucr.cog import read_levels, write_cog
+from lucr.cog import Level, read_levels, read_tile_parts, write_cog
 from lucr.errors import OutputError, OutputExistsError
 from lucr.grid import Grid
 from lucr.products.base import MapProduct
@@ -72,6 +73,61 @@ class GeoTiffWindowWriter:
         if self._dataset is not None:
             self._dataset.close()
             self._dataset = None
+
+
+class TilePartsWriter:
+    """A ``dask.array.store`` target for distributed runs: no lock, no file shared between writers.
+
+    Each block is written by the worker that computed it as its own tiled GeoTIFF,
+    ``<path>.parts/<row_off>_<col_off>.tif``, with the map's profile (codec, level,
+    predictor, tile size), so its tiles are the bytes one big file would hold; the COG
+    assembly places them (:func:`lucr.cog.read_tile_parts`) next to the tags of the empty
+    template ``<path>``. Blocks must start on tile boundaries (:meth:`aligned`). Workers
+    need the output folder on storage they share with the client.
+    """
+
+    def __init__(self, path: str | Path, grid: Grid, profile: dict):
+        self.path = str(path)
+        self.grid = grid
+        self.profile = {k: v for k, v in profile.items() if k != "photometric"}  # parts carry tiles only
+        Path(self.parts_dir).mkdir(exist_ok=True)
+
+    @property
+    def parts_dir(self) -> str:
+        return self.path + ".parts"
+
+    @staticmethod
+    def aligned(chunks: tuple[tuple[int, ...], ...], tile: int = TILE) -> bool:
+        """Whether every block of ``(bands, rows, cols)`` chunks starts on a tile boundary."""
+        return all(all(c % tile == 0 for c in dim[:-1]) for dim in chunks[1:])
+
+    def __setitem__(self, key, value: np.ndarray) -> None:
+        _, rows, cols = key
+        row_off, col_off = rows.start or 0, cols.start or 0
+        profile = {**self.profile, "height": value.shape[1], "width": value.shape[2], "transform": self.grid.transform * Affine.translation(col_off, row_off)}
+        with rasterio.open(f"{self.parts_dir}/{row_off}_{col_off}.tif", "w", **profile) as dst:
+            dst.write(value)
+
+    def close(self) -> None:
+        pass
+
+
+def tile_parts(path: str | Path) -> list[tuple[int, int, str]] | None:
+    """The ``(row_off, col_off, path)`` part files a :class:`TilePartsWriter` wrote for ``path``, or None."""
+    folder = Path(str(path) + ".parts")
+    if not folder.is_dir():
+        return None
+    parts = []
+    for f in sorted(folder.glob("*_*.tif")):
+        row_off, col_off = f.stem.split("_")
+        parts.append((int(row_off), int(col_off), str(f)))
+    return parts
+
+
+def _level(path: Path, dataset_tags: bool) -> Level:
+    """The full-resolution level of a streamed map file (or of its template and parts)."""
+    parts = tile_parts(path)
+    return read_levels(path, dataset_tags=dataset_tags)[0] if parts is None else read_tile_parts(path, parts, dataset_tags)
 
 
 def _predictor(compress: str, is_float: bool) -> int:
@@ -129,20 +185,24 @@ def finalize_cog(full: Path, overviews: dict[int, Path], dst: Path, grid: Grid, 
     """
     factors = overview_factors(grid)
     streamed = [f for f in sorted(overviews) if f in factors]
-    levels = read_levels(full, dataset_tags=True)[:1]
+    levels = [_level(full, dataset_tags=True)]
     for f in streamed[:-1]:
-        levels += read_levels(overviews[f], dataset_tags=False)[:1]
+        levels.append(_level(overviews[f], dataset_tags=False))
     if streamed:
         last = streamed[-1]
+        last_path = overviews[last]
+        if tile_parts(last_path) is not None:  # GDAL builds the coarser levels from one file: assemble it
+            last_path = Path(str(last_path) + ".assembled.tif")
+            write_cog([_level(overviews[last], dataset_tags=True)], last_path)
         coarser = [f // last for f in factors if f > last]
         if coarser:
             env = dict(
                 COMPRESS_OVERVIEW=compress.upper(), ZSTD_LEVEL_OVERVIEW=1, ZLEVEL_OVERVIEW=1, PREDICTOR_OVERVIEW=_predictor(compress, is_float),
                 INTERLEAVE_OVERVIEW="PIXEL", GDAL_TIFF_OVR_BLOCKSIZE=TILE, NUM_THREADS=GDAL_THREADS,
             )
-            with rasterio.Env(**env), rasterio.open(overviews[last], "r+") as ds:
+            with rasterio.Env(**env), rasterio.open(last_path, "r+") as ds:
                 ds.build_overviews(coarser, Resampling.nearest)
-        levels += read_levels(overviews[last], dataset_tags=False)
+        levels += read_levels(last_path, dataset_tags=False)
     write_cog(levels, dst)
 
 

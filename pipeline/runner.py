@@ -35,7 +35,8 @@ from lucr.change.stocks import pools_per_class, read_pools
 from lucr.config import RunConfig, ZoneLevelConfig, _plural
 from lucr.errors import ConfigError, InputFileError, LucrError, UnknownClassError
 from lucr.export import (
-    STREAMED_OVERVIEWS, StagedOutputs, finalize_cog, open_map_writer, overview_factors, table_names, write_frame, write_table,
+    STREAMED_OVERVIEWS, StagedOutputs, TilePartsWriter, finalize_cog, map_profile, open_map_writer, overview_factors, table_names,
+    write_frame, write_table,
 )
 from lucr.io import LandCover, ValueRaster, ZoneLayer, check_nesting, open_landcover, open_value_raster, read_zone_layer
 from lucr.products.base import MapProduct, RunContext
@@ -349,15 +350,21 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         for g, path, arr in [(grid, full, array)] + [(grid.decimated(f), p, array[:, ::f, ::f]) for f, p in overviews.items()]:
             writer = open_map_writer(path, g, product, cfg.output.compress)
             if client is not None:
-                writer.close()  # workers reopen the file in update mode
+                writer.close()  # the empty file keeps the map's tags and layout
+                if TilePartsWriter.aligned(arr.chunks):  # workers write their blocks' tiles to files of their own
+                    writer = TilePartsWriter(path, g, map_profile(g, product, cfg.output.compress))
             writers.append(writer)
             stores.append((arr, writer))
         cogs.append((product, full, overviews))
     targets: dict[str, Any] = {r.name: sweep.reduce(r) for r in reductions}
     for k, (arr, writer) in enumerate(stores):
         # one lock per file: a GDAL dataset takes one writer at a time, but different files are
-        # written concurrently (one global lock serialised every map behind the slowest encoder)
-        lock = threading.Lock() if client is None else _distributed_lock()
+        # written concurrently (one global lock serialised every map behind the slowest encoder);
+        # tile parts need none. Unaligned blocks on a cluster: workers reopen the file under a lock.
+        if isinstance(writer, TilePartsWriter):
+            lock = False
+        else:
+            lock = threading.Lock() if client is None else _distributed_lock()
         targets[f"{_MAPS}-{k}"] = da.store(arr, writer, lock=lock, compute=False, return_stored=False)
     t0 = time.perf_counter()
     try:

@@ -42,9 +42,18 @@ def test_chunking_does_not_change_fast_engine_results(fast_run, sample_config, t
     _assert_same(fast_run, other)
 
 
-def test_distributed_localcluster_equals_threads(exact_run, sample_config, tmp_path):
+@pytest.mark.parametrize("chunks", [512, 1024])
+def test_distributed_localcluster_equals_threads(exact_run, sample_config, tmp_path, chunks):
+    """2 worker processes. 1024: every full-resolution and 2x block starts on a 512 tile, so
+    workers write tile parts without a lock; 512: the 2x and 4x blocks do not (reopen under a lock)."""
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        other = run(sample_config, out_dir=tmp_path, scheduler_address=cluster.scheduler_address, chunks=512)
+        other = run(sample_config, out_dir=tmp_path, scheduler_address=cluster.scheduler_address, chunks=chunks)
     _assert_same(exact_run, other)
+    if chunks == 1024:  # full-resolution tiles encoded as the local run encodes them (ZSTD level 1)
+        from lucr.cog import read_levels
+
+        local, distributed = (read_levels(r.out_dir / "carbon_balance.tif", dataset_tags=False)[0] for r in (exact_run, other))
+        assert abs(int(distributed.byte_counts.sum()) / int(local.byte_counts.sum()) - 1) < 1e-3
+        assert not list(tmp_path.glob(".lucr-staging*")) and not list(tmp_path.glob("*.parts"))

@@ -1,0 +1,106 @@
+#!/usr/bin/env python
+"""Benchmark: the same run on local threads and on a dask.distributed LocalCluster.
+
+``bench_spine.py``'s synthetic land cover (default 1e8 cells) with provinces and cities,
+exact engine, chunks 2048. Each setting runs in its own process; the time is that of
+``lucr.run`` alone (a cluster is started and its workers have imported lucr before the
+clock starts, as a cluster in use would have), plus peak RSS of the process tree.
+
+  threads      local threads (2), lucr's default
+  cluster-1x2  LocalCluster, 1 worker process with 2 threads
+  cluster-2x1  LocalCluster, 2 worker processes with 1 thread each
+
+Usage:  python benchmarks/bench_cluster.py [--cells 1e8] [--settings threads,cluster-1x2,cluster-2x1]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import bench_spine as spine  # noqa: E402  (the synthetic inputs and the measuring harness)
+
+SETTINGS = {"threads": None, "cluster-1x2": (1, 2), "cluster-2x1": (2, 1)}
+
+
+def worker(setting: str, config: str, out: str, result: str) -> int:
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    from lucr.config import load_config
+    from lucr.runner import run
+
+    cfg = load_config(config)
+    shape = SETTINGS[setting]
+    if shape is None:
+        t0 = time.perf_counter()
+        run(cfg, out_dir=Path(out), overwrite=True)
+        seconds = time.perf_counter() - t0
+    else:
+        from distributed import LocalCluster
+
+        from distributed import Client
+
+        with LocalCluster(n_workers=shape[0], threads_per_worker=shape[1], processes=True, dashboard_address=None) as cluster:
+            with Client(cluster) as client:  # warm workers, as a cluster in use has them: lucr imported once per worker
+                client.run(lambda: __import__("lucr.runner") and __import__("lucr.kernels.coverage") and None)
+            t0 = time.perf_counter()
+            run(cfg, out_dir=Path(out), overwrite=True, scheduler_address=cluster.scheduler_address)
+            seconds = time.perf_counter() - t0
+    Path(result).write_text(json.dumps({"run_s": seconds, "map_bytes": (Path(out) / "carbon_balance.tif").stat().st_size}))
+    return 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cells", type=float, default=1e8)
+    ap.add_argument("--settings", default=",".join(SETTINGS))
+    ap.add_argument("--workdir", default=str(HERE / ".cache"))
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--wait-quiet", type=float, default=30.0)
+    ap.add_argument("--_worker", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args._worker:
+        return worker(*args._worker)
+    for name, value in dict(nodata_frac=0.04, speckle=0.004, provinces=30, cities=300, gen_workers=2, regenerate=False).items():
+        setattr(args, name, value)
+    args.workdir = str(Path(args.workdir).resolve())
+    inputs = spine.ensure_inputs(args)
+    run_dir = Path(args.workdir) / f"cluster_{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir.mkdir(parents=True)
+    config = run_dir / "lucr.yaml"
+    config.write_text("\n".join([
+        "landcover:", f"  path: {inputs['landcover']}", f"coefficients: {inputs['coefficients']}",
+        "zones:",
+        "  - {level: province, path: " + inputs["polygons"] + ", layer: provinces, id: prov_id, name: name}",
+        "  - {level: city, path: " + inputs["polygons"] + ", layer: cities, id: city_id, name: name, parent: prov_id}",
+        "output:", "  tables: [parquet]",
+    ]) + "\n")
+    results = {}
+    for setting in args.settings.split(","):
+        out, res = run_dir / setting, run_dir / f"{setting}.json"
+        os.sync()
+        if args.wait_quiet:
+            spine.wait_quiet(args.wait_quiet)
+        rec = spine.run_measured([sys.executable, __file__, "--_worker", setting, str(config), str(out), str(res)], run_dir / f"{setting}.log")
+        if rec["rc"] == 0:
+            rec.update(json.loads(res.read_text()))
+        results[setting] = rec
+        print(f"  {setting}: " + (f"run {rec['run_s']:.2f}s, peak RSS (tree) {rec['peak_rss_mib']:.0f} MiB" if rec["rc"] == 0 else "FAILED: " + (run_dir / f"{setting}.log").read_text()[-1500:]), flush=True)
+    base = results.get("threads", {}).get("run_s")
+    print(f"\n## local threads vs LocalCluster: {inputs['cells']:.3g} cells, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}\n")
+    print("| setting | lucr.run s | x threads | peak RSS MiB | map bytes |")
+    print("|---|---:|---:|---:|---:|")
+    for setting, r in results.items():
+        if r["rc"] == 0:
+            print(f"| {setting} | {r['run_s']:.2f} | {r['run_s'] / base if base else float('nan'):.2f} | {r['peak_rss_mib']:.0f} | {r['map_bytes']:,} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
