@@ -26,14 +26,40 @@ class _DaskRichProgress(Callback):
         self.progress.advance(self.task_id)
 
 
+class PassProgress:
+    """The bar of one pass: local schedulers advance it through dask callbacks; on a
+    ``dask.distributed`` cluster, :meth:`watch` follows the futures on the scheduler."""
+
+    def __init__(self, progress: Progress, task_id):
+        self.progress = progress
+        self.task_id = task_id
+
+    def watch(self, futures) -> None:
+        """Advance the bar as the cluster computes ``futures`` (in a thread of its own)."""
+        import threading
+
+        from distributed.diagnostics.progressbar import TextProgressBar
+
+        progress, task_id = self.progress, self.task_id
+
+        class _Bar(TextProgressBar):  # the scheduler's counts, drawn by rich instead of printed
+            def _draw_bar(self, remaining, all, **kwargs):
+                progress.update(task_id, total=all, completed=all - remaining)
+
+            def _draw_stop(self, **kwargs):
+                pass
+
+        threading.Thread(target=_Bar, args=(futures,), kwargs={"interval": "200ms"}, daemon=True, name="lucr-progress").start()
+
+
 @contextmanager
-def dask_progress(console: Console, description: str = "single pass over the land cover") -> Iterator[None]:
+def dask_progress(console: Console, description: str = "single pass over the land cover") -> Iterator[PassProgress]:
     """Context manager showing a progress bar of the dask tasks computed inside it."""
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         task_id = progress.add_task(description, total=None)
         with _DaskRichProgress(progress, task_id):
-            yield
+            yield PassProgress(progress, task_id)
         progress.update(task_id, completed=progress.tasks[0].total or 0)
 
 

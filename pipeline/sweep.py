@@ -126,7 +126,13 @@ def compute(targets: dict[str, Any], *, client=None, progress: Callable[[], Any]
 
     names = list(targets)
     values = [targets[n] for n in names]
-    with progress() if progress else nullcontext():
+    with progress() if progress else nullcontext() as bar:
         # the scheduler is named by the caller's context: dask would otherwise import distributed to look for a client
-        results = dask.compute(*values) if client is None else client.gather(client.compute(values))
+        if client is None:
+            results = dask.compute(*values)
+        else:
+            futures = client.compute(values)
+            if hasattr(bar, "watch"):
+                bar.watch(futures)  # dask's local callbacks do not fire on a cluster
+            results = client.gather(futures)
     return dict(zip(names, results))

@@ -48,9 +48,20 @@ def test_distributed_localcluster_equals_threads(exact_run, sample_config, tmp_p
     workers write tile parts without a lock; 512: the 2x and 4x blocks do not (reopen under a lock)."""
     from distributed import LocalCluster
 
+    import io
+    import re
+
+    from rich.console import Console
+
+    from lucr.report import dask_progress
+
+    shown = io.StringIO()
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        other = run(sample_config, out_dir=tmp_path, scheduler_address=cluster.scheduler_address, chunks=chunks)
+        other = run(sample_config, out_dir=tmp_path, scheduler_address=cluster.scheduler_address, chunks=chunks,
+                    progress=lambda: dask_progress(Console(file=shown, width=80)))
     _assert_same(exact_run, other)
+    done = re.findall(r"(\d+)/(\d+) tasks", shown.getvalue())
+    assert done and done[-1][0] == done[-1][1] and int(done[-1][1]) > 10, shown.getvalue()  # the bar advanced on the cluster
     if chunks == 1024:  # full-resolution tiles encoded as the local run encodes them (ZSTD level 1)
         from lucr.cog import read_levels
 
