@@ -337,35 +337,40 @@ def edge_corrections(rows, cols, fraction, unit, zones, row_area_fx):
     """
     n = rows.shape[0]
     width = zones.shape[1]
-    key = rows * width + cols
-    order = np.argsort(key, kind="mergesort")
-    cap = 3 * n
-    o_row = np.empty(cap, np.int32)
-    o_col = np.empty(cap, np.int32)
-    o_zone = np.empty(cap, np.int64)
-    o_share = np.empty(cap, np.float64)
-    o_area = np.empty(cap, np.int64)
-    m = 0
-    i = 0
-    while i < n:
-        j = i
-        r, c = rows[order[i]], cols[order[i]]
-        a = row_area_fx[r]
+    # the boundary cells, in order of first appearance (a slot per cell; no sort)
+    slot_of_cell = np.full(zones.shape[0] * width, -1, np.int32)
+    cell_row = np.empty(n, np.int64)
+    cell_col = np.empty(n, np.int64)
+    covered = np.zeros(n, np.float64)
+    covered_fx = np.zeros(n, np.int64)
+    centre_crosses = np.zeros(n, np.bool_)
+    n_cells = 0
+    o_row = np.empty(3 * n, np.int32)
+    o_col = np.empty(3 * n, np.int32)
+    o_zone = np.empty(3 * n, np.int64)
+    o_share = np.empty(3 * n, np.float64)
+    o_area = np.empty(3 * n, np.int64)
+    for e in range(n):
+        r, c = rows[e], cols[e]
+        k = slot_of_cell[r * width + c]
+        if k < 0:
+            k = n_cells
+            slot_of_cell[r * width + c] = k
+            cell_row[k], cell_col[k] = r, c
+            n_cells += 1
+        add = np.int64(np.rint(fraction[e] * row_area_fx[r]))
+        o_row[e], o_col[e], o_zone[e], o_share[e], o_area[e] = r, c, unit[e], fraction[e], add
+        covered[k] += fraction[e]
+        covered_fx[k] += add
+        if unit[e] == zones[r, c]:
+            centre_crosses[k] = True
+    m = n
+    for k in range(n_cells):
+        r, c = cell_row[k], cell_col[k]
         centre = np.int64(zones[r, c])
-        covered, covered_fx, centre_crosses = 0.0, np.int64(0), False
-        while j < n and key[order[j]] == key[order[i]]:
-            e = order[j]
-            add = np.int64(np.rint(fraction[e] * a))
-            o_row[m], o_col[m], o_zone[m], o_share[m], o_area[m] = r, c, unit[e], fraction[e], add
-            m += 1
-            covered += fraction[e]
-            covered_fx += add
-            if unit[e] == centre:
-                centre_crosses = True
-            j += 1
-        if centre == 0 or centre_crosses:
+        if centre == 0 or centre_crosses[k]:
+            a = row_area_fx[r]
             o_row[m], o_col[m], o_zone[m], o_share[m], o_area[m] = r, c, centre, -1.0, -a
-            o_row[m + 1], o_col[m + 1], o_zone[m + 1], o_share[m + 1], o_area[m + 1] = r, c, 0, 1.0 - covered, a - covered_fx
+            o_row[m + 1], o_col[m + 1], o_zone[m + 1], o_share[m + 1], o_area[m + 1] = r, c, 0, 1.0 - covered[k], a - covered_fx[k]
             m += 2
-        i = j
     return o_row[:m].copy(), o_col[:m].copy(), o_zone[:m].copy(), o_share[:m].copy(), o_area[:m].copy()

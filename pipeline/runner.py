@@ -23,8 +23,6 @@ import numpy as np
 import pandas as pd
 from rasterio.errors import RasterioIOError
 
-from lucr import analysis
-from lucr.analysis.panel import equally_spaced
 from lucr.area import fixed_point_scale_bits, from_fixed_point, row_cell_area_ha
 from lucr.chunk import ChunkLayers
 from lucr.coefficients import CoefficientTable, load_table
@@ -211,7 +209,10 @@ def run(
         )
     ]
     analysed = analysed_levels(cfg, table, [lc.year for lc in series])
-    names += [n for z, sections in analysed for n in analysis.output_names(z.plural, sections, cfg.output.tables)]
+    if analysed:
+        from lucr import analysis  # imported when a run analyses (esda, scipy: ~0.1 s)
+
+        names += [n for z, sections in analysed for n in analysis.output_names(z.plural, sections, cfg.output.tables)]
     if ctx.multi_date:
         names += [n for z in cfg.zones for n in table_names(z.output_stem() + "_by_year", cfg.output.tables)]
     if cfg.change is not None:
@@ -257,6 +258,9 @@ def analysed_levels(cfg: RunConfig, table: CoefficientTable, years: list[int | N
     settings = cfg.analysis
     if settings is None:
         return []
+    from lucr import analysis
+    from lucr.analysis.panel import equally_spaced
+
     columns = numeric_columns(table.codes)
     unknown = [v for v in settings.columns() if v not in columns]
     if unknown:
@@ -290,6 +294,7 @@ def _time_series_outputs(cfg: RunConfig, by_year: dict, layers: list[ZoneLayer],
         sections = next((s for z, s in analysed if z.level == zcfg.level), None)
         if sections is None:
             continue
+        from lucr import analysis
         log.info("analysis of %s: %s", zcfg.plural, ", ".join(sections) or "nothing to run")
         level_table = analysis.UnitTable(
             frame=long, id_col="unit_id", year_col="year" if dated else None, label=zcfg.plural,
