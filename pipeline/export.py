@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -21,8 +22,8 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import rasterio
-from affine import Affine
 from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from lucr.cog import Level, read_levels, read_tile_parts, write_cog
@@ -86,10 +87,10 @@ class TilePartsWriter:
     need the output folder on storage they share with the client.
     """
 
-    def __init__(self, path: str | Path, grid: Grid, profile: dict):
+    def __init__(self, path: str | Path, profile: dict):
         self.path = str(path)
-        self.grid = grid
-        self.profile = {k: v for k, v in profile.items() if k != "photometric"}  # parts carry tiles only
+        # parts carry tiles only: no palette, no georeferencing (a CRS costs a PROJ round trip per file)
+        self.profile = {k: v for k, v in profile.items() if k not in ("photometric", "crs", "transform")}
         Path(self.parts_dir).mkdir(exist_ok=True)
 
     @property
@@ -104,9 +105,13 @@ class TilePartsWriter:
     def __setitem__(self, key, value: np.ndarray) -> None:
         _, rows, cols = key
         row_off, col_off = rows.start or 0, cols.start or 0
-        profile = {**self.profile, "height": value.shape[1], "width": value.shape[2], "transform": self.grid.transform * Affine.translation(col_off, row_off)}
-        with rasterio.open(f"{self.parts_dir}/{row_off}_{col_off}.tif", "w", **profile) as dst:
-            dst.write(value)
+        profile = {**self.profile, "height": value.shape[1], "width": value.shape[2]}
+        if value.shape[1] * value.shape[2] <= 4 * TILE * TILE:
+            profile["NUM_THREADS"] = 1  # a few tiles: GDAL's encoder pool costs more than it saves
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(f"{self.parts_dir}/{row_off}_{col_off}.tif", "w", **profile) as dst:
+                dst.write(value)
 
     def close(self) -> None:
         pass

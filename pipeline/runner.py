@@ -348,28 +348,36 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
     sources = PassSources({lc.year: aligned(lc.codes.data) for lc in ctx.dates}, {k: aligned(r.values.data) for k, r in ctx.rasters.items()})
     sweep = Sweep(sources, ChunkLayers(grid, zones, ctx.scale_bits, exact=ctx.engine == "exact"))
     stores, writers, cogs = [], [], []
+    targets: dict[str, Any] = {r.name: sweep.reduce(r) for r in reductions}
     for product in maps:
         array = sweep.map(product)
         full = staged.path(f"{product.name}.full.tif")
         overviews = {f: staged.path(f"{product.name}.ovr{f}.tif") for f in STREAMED_OVERVIEWS if f in overview_factors(grid)}
-        for g, path, arr in [(grid, full, array)] + [(grid.decimated(f), p, array[:, ::f, ::f]) for f, p in overviews.items()]:
+        levels = [(1, grid, full, array)] + [(f, grid.decimated(f), p, array[:, ::f, ::f]) for f, p in overviews.items()]
+        cogs.append((product, full, overviews))
+        if client is not None:
+            # on a cluster, levels whose blocks start on tiles: each worker writes its blocks' tiles to
+            # files of its own, in the task that computes the block (no lock, no transfer of the block);
+            # the empty files keep each level's tags and layout
+            parts = []
+            for f, g, path, arr in levels:
+                if TilePartsWriter.aligned(arr.chunks):
+                    open_map_writer(path, g, product, cfg.output.compress).close()
+                    parts.append((f, TilePartsWriter(path, map_profile(g, product, cfg.output.compress))))
+            if parts:
+                targets[f"{_MAPS}-{product.name}"] = sweep.write(product, parts)
+            # the other levels (blocks not on tiles) recompute the block from the same chunk bundle
+            levels = [lv for lv in levels if lv[0] not in {f for f, _ in parts}]
+        for _, g, path, arr in levels:
             writer = open_map_writer(path, g, product, cfg.output.compress)
             if client is not None:
-                writer.close()  # the empty file keeps the map's tags and layout
-                if TilePartsWriter.aligned(arr.chunks):  # workers write their blocks' tiles to files of their own
-                    writer = TilePartsWriter(path, g, map_profile(g, product, cfg.output.compress))
+                writer.close()  # workers reopen the file in update mode (blocks not aligned to tiles)
             writers.append(writer)
             stores.append((arr, writer))
-        cogs.append((product, full, overviews))
-    targets: dict[str, Any] = {r.name: sweep.reduce(r) for r in reductions}
     for k, (arr, writer) in enumerate(stores):
         # one lock per file: a GDAL dataset takes one writer at a time, but different files are
-        # written concurrently (one global lock serialised every map behind the slowest encoder);
-        # tile parts need none. Unaligned blocks on a cluster: workers reopen the file under a lock.
-        if isinstance(writer, TilePartsWriter):
-            lock = False
-        else:
-            lock = threading.Lock() if client is None else _distributed_lock()
+        # written concurrently (one global lock serialised every map behind the slowest encoder)
+        lock = threading.Lock() if client is None else _distributed_lock()
         targets[f"{_MAPS}-{k}"] = da.store(arr, writer, lock=lock, compute=False, return_stored=False)
     t0 = time.perf_counter()
     try:
@@ -384,8 +392,8 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         for writer in writers:
             writer.close()
     timings = {"compute": round(time.perf_counter() - t0, 3)}
-    for k in range(len(stores)):
-        totals.pop(f"{_MAPS}-{k}")
+    for key in [k for k in totals if k.startswith(_MAPS)]:
+        totals.pop(key)
     for lc in ctx.dates:
         cols = ctx.columns[lc.year]
         code_count = totals[reduction_name(lc.year)][1]

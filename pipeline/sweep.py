@@ -47,6 +47,19 @@ def _map_block(product, chunk):
     return product.block(chunk)
 
 
+def _write_block(product, writers, window, chunk):
+    block = product.block(chunk)
+    row_off, col_off = int(window.row_off), int(window.col_off)
+    for factor, writer in writers:
+        piece = block if factor == 1 else block[:, ::factor, ::factor]
+        r, c = row_off // factor, col_off // factor
+        writer[(slice(None), slice(r, r + piece.shape[1]), slice(c, c + piece.shape[2]))] = piece
+
+
+def _done(*_):
+    return None
+
+
 def _reduce_chunk(reduction, chunk):
     return reduction.chunk(chunk)
 
@@ -97,6 +110,24 @@ class Sweep:
             dsk[(name, 0, i, j)] = (_map_block, spec, (self.name, i, j))
         chunks = ((len(product.bands),),) + self.chunks
         return da.Array(self._with_layer(name, dsk), name, chunks=chunks, dtype=np.dtype(product.dtype))
+
+    def write(self, product, writers: list[tuple[int, Any]]) -> Delayed:
+        """Delayed writing of a map product by lock-free targets, one task per chunk.
+
+        Each task computes the product's block and hands it, and its strided views for the
+        overview ``factor`` of each ``(factor, writer)``, to the writers (e.g.
+        :class:`lucr.export.TilePartsWriter`): the block never leaves the worker that made it.
+        Every chunk offset must be a multiple of every factor.
+        """
+        name = f"lucr-write-{product.name}-{tokenize(self.name, product.name)}"
+        spec, targets = f"{name}-spec", f"{name}-writers"
+        dsk: dict[Any, Any] = {spec: product, targets: writers}
+        keys = []
+        for (i, j), window in self.windows.items():
+            dsk[(name, i, j)] = (_write_block, spec, targets, window, (self.name, i, j))
+            keys.append((name, i, j))
+        dsk[f"{name}-done"] = (_done, *keys)
+        return Delayed(f"{name}-done", self._with_layer(name, dsk), layer=name)
 
     def reduce(self, reduction, split_every: int = 8) -> Delayed:
         """Delayed total of a reduction: per-chunk partials combined ``split_every`` at a time."""
