@@ -347,8 +347,8 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
     aligned = lambda a: a if a.chunks == first.chunks else a.rechunk(first.chunks)  # noqa: E731  (same blocks read once)
     sources = PassSources({lc.year: aligned(lc.codes.data) for lc in ctx.dates}, {k: aligned(r.values.data) for k, r in ctx.rasters.items()})
     sweep = Sweep(sources, ChunkLayers(grid, zones, ctx.scale_bits, exact=ctx.engine == "exact"))
-    stores, writers, cogs = [], [], []
-    targets: dict[str, Any] = {r.name: sweep.reduce(r) for r in reductions}
+    stores, writers, cogs, fused_writes = [], [], [], []
+    targets: dict[str, Any] = {}
     for product in maps:
         array = sweep.map(product)
         full = staged.path(f"{product.name}.full.tif")
@@ -365,7 +365,7 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
                     open_map_writer(path, g, product, cfg.output.compress).close()
                     parts.append((f, TilePartsWriter(path, map_profile(g, product, cfg.output.compress))))
             if parts:
-                targets[f"{_MAPS}-{product.name}"] = sweep.write(product, parts)
+                fused_writes.append((product, parts))
             # the other levels (blocks not on tiles) recompute the block from the same chunk bundle
             levels = [lv for lv in levels if lv[0] not in {f for f, _ in parts}]
         for _, g, path, arr in levels:
@@ -374,6 +374,10 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
                 writer.close()  # workers reopen the file in update mode (blocks not aligned to tiles)
             writers.append(writer)
             stores.append((arr, writer))
+    if client is not None:  # one task per chunk for every reduction and the aligned map writes
+        targets[_FUSED] = sweep.fused(reductions, fused_writes)
+    else:
+        targets.update({r.name: sweep.reduce(r) for r in reductions})
     for k, (arr, writer) in enumerate(stores):
         # one lock per file: a GDAL dataset takes one writer at a time, but different files are
         # written concurrently (one global lock serialised every map behind the slowest encoder)
@@ -394,6 +398,8 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
     timings = {"compute": round(time.perf_counter() - t0, 3)}
     for key in [k for k in totals if k.startswith(_MAPS)]:
         totals.pop(key)
+    if _FUSED in totals:
+        totals.update(zip([r.name for r in reductions], totals.pop(_FUSED)))
     for lc in ctx.dates:
         cols = ctx.columns[lc.year]
         code_count = totals[reduction_name(lc.year)][1]
@@ -408,6 +414,7 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
 
 
 _MAPS = "lucr-maps"
+_FUSED = "lucr-fused"
 
 
 def _date_outputs(ctx: RunContext, lc: LandCover, area_fx: np.ndarray, code_count: np.ndarray, staged: StagedOutputs, flux_raster=None) -> YearResult:

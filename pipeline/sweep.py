@@ -56,8 +56,21 @@ def _write_block(product, writers, window, chunk):
         writer[(slice(None), slice(r, r + piece.shape[1]), slice(c, c + piece.shape[2]))] = piece
 
 
-def _done(*_):
-    return None
+def _fused_chunk(spec, window, chunk):
+    reductions, writes = spec
+    for product, writers in writes:
+        _write_block(product, writers, window, chunk)
+    return tuple(r.chunk(chunk) for r in reductions)
+
+
+def _combine_all(spec, *parts):
+    reductions, _ = spec
+    return tuple(r.combine([p[k] for p in parts]) for k, r in enumerate(reductions))
+
+
+def _finalize_all(spec, total):
+    reductions, _ = spec
+    return tuple(r.finalize(t) for r, t in zip(reductions, total))
 
 
 def _reduce_chunk(reduction, chunk):
@@ -111,23 +124,32 @@ class Sweep:
         chunks = ((len(product.bands),),) + self.chunks
         return da.Array(self._with_layer(name, dsk), name, chunks=chunks, dtype=np.dtype(product.dtype))
 
-    def write(self, product, writers: list[tuple[int, Any]]) -> Delayed:
-        """Delayed writing of a map product by lock-free targets, one task per chunk.
+    def fused(self, reductions: list, writes: list[tuple[Any, list[tuple[int, Any]]]], split_every: int = 8) -> Delayed:
+        """Delayed tuple of the totals of ``reductions``, with the map ``writes`` done in the same task.
 
-        Each task computes the product's block and hands it, and its strided views for the
-        overview ``factor`` of each ``(factor, writer)``, to the writers (e.g.
-        :class:`lucr.export.TilePartsWriter`): the block never leaves the worker that made it.
-        Every chunk offset must be a multiple of every factor.
+        One task per chunk computes every reduction's partial and writes every map block
+        (``(product, [(factor, writer), ...])``: the block and its strided views for the
+        overview factors, to lock-free targets such as :class:`lucr.export.TilePartsWriter`;
+        chunk offsets must be multiples of every factor), so the chunk bundle never
+        leaves the worker that built it: on a cluster nothing but the small partials moves.
         """
-        name = f"lucr-write-{product.name}-{tokenize(self.name, product.name)}"
-        spec, targets = f"{name}-spec", f"{name}-writers"
-        dsk: dict[Any, Any] = {spec: product, targets: writers}
-        keys = []
+        name = f"lucr-fused-{tokenize(self.name, [r.name for r in reductions], [p.name for p, _ in writes])}"
+        spec = f"{name}-spec"
+        dsk: dict[Any, Any] = {spec: (list(reductions), list(writes))}
+        parts = []
         for (i, j), window in self.windows.items():
-            dsk[(name, i, j)] = (_write_block, spec, targets, window, (self.name, i, j))
-            keys.append((name, i, j))
-        dsk[f"{name}-done"] = (_done, *keys)
-        return Delayed(f"{name}-done", self._with_layer(name, dsk), layer=name)
+            dsk[(name, i, j)] = (_fused_chunk, spec, window, (self.name, i, j))
+            parts.append((name, i, j))
+        level = 0
+        while len(parts) > 1:
+            combined = []
+            for k in range(0, len(parts), split_every):
+                key = (f"{name}-combine-{level}", k)
+                dsk[key] = (_combine_all, spec, *parts[k : k + split_every])
+                combined.append(key)
+            parts, level = combined, level + 1
+        dsk[f"{name}-total"] = (_finalize_all, spec, parts[0])
+        return Delayed(f"{name}-total", self._with_layer(name, dsk), layer=name)
 
     def reduce(self, reduction, split_every: int = 8) -> Delayed:
         """Delayed total of a reduction: per-chunk partials combined ``split_every`` at a time."""
