@@ -17,67 +17,25 @@ from numba import njit
 
 
 @njit(nogil=True, cache=True)
-def accumulate_zone_class_area(codes, zones, row_area_fx, class_of_code, code_offset, out_area_fx, out_code_count):
-    """Accumulate cell areas of one chunk into ``out_area_fx[zone, class]``.
-
-    Parameters
-    ----------
-    codes : 2-D integer array (rows, cols)
-        Land-cover class codes of the chunk.
-    zones : 2-D integer array (rows, cols)
-        Zone index of each cell: 0 outside every unit, 1..n_zones inside one.
-    row_area_fx : 1-D int64 array (rows,)
-        Fixed-point area of one cell of each row of the chunk.
-    class_of_code : 1-D int32 array
-        ``class_of_code[code - code_offset]`` = column of the cross-tab: 0..K-1 for the
-        K classes of the coefficient table, K for codes missing from it (unknown),
-        K+1 for nodata.
-    code_offset : int
-        Smallest code ``class_of_code`` covers.
-    out_area_fx : 2-D int64 array (n_zones + 1, K + 2)
-        Accumulator, updated in place.
-    out_code_count : 1-D int64 array, same length as ``class_of_code``
-        Cell count of every code (a histogram of the chunk), updated in place; it
-        names unknown codes with their counts.
-
-    Examples
-    --------
-    >>> codes = np.array([[1, 2], [2, 9]], np.uint8)
-    >>> zones = np.array([[1, 1], [0, 1]], np.int32)
-    >>> lut = np.full(256, 2, np.int32); lut[1] = 0; lut[2] = 1; lut[9] = 3
-    >>> area = np.zeros((2, 4), np.int64); hist = np.zeros(256, np.int64)
-    >>> accumulate_zone_class_area(codes, zones, np.array([10, 20], np.int64), lut, 0, area, hist)
-    >>> area.tolist()
-    [[0, 20, 0, 0], [10, 10, 0, 20]]
-    """
-    n_codes = class_of_code.shape[0]
-    nodata_col = out_area_fx.shape[1] - 1
-    rows, cols = codes.shape
-    for i in range(rows):
-        a = row_area_fx[i]
-        for j in range(cols):
-            k = np.int64(codes[i, j]) - code_offset
-            if 0 <= k < n_codes:
-                col = class_of_code[k]
-                out_code_count[k] += 1
-            else:
-                col = nodata_col
-            out_area_fx[zones[i, j], col] += a
-
-
-@njit(nogil=True, cache=True)
-def accumulate_local_zone_class_area(codes, zones, row_area_fx, class_of_code, code_offset, n_cols, local_of_zone, out_code_count,
-                                     edge_rows, edge_cols, edge_zones, edge_area_fx):
-    """:func:`accumulate_zone_class_area` for the zones present in the chunk only.
+def accumulate_zone_class_area(codes, zones, row_area_fx, class_of_code, code_offset, n_cols, local_of_zone, out_code_count,
+                                edge_rows, edge_cols, edge_zones, edge_area_fx):
+    """Accumulate the cell areas of one chunk per (zone, class column), for the zones present in it.
 
     A dense (all zones x classes) block per chunk would grow with the number of units of
     the run (~26 MB for 300,000 units); this one grows with the units the chunk holds.
 
     Parameters
     ----------
+    codes : 2-D integer array (rows, cols), land-cover class codes of the chunk
+    zones : 2-D integer array (rows, cols), zone index of each cell: 0 outside every unit
+    row_area_fx : 1-D int64 (rows,), fixed-point area of one cell of each row
+    class_of_code : 1-D int32, ``class_of_code[code - code_offset]`` = column: 0..K-1 for the
+        K classes of the table, K for codes missing from it (unknown), K+1 for nodata
+    code_offset : smallest code ``class_of_code`` covers
     n_cols : K + 2 (classes, unknown, nodata)
     local_of_zone : 1-D int64 scratch (n_zones + 1,), all -1 on entry and on return
-    out_code_count : as in :func:`accumulate_zone_class_area`, updated in place
+    out_code_count : 1-D int64, same length as ``class_of_code``: cell count of every code
+        (a histogram of the chunk, which names unknown codes with their counts), updated in place
     edge_rows, edge_cols, edge_zones, edge_area_fx : the exact engine's corrections of
         boundary cells (``lucr.chunk.EdgeCells``; empty arrays for the fast engine): entry
         ``i`` adds ``edge_area_fx[i]`` to zone ``edge_zones[i]`` in the class of its cell
@@ -92,7 +50,7 @@ def accumulate_local_zone_class_area(codes, zones, row_area_fx, class_of_code, c
     >>> lut = np.full(256, 2, np.int32); lut[1] = 0; lut[2] = 1; lut[9] = 3
     >>> scratch = np.full(8, -1, np.int64); hist = np.zeros(256, np.int64)
     >>> none = np.zeros(0, np.int64)
-    >>> z, a = accumulate_local_zone_class_area(np.array([[1, 2], [2, 9]], np.uint8), np.array([[7, 7], [0, 7]], np.int32),
+    >>> z, a = accumulate_zone_class_area(np.array([[1, 2], [2, 9]], np.uint8), np.array([[7, 7], [0, 7]], np.int32),
     ...     np.array([10, 20], np.int64), lut, 0, 4, scratch, hist, none, none, none, none)
     >>> z.tolist(), a.tolist()
     ([7, 0], [[10, 10, 0, 20], [0, 20, 0, 0]])

@@ -40,7 +40,7 @@ class EdgeCells:
     @classmethod
     def empty(cls) -> "EdgeCells":
         none = np.zeros(0, np.int64)
-        return cls(none, none, none, np.zeros(0), none)
+        return cls(np.zeros(0, np.int32), np.zeros(0, np.int32), none, np.zeros(0), none)  # the dtypes of the kernel's output
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])

@@ -35,15 +35,27 @@ def test_lookup_signed_dtype_offset():
     np.testing.assert_array_equal(out[2], [[2.0, -1.0, NAN]])
 
 
+NONE32, NONE64 = np.zeros(0, np.int32), np.zeros(0, np.int64)
+
+
+def _crosstab(codes, zones, row_area, class_of_code, off, n_zones, hist, edges=(NONE32, NONE32, NONE64, NONE64)):
+    """The kernel's sparse (zones present) result as a dense (n_zones + 1, 5) array."""
+    scratch = np.full(n_zones + 1, -1, np.int64)
+    ids, local = accumulate_zone_class_area(codes, zones, row_area, class_of_code, off, 5, scratch, hist, *edges)
+    assert (scratch == -1).all()  # the scratch is left as it was found
+    area = np.zeros((n_zones + 1, 5), np.int64)
+    area[ids] = local
+    return area
+
+
 def test_crosstab_hand_computed(table):
     class_of_code, _, off = table.dense_luts(np.dtype("uint8"))
     # columns: 0 forest(1), 1 urban(13), 2 water(0), 3 unknown, 4 nodata
     codes = np.array([[1, 1, 13], [0, 7, 255]], np.uint8)
     zones = np.array([[1, 2, 2], [0, 1, 1]], np.int32)
     row_area = np.array([100, 7], np.int64)
-    area = np.zeros((3, 5), np.int64)
     hist = np.zeros(256, np.int64)
-    accumulate_zone_class_area(codes, zones, row_area, class_of_code, off, area, hist)
+    area = _crosstab(codes, zones, row_area, class_of_code, off, 2, hist)
     expected = np.array([
         [0, 0, 7, 0, 0],      # outside: one water cell of row 1
         [100, 0, 0, 7, 7],    # zone 1: forest (row 0), unknown code 7 and nodata (row 1)
@@ -53,15 +65,21 @@ def test_crosstab_hand_computed(table):
     assert hist[1] == 2 and hist[13] == 1 and hist[0] == 1 and hist[7] == 1 and hist[255] == 1 and hist.sum() == 6
     # the histogram names code 7 as the only code of the 'unknown' column
     assert [c for c in np.flatnonzero(hist) if class_of_code[c - off] == table.n_classes] == [7]
+    # exact-engine corrections: cell (0, 1) (forest, centre in zone 2) is 30 % zone 2 and 70 % zone 3,
+    # a zone without any cell centre in the chunk; cell (1, 0) (water, outside) is 40 % zone 1
+    edges = (np.array([0, 0, 0, 1, 1, 1], np.int32), np.array([1, 1, 1, 0, 0, 0], np.int32),
+             np.array([2, 3, 2, 1, 0, 0], np.int64), np.array([30, 70, -100, 3, -7, 4], np.int64))
+    area = _crosstab(codes, zones, row_area, class_of_code, off, 3, np.zeros(256, np.int64), edges)
+    np.testing.assert_array_equal(area[:3], [[0, 0, 4, 0, 0], [100, 0, 3, 7, 7], [30, 100, 0, 0, 0]])
+    np.testing.assert_array_equal(area[3], [70, 0, 0, 0, 0])
 
 
 def test_crosstab_empty_and_all_nodata_chunks(table):
     class_of_code, _, off = table.dense_luts(np.dtype("uint8"))
-    area = np.zeros((2, 5), np.int64)
     hist = np.zeros(256, np.int64)
-    accumulate_zone_class_area(np.zeros((0, 4), np.uint8), np.zeros((0, 4), np.int32), np.zeros(0, np.int64), class_of_code, off, area, hist)
+    area = _crosstab(np.zeros((0, 4), np.uint8), np.zeros((0, 4), np.int32), np.zeros(0, np.int64), class_of_code, off, 1, hist)
     assert area.sum() == 0 and hist.sum() == 0
-    accumulate_zone_class_area(np.full((3, 4), 255, np.uint8), np.ones((3, 4), np.int32), np.array([1, 2, 3], np.int64), class_of_code, off, area, hist)
+    area = _crosstab(np.full((3, 4), 255, np.uint8), np.ones((3, 4), np.int32), np.array([1, 2, 3], np.int64), class_of_code, off, 1, hist)
     assert area[1, 4] == 4 * (1 + 2 + 3) and area.sum() == 24 and hist[255] == 12
     out = np.empty((3, 3, 4), np.float32)
     _, coef_lut, _ = table.dense_luts(np.dtype("uint8"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from lucr.chunk import Chunk, DateKey, EdgeCells
-from lucr.kernels.crosstab import accumulate_local_zone_class_area
+from lucr.kernels.crosstab import accumulate_zone_class_area
 from lucr.legend import ClassColumns
 from lucr.products.base import RunContext, merge_sparse
 
@@ -43,7 +43,7 @@ class ZoneClassArea:
         scratch = np.full(self.n_zones + 1, -1, np.int64)
         codes = chunk.codes[self.date]
         e = chunk.edges if chunk.edges is not None else EdgeCells.empty()  # exact engine: boundary cells by coverage fraction
-        zone_ids, area = accumulate_local_zone_class_area(
+        zone_ids, area = accumulate_zone_class_area(
             codes, chunk.zones, chunk.row_area_fx, self.columns.class_of_code, self.columns.offset, n_cols, scratch, code_count,
             e.rows, e.cols, e.zones, e.area_fx,
         )
