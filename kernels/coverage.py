@@ -339,17 +339,14 @@ def edge_corrections(rows, cols, fraction, unit, zones, row_area_fx):
     width = zones.shape[1]
     # the boundary cells, in order of first appearance (a slot per cell; no sort)
     slot_of_cell = np.full(zones.shape[0] * width, -1, np.int32)
-    cell_row = np.empty(n, np.int64)
-    cell_col = np.empty(n, np.int64)
+    slot = np.empty(n, np.int32)
+    add = np.empty(n, np.int64)
+    cell_row = np.empty(n, np.int32)
+    cell_col = np.empty(n, np.int32)
     covered = np.zeros(n, np.float64)
     covered_fx = np.zeros(n, np.int64)
     centre_crosses = np.zeros(n, np.bool_)
     n_cells = 0
-    o_row = np.empty(3 * n, np.int32)
-    o_col = np.empty(3 * n, np.int32)
-    o_zone = np.empty(3 * n, np.int64)
-    o_share = np.empty(3 * n, np.float64)
-    o_area = np.empty(3 * n, np.int64)
     for e in range(n):
         r, c = rows[e], cols[e]
         k = slot_of_cell[r * width + c]
@@ -358,12 +355,24 @@ def edge_corrections(rows, cols, fraction, unit, zones, row_area_fx):
             slot_of_cell[r * width + c] = k
             cell_row[k], cell_col[k] = r, c
             n_cells += 1
-        add = np.int64(np.rint(fraction[e] * row_area_fx[r]))
-        o_row[e], o_col[e], o_zone[e], o_share[e], o_area[e] = r, c, unit[e], fraction[e], add
+        slot[e] = k
+        add[e] = np.int64(np.rint(fraction[e] * row_area_fx[r]))
         covered[k] += fraction[e]
-        covered_fx[k] += add
+        covered_fx[k] += add[e]
         if unit[e] == zones[r, c]:
             centre_crosses[k] = True
+    n_redo = 0
+    for k in range(n_cells):
+        if centre_crosses[k] or zones[cell_row[k], cell_col[k]] == 0:
+            n_redo += 1
+    size = n + 2 * n_redo
+    o_row = np.empty(size, np.int32)
+    o_col = np.empty(size, np.int32)
+    o_zone = np.empty(size, np.int64)
+    o_share = np.empty(size, np.float64)
+    o_area = np.empty(size, np.int64)
+    for e in range(n):
+        o_row[e], o_col[e], o_zone[e], o_share[e], o_area[e] = rows[e], cols[e], unit[e], fraction[e], add[e]
     m = n
     for k in range(n_cells):
         r, c = cell_row[k], cell_col[k]
@@ -373,4 +382,4 @@ def edge_corrections(rows, cols, fraction, unit, zones, row_area_fx):
             o_row[m], o_col[m], o_zone[m], o_share[m], o_area[m] = r, c, centre, -1.0, -a
             o_row[m + 1], o_col[m + 1], o_zone[m + 1], o_share[m + 1], o_area[m + 1] = r, c, 0, 1.0 - covered[k], a - covered_fx[k]
             m += 2
-    return o_row[:m].copy(), o_col[:m].copy(), o_zone[:m].copy(), o_share[:m].copy(), o_area[:m].copy()
+    return o_row, o_col, o_zone, o_share, o_area
