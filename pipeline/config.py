@@ -58,6 +58,9 @@ class ZoneLevelConfig(_Strict):
     name: str | None = Field(None, description="column holding the unit name")
     parent: str | None = Field(None, description="column holding the id of the enclosing unit one level up")
     output: str | None = Field(None, description="stem of the output tables (default zonal_<level>s)")
+    invalid: Literal["repair", "error"] = Field(
+        "repair", description="invalid polygons (e.g. self-intersecting): repair them with a warning naming each unit and its area change, or stop",
+    )
 
     def output_stem(self) -> str:
         return self.output or f"zonal_{self.plural}"

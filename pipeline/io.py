@@ -7,6 +7,7 @@ twice and no whole national grid is ever loaded.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +15,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
-import rioxarray
-import shapely  # noqa: F401  (registers the .rio accessor)
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import shapely
 import xarray as xr
 from rasterio.errors import RasterioIOError
 
@@ -23,6 +24,8 @@ from lucr.errors import InputFileError, MissingCRSError, NoOverlapError
 from lucr.grid import Grid
 
 SUPPORTED_DTYPES = ("uint8", "int8", "uint16", "int16")
+
+log = logging.getLogger("lucr")
 
 
 @dataclass(frozen=True)
@@ -162,10 +165,15 @@ class ZoneLayer:
     path: Path
 
 
-def read_zone_layer(path: str | Path, *, level: str, id_col: str, name_col: str | None, parent_col: str | None, layer: str | None, grid: Grid) -> ZoneLayer:
+def read_zone_layer(
+    path: str | Path, *, level: str, id_col: str, name_col: str | None, parent_col: str | None, layer: str | None, grid: Grid,
+    invalid: str = "repair",
+) -> ZoneLayer:
     """Read one level of admin polygons and reproject them to the grid's CRS.
 
     Ids (and parent ids) are kept as text so that codes like adcodes compare exactly.
+    Invalid polygons are repaired with a warning naming each unit and its area change
+    (``invalid="repair"``), or refused (``"error"``).
     """
     path = Path(path)
     if not path.exists():
@@ -185,13 +193,35 @@ def read_zone_layer(path: str | Path, *, level: str, id_col: str, name_col: str 
     if missing:
         cols = [c for c in gdf.columns if c != gdf.geometry.name]
         raise InputFileError(f"column(s) {missing} not found (columns: {cols})", path=path, fix=f"set 'id'/'name'/'parent' of zone level '{level}' to existing columns")
+    blank = lambda col: gdf[col].isna().to_numpy() | (gdf[col].astype(str).str.strip() == "").to_numpy()  # noqa: E731
+    if blank(id_col).any():
+        rows = (np.flatnonzero(blank(id_col)) + 1).tolist()
+        raise InputFileError(
+            f"{len(rows)} unit(s) have no id in column '{id_col}' (feature(s) {_listing(rows)})", path=path,
+            fix=f"give every unit an id in '{id_col}', or remove those features",
+        )
     ids = gdf[id_col].astype(str)
+    if parent_col and blank(parent_col).any():
+        orphans = ids[blank(parent_col)].tolist()
+        raise InputFileError(
+            f"{len(orphans)} unit(s) of level '{level}' have no parent id in column '{parent_col}': {_listing(orphans)}", path=path,
+            fix=f"fill '{parent_col}' with the id of each unit's parent, or drop 'parent' from the level to read it on its own",
+        )
     dup = ids[ids.duplicated()].unique().tolist()
     if dup:
         raise InputFileError(f"unit ids are not unique in column '{id_col}': {dup[:10]}", path=path, fix="give a column with one id per unit (dissolve multi-part units first)")
-    if not gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).all():
-        raise InputFileError("the layer holds non-polygon geometries", path=path, fix="admin units must be polygons")
-    geoms = gpd.GeoSeries(_repaired(gdf.geometry.values), crs=gdf.crs)
+    missing_geometry = (gdf.geometry.isna() | gdf.geometry.is_empty).to_numpy()
+    if missing_geometry.any():
+        raise InputFileError(
+            f"unit(s) {_listing(ids[missing_geometry].tolist())} have no geometry (null or empty)", path=path,
+            fix="give those units their polygon, or remove them from the layer",
+        )
+    kinds = gdf.geometry.geom_type
+    other = ~kinds.isin(["Polygon", "MultiPolygon"]).to_numpy()
+    if other.any():
+        found = ", ".join(f"{i} ({k})" for i, k in list(zip(ids[other], kinds[other]))[:10])
+        raise InputFileError(f"the layer holds non-polygon geometries: {found}", path=path, fix="admin units must be polygons")
+    geoms = gpd.GeoSeries(_repaired(gdf.geometry.values, ids.to_numpy(), path, level, invalid), crs=gdf.crs)
     empty = ids[geoms.is_empty.to_numpy()].tolist()
     if empty:
         raise InputFileError(f"units {empty[:10]} have no polygon area", path=path, fix="repair or drop these geometries")
@@ -212,12 +242,42 @@ def read_zone_layer(path: str | Path, *, level: str, id_col: str, name_col: str 
     return ZoneLayer(level=level, frame=frame, geometry_grid_crs=in_grid, path=path)
 
 
-def _repaired(geoms) -> np.ndarray:
+def _listing(items: list, limit: int = 10) -> str:
+    """``a, b, c`` (and how many more)."""
+    shown = ", ".join(map(str, items[:limit]))
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _repaired(geoms, ids: np.ndarray, path: Path, level: str, policy: str) -> np.ndarray:
     """The geometries, the invalid ones repaired (``make_valid``) to their polygon parts only
-    (make_valid may add lines or points); valid ones are kept as they are, not copied."""
+    (make_valid may add lines or points); valid ones are kept as they are, not copied.
+
+    Each repair is reported (unit id, reason, area before and after: a self-intersecting
+    ring's area is ill-defined, so the change can be large); ``policy="error"`` refuses instead.
+    """
     out = np.asarray(geoms, dtype=object).copy()
     invalid = np.flatnonzero(~shapely.is_valid(out))
+    if invalid.size == 0:
+        return out
+    reasons = [shapely.is_valid_reason(g).split("[")[0] for g in out[invalid]]
+    before = shapely.area(out[invalid])
+    if policy == "error":
+        found = ", ".join(f"{ids[i]} ({r})" for i, r in list(zip(invalid, reasons))[:10])
+        raise InputFileError(
+            f"{invalid.size} invalid polygon(s) of level '{level}': {found}", path=path,
+            fix=f"repair them (QGIS 'Fix geometries', or `ogr2ogr -makevalid`), or set 'invalid: repair' on level '{level}'",
+        )
     out[invalid] = shapely.make_valid(out[invalid])
+    after = np.array([shapely.area(g) if g.geom_type != "GeometryCollection" else shapely.area(shapely.union_all([p for p in g.geoms if p.geom_type in ("Polygon", "MultiPolygon")])) for g in out[invalid]])
+    changes = "; ".join(
+        f"{ids[i]} ({r.strip()}, area {b:.6g} -> {a:.6g}{f', {100 * (a - b) / b:+.1f} %' if b else ''})"
+        for i, r, b, a in list(zip(invalid, reasons, before, after))[:10]
+    )
+    log.warning(
+        "%s: repaired %d invalid polygon(s) of level '%s' (areas in the layer's units): %s%s "
+        "(fix: repair them in the source, or set 'invalid: error' on the level to stop on them)",
+        path, invalid.size, level, changes, f"; and {invalid.size - 10} more" if invalid.size > 10 else "",
+    )
     for i in invalid:
         g = out[i]
         if g.geom_type == "GeometryCollection":

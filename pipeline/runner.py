@@ -31,7 +31,7 @@ from lucr.change.stage import table_kinds
 from lucr.change.scenarios import check as check_scenarios
 from lucr.change.stocks import pools_per_class, read_pools
 from lucr.config import RunConfig, ZoneLevelConfig, _plural
-from lucr.errors import ConfigError, InputFileError, LucrError, UnknownClassError
+from lucr.errors import ConfigError, InputFileError, LucrError, OutputError, UnknownClassError
 from lucr.export import (
     STREAMED_OVERVIEWS, StagedOutputs, TilePartsWriter, finalize_cog, map_profile, open_map_writer, overview_factors, table_names,
     write_frame, write_table,
@@ -114,10 +114,36 @@ def scheduler(address: str | None, threads: int | None) -> Iterator[Any]:
         yield client
 
 
+def _input_paths(cfg: RunConfig, series: list[LandCover], table: CoefficientTable) -> list[Path]:
+    """Every file the run reads: config, land cover, zones, tables, value rasters."""
+    paths = [lc.path for lc in series] + [Path(z.path) for z in cfg.zones]
+    paths += [Path(p) for p in (cfg.source, getattr(table, "path", None)) if p]
+    if cfg.flux_raster is not None:
+        paths.append(Path(cfg.flux_raster.path))
+    if cfg.change is not None:
+        paths += [Path(p) for p in (cfg.change.pools,) if p]
+        stock = cfg.change.stock_raster
+        paths += [Path(p) for p in (stock.values() if isinstance(stock, dict) else [stock]) if p]
+    return paths
+
+
+def _refuse_replacing_inputs(out_dir: Path, names: list[str], inputs: list[Path]) -> None:
+    """An output never replaces a file the run reads, whatever ``--overwrite`` says."""
+    for name in names:
+        target = out_dir / name
+        for source in inputs:
+            same = target.exists() and source.exists() and os.path.samefile(target, source)
+            if same or target.resolve() == source.resolve():
+                raise OutputError(
+                    f"the output '{name}' would replace the input file {source}", path=out_dir,
+                    fix="write the outputs to another folder (--out DIR), or move or rename the input",
+                )
+
+
 def read_zones(cfg: RunConfig, lc: LandCover) -> list[ZoneLayer]:
     """Read every configured level of admin units, coarsest first, and check their nesting."""
     layers = [
-        read_zone_layer(z.path, level=z.level, id_col=z.id, name_col=z.name, parent_col=z.parent, layer=z.layer, grid=lc.grid)
+        read_zone_layer(z.path, level=z.level, id_col=z.id, name_col=z.name, parent_col=z.parent, layer=z.layer, grid=lc.grid, invalid=z.invalid)
         for z in cfg.zones
     ]
     check_nesting(layers)
@@ -221,6 +247,7 @@ def run(
         kinds = table_kinds(ctx.multi_date, pool_table is not None, bool(cfg.change.scenarios))
         names += [n for kind in kinds for label in labels for n in table_names(f"{kind}_{label}", cfg.output.tables)]
     by_year = {}
+    _refuse_replacing_inputs(out_dir, names, _input_paths(cfg, series, table))
     with StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads) as client:
         t0 = time.perf_counter()
         totals, timings = _single_pass(ctx, maps, reductions, staged, client, progress)

@@ -267,3 +267,56 @@ def test_nodata_value_that_is_a_class_warns(tmp_path, caplog):
     cfg = _provinces_only(tmp_path, SAMPLE_PROVINCES) | {"landcover": {"path": str(path)}}
     run(parse_config(cfg, tmp_path))
     assert "nodata value 0 is class 'Water bodies'" in caplog.text and "466,304 cells" in caplog.text
+
+
+def test_null_parent_ids_name_the_units(tmp_path, capsys):
+    cities = gpd.read_file(SAMPLE_CITIES, layer="cities")
+    cities.loc[cities.index[:3], "province_adcode"] = None
+    path = _zones_file(tmp_path, cities, name="cities.gpkg", layer="cities")
+    cfg = base_config(tmp_path)
+    cfg["zones"][1]["path"] = str(path)
+    ids = ", ".join(cities["adcode"].astype(str)[:3])
+    expect_error(tmp_path, cfg, capsys, "cities.gpkg", "3 unit(s) of level 'city' have no parent id in column 'province_adcode'", ids, "Fix:")
+
+
+def test_null_ids_name_the_features(tmp_path, capsys):
+    frame = gpd.read_file(SAMPLE_PROVINCES)
+    frame.loc[frame.index[[1, 4]], "adcode"] = None
+    path = _zones_file(tmp_path, frame)
+    expect_error(tmp_path, _provinces_only(tmp_path, path), capsys, "units.gpkg", "2 unit(s) have no id in column 'adcode' (feature(s) 2, 5)")
+
+
+def test_null_geometry_names_the_unit(tmp_path, capsys):
+    frame = gpd.read_file(SAMPLE_PROVINCES)
+    frame.loc[frame.index[2], "geometry"] = None
+    path = _zones_file(tmp_path, frame)
+    unit = str(frame["adcode"].iloc[2])
+    expect_error(tmp_path, _provinces_only(tmp_path, path), capsys, "units.gpkg", f"unit(s) {unit} have no geometry (null or empty)")
+
+
+def _bowtie_units(tmp_path):
+    from shapely.geometry import Polygon
+
+    bowtie = Polygon([(110, 30), (112, 32), (112, 30), (110, 32)])  # self-intersecting at (111, 31)
+    square = Polygon([(113, 30), (115, 30), (115, 32), (113, 32)])
+    frame = gpd.GeoDataFrame({"adcode": ["bow", "sq"], "name": ["bowtie", "square"]}, geometry=[bowtie, square], crs=4326)
+    return _zones_file(tmp_path, frame)
+
+
+def test_self_intersecting_polygon_is_repaired_with_a_warning(tmp_path, caplog):
+    from lucr.config import parse_config
+    from lucr.runner import run
+
+    path = _bowtie_units(tmp_path)
+    with caplog.at_level("WARNING", logger="lucr"):
+        result = run(parse_config(_provinces_only(tmp_path, path), tmp_path))
+    message = next(r.getMessage() for r in caplog.records if "repaired" in r.getMessage())
+    assert "repaired 1 invalid polygon(s) of level 'province'" in message and "bow (Self-intersection" in message
+    assert "area 0 -> 2" in message  # the bowtie's signed shoelace area is 0; repaired: two triangles of 1 square degree
+    assert result.tables["province"].set_index("unit_id").loc["bow", "polygon_area_ha"] > 0
+
+
+def test_self_intersecting_polygon_refused_on_request(tmp_path, capsys):
+    path = _bowtie_units(tmp_path)
+    expect_error(tmp_path, _provinces_only(tmp_path, path, invalid="error"), capsys,
+                 "units.gpkg", "1 invalid polygon(s) of level 'province': bow (Self-intersection", "ogr2ogr -makevalid")
