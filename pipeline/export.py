@@ -10,8 +10,11 @@ succeeded, so an interrupted run never leaves a half-written file behind.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
+import socket
 import tempfile
 import warnings
 from pathlib import Path
@@ -30,6 +33,8 @@ from lucr.cog import Level, read_levels, read_tile_parts, write_cog
 from lucr.errors import OutputError, OutputExistsError
 from lucr.grid import Grid
 from lucr.products.base import MapProduct
+
+log = logging.getLogger("lucr")
 
 TILE = 512
 GDAL_THREADS = "ALL_CPUS"
@@ -210,11 +215,16 @@ def finalize_cog(full: Path, overviews: dict[int, Path], dst: Path, grid: Grid, 
     write_cog(levels, dst)
 
 
+STAGING_PREFIX = ".lucr-staging-"
+
+
 class StagedOutputs:
-    """Stage outputs in ``<out>/.lucr-staging-*`` and rename them into ``<out>`` on commit.
+    """Stage outputs in ``<out>/.lucr-staging-<host>-<pid>-*`` and rename them into ``<out>`` on commit.
 
     Used as a context manager: on an exception the staging folder is removed and no
-    output is touched.
+    output is touched; an output folder the run created is removed again if it stays
+    empty. Staging folders of killed runs (their process gone, on this host) are removed
+    when the next run starts.
     """
 
     def __init__(self, out_dir: Path, names: list[str], overwrite: bool):
@@ -227,11 +237,14 @@ class StagedOutputs:
                 fix="pass --overwrite to replace them, or choose another --out folder",
             )
         self.staging: Path | None = None
+        self.created_out_dir = False
 
     def __enter__(self) -> "StagedOutputs":
         try:
+            self.created_out_dir = not self.out_dir.exists()
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            self.staging = Path(tempfile.mkdtemp(prefix=".lucr-staging-", dir=self.out_dir))
+            remove_stale_staging(self.out_dir)
+            self.staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{_HOST}-{os.getpid()}-", dir=self.out_dir))
         except OSError as exc:
             raise OutputError(f"cannot create the output folder ({exc.strerror})", path=self.out_dir, fix="choose a writable --out folder") from None
         return self
@@ -271,6 +284,42 @@ class StagedOutputs:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.staging is not None:
             shutil.rmtree(self.staging, ignore_errors=True)
+        if exc_type is not None and self.created_out_dir:
+            with contextlib.suppress(OSError):
+                self.out_dir.rmdir()  # only if empty
+
+
+_HOST = socket.gethostname().replace("-", "_")
+
+
+def remove_stale_staging(out_dir: Path) -> None:
+    """Remove the staging folders that runs killed on this host left in ``out_dir``.
+
+    A folder whose run is alive, or was made on another host, is kept. One that holds
+    outputs a killed run had moved aside while publishing (``.replaced``) is kept and
+    named in a warning: they are the previous results.
+    """
+    for folder in Path(out_dir).glob(f"{STAGING_PREFIX}*"):
+        parts = folder.name[len(STAGING_PREFIX):].split("-")
+        if len(parts) < 3 or parts[0] != _HOST or not parts[1].isdigit() or _alive(int(parts[1])):
+            continue
+        replaced = folder / ".replaced"
+        if replaced.is_dir() and any(replaced.iterdir()):
+            log.warning("%s: a run was killed while publishing; the outputs it replaced are in %s (move them back if you need them)", out_dir, replaced)
+            continue
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        shutil.rmtree(folder, ignore_errors=True)
+        log.info("removed %s, left by an interrupted run (%.1f MB)", folder, size / 1e6)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def write_table(frame: gpd.GeoDataFrame, stem: str, formats: list[str], staged: StagedOutputs) -> None:
