@@ -7,6 +7,7 @@ User errors (``LucrError``) end with a one-paragraph message and exit code 2; pa
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -195,11 +196,37 @@ def legends() -> None:
     out.print("\nconfigs/legends/: codes, names, categories; configs/parameters/: values, sources", highlight=False)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that the run unwinds as on Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    _state["terminated"] = True  # click may turn the exception into an exit code: remember the signal
+    raise Terminated()
+
+
+def _interrupted() -> None:
+    """Say so and exit 130 (SIGINT) or 143 (SIGTERM)."""
+    terminated = _state.get("terminated", False)
+    console.print(f"[bold red]lucr: interrupted[/]{' (SIGTERM)' if terminated else ''}; no output was published", highlight=False)
+    sys.exit(143 if terminated else 130)
+
+
 def main() -> None:
-    """Console entry point: maps user errors to a message and exit code 2."""
+    """Console entry point: maps user errors to a message and exit code 2.
+
+    Ctrl-C (SIGINT) and SIGTERM cancel the run: the pass stops, the map writers finish
+    the block they are writing, the staging folder is removed, nothing is published, and
+    lucr exits with 130 (SIGINT) or 143 (SIGTERM) and says so.
+    """
     warnings.filterwarnings("ignore", category=FutureWarning)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns an exit code instead of exiting (e.g. 130 after an interrupt)
+        if code == 130:
+            _interrupted()
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except LucrError as exc:
         if _state["debug"]:
             raise
@@ -208,15 +235,14 @@ def main() -> None:
     except (typer.Exit, SystemExit) as exc:
         sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
     except KeyboardInterrupt:
-        console.print("[bold red]lucr: interrupted[/]; no output was published")
-        sys.exit(130)
+        _interrupted()
     except Exception as exc:
         # usage errors of click / typer (typer >= 0.20 vendors its own click classes)
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
-        if type(exc).__name__ == "Abort":
-            sys.exit(130)
+        if type(exc).__name__ == "Abort":  # click's wrapper of KeyboardInterrupt
+            _interrupted()
         raise
 
 

@@ -63,12 +63,16 @@ class GeoTiffWindowWriter:
                 self._dataset.write_colormap(1, colormap)
 
     def __getstate__(self):
-        return {"path": self.path, "_dataset": None}
+        return {"path": self.path, "_dataset": None, "closed": False}
+
+    closed = False
 
     def __setitem__(self, key, value: np.ndarray) -> None:
         bands, rows, cols = key
         window = Window.from_slices(rows, cols)
         indexes = list(range((bands.start or 0) + 1, (bands.stop or value.shape[0]) + 1))
+        if self.closed:  # the pass was cancelled (interrupt, error) and the file closed
+            raise RuntimeError(f"{self.path}: writer closed")
         if self._dataset is not None:
             self._dataset.write(value, indexes=indexes, window=window)
             return
@@ -76,6 +80,9 @@ class GeoTiffWindowWriter:
             dst.write(value, indexes=indexes, window=window)
 
     def close(self) -> None:
+        """Close the file; later writes raise. Hold the writer's store lock while calling it, so that
+        no dask thread is inside a write (a GDAL dataset closed under a writer crashes)."""
+        self.closed = True
         if self._dataset is not None:
             self._dataset.close()
             self._dataset = None

@@ -405,10 +405,12 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         targets[_FUSED] = sweep.fused(reductions, fused_writes)
     else:
         targets.update({r.name: sweep.reduce(r) for r in reductions})
+    locks = []
     for k, (arr, writer) in enumerate(stores):
         # one lock per file: a GDAL dataset takes one writer at a time, but different files are
         # written concurrently (one global lock serialised every map behind the slowest encoder)
         lock = threading.Lock() if client is None else _distributed_lock()
+        locks.append(lock)
         targets[f"{_MAPS}-{k}"] = da.store(arr, writer, lock=lock, compute=False, return_stored=False)
     t0 = time.perf_counter()
     try:
@@ -420,8 +422,14 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
             fix="check that the file is complete and, for a VRT, that every source file it names exists",
         ) from None
     finally:
-        for writer in writers:
-            writer.close()
+        # after an interrupt or an error, dask threads may still be writing: each file is closed
+        # under its lock, once its current write is done (later writes then raise)
+        for writer, lock in zip(writers, locks):
+            if isinstance(lock, type(threading.Lock())):
+                with lock:
+                    writer.close()
+            else:
+                writer.close()
     timings = {"compute": round(time.perf_counter() - t0, 3)}
     for key in [k for k in totals if k.startswith(_MAPS)]:
         totals.pop(key)

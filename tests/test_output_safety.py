@@ -72,3 +72,48 @@ def test_failed_run_removes_the_output_folder_it_created(tmp_path, capsys):
     code, err = run_cli(tmp_path, cfg, capsys=capsys)
     assert code == 2 and "missing from the coefficient table" in err, err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def big_sample(tmp_path_factory):
+    """The sample raster at 5x the resolution (32 million cells): a pass long enough to interrupt."""
+    import numpy as np
+    import rasterio
+
+    d = tmp_path_factory.mktemp("big")
+    with rasterio.open(SAMPLE_RASTER) as src:
+        codes, profile, t = src.read(1), src.profile, src.transform
+    big = np.repeat(np.repeat(codes, 5, axis=0), 5, axis=1)
+    profile.update(width=big.shape[1], height=big.shape[0], transform=t * t.scale(0.2), tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+    with rasterio.open(d / "big.tif", "w", **profile) as dst:
+        dst.write(big, 1)
+    return d / "big.tif"
+
+
+@pytest.mark.parametrize("signame, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_interrupt_during_the_pass_publishes_nothing(tmp_path, big_sample, signame, code):
+    """A signal during the pass: exit code, one line saying so, no traceback, no staging folder, no output."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import yaml
+
+    cfg = base_config(tmp_path, landcover={"path": str(big_sample)})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "lucr"), "run", str(tmp_path / "config.yaml"), "--quiet", "--chunks", "256"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".lucr-staging-*")):  # the pass starts right after the staging folder
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    time.sleep(0.5)
+    assert proc.poll() is None, "the run finished before the signal: make the input bigger"
+    proc.send_signal(getattr(signal, signame))
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == code, (proc.returncode, stderr)
+    assert "lucr: interrupted" in stderr + stdout and "Traceback" not in stderr, stderr
+    assert not out.exists() or list(out.iterdir()) == [], list(out.iterdir())
