@@ -11,6 +11,7 @@ succeeded, so an interrupted run never leaves a half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -237,7 +238,8 @@ class StagedOutputs:
     def __init__(self, out_dir: Path, names: list[str], overwrite: bool):
         self.out_dir = Path(out_dir)
         self.names = names
-        existing = [n for n in names if (self.out_dir / n).exists()]
+        earlier = [n for n in read_manifest(self.out_dir) if n not in names]  # the last run's other outputs
+        existing = [n for n in [*names, *earlier] if (self.out_dir / n).exists()]
         if existing and not overwrite:
             raise OutputExistsError(
                 f"output(s) already exist: {', '.join(existing)}", path=self.out_dir,
@@ -261,11 +263,15 @@ class StagedOutputs:
         return self.staging / name
 
     def commit(self) -> list[Path]:
-        """Rename every staged output into place, all or nothing.
+        """Rename every staged output into place, all or nothing, and record them in the manifest.
 
         Each rename is atomic (``os.replace``); outputs it replaces are first moved
-        aside, and put back if any rename fails.
+        aside, and put back if any rename fails. Files an earlier run wrote here (its
+        manifest, :data:`MANIFEST`) that this run does not write are removed with them, so
+        the folder never holds results of two runs; files lucr did not write are left alone.
         """
+        previous = read_manifest(self.out_dir)
+        stale = [n for n in previous if n not in self.names and (self.out_dir / n).is_file()]
         blocked = [n for n in self.names if (self.out_dir / n).is_dir()]
         if blocked:
             raise OutputError(f"output path(s) are folders: {', '.join(blocked)}", path=self.out_dir, fix="remove them or choose another --out folder")
@@ -273,6 +279,8 @@ class StagedOutputs:
         backup.mkdir()
         done: list[str] = []
         try:
+            for name in stale:
+                os.replace(self.out_dir / name, backup / name)
             for name in self.names:
                 staged, target = self.path(name), self.out_dir / name
                 if target.exists():  # an output of this kind not produced this time goes too: no stale files
@@ -286,6 +294,11 @@ class StagedOutputs:
             for old in backup.iterdir():
                 os.replace(old, self.out_dir / old.name)
             raise OutputError(f"could not publish the outputs ({exc}); the previous files are back in place", path=self.out_dir) from None
+        manifest = self.path(".manifest.json")
+        manifest.write_text(json.dumps({"written_by": "lucr", "files": done}, indent=1), encoding="utf-8")
+        os.replace(manifest, self.out_dir / MANIFEST)
+        if stale:
+            log.info("removed %d output(s) of an earlier run that this run does not write: %s", len(stale), ", ".join(stale))
         return [self.out_dir / n for n in done]
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -297,6 +310,19 @@ class StagedOutputs:
 
 
 _HOST = socket.gethostname().replace("-", "_")
+
+#: The list of files the last run published in an output folder.
+MANIFEST = "lucr_outputs.json"
+
+
+def read_manifest(out_dir: Path) -> list[str]:
+    """Names of the files the last run wrote into ``out_dir`` (none without a readable manifest)."""
+    try:
+        data = json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    files = data.get("files", []) if isinstance(data, dict) else []
+    return [f for f in files if isinstance(f, str) and "/" not in f and f not in ("", ".", "..")]
 
 
 def remove_stale_staging(out_dir: Path) -> None:

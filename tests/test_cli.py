@@ -28,7 +28,7 @@ def test_cli_outputs_exist_and_summary_printed(cli_run):
     out, proc = cli_run
     names = {p.name for p in out.iterdir()}
     assert names == {
-        "carbon_balance.tif", "run_summary.json",
+        "carbon_balance.tif", "run_summary.json", "lucr_outputs.json",
         *(f"zonal_{lvl}.{ext}" for lvl in ("provinces", "cities") for ext in ("gpkg", "csv", "parquet")),
         *(f"analysis_{lvl}_{t}.{ext}" for lvl in ("provinces", "cities") for t in ("moran", "lisa", "gravity", "gravity_ellipses") for ext in ("gpkg", "csv", "parquet")),
         *(f"analysis_{lvl}_summary.json" for lvl in ("provinces", "cities")),

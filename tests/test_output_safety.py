@@ -117,3 +117,25 @@ def test_interrupt_during_the_pass_publishes_nothing(tmp_path, big_sample, signa
     assert proc.returncode == code, (proc.returncode, stderr)
     assert "lucr: interrupted" in stderr + stdout and "Traceback" not in stderr, stderr
     assert not out.exists() or list(out.iterdir()) == [], list(out.iterdir())
+
+
+def test_overwrite_removes_what_the_earlier_run_wrote_and_this_one_does_not(tmp_path, capsys):
+    """A folder never holds the answers of two runs; files lucr did not write stay."""
+    import json
+
+    out = tmp_path / "out"
+    first = base_config(tmp_path, output={"dir": str(out), "tables": ["gpkg", "csv"]})
+    from lucr.config import parse_config
+    from lucr.runner import run
+
+    run(parse_config(first, tmp_path))
+    assert (out / "zonal_cities.gpkg").exists()
+    (out / "my_notes.txt").write_text("mine")
+    second = base_config(tmp_path, output={"dir": str(out), "tables": ["csv"]})
+    code, err = run_cli(tmp_path, second, capsys=capsys)  # without --overwrite: the earlier outputs are named
+    assert code == 2 and "zonal_cities.gpkg" in err and "--overwrite" in err, err
+    run(parse_config(second, tmp_path), overwrite=True)
+    left = sorted(p.name for p in out.iterdir())
+    assert "zonal_cities.gpkg" not in left and "zonal_cities.csv" in left and "my_notes.txt" in left
+    manifest = json.loads((out / "lucr_outputs.json").read_text())["files"]
+    assert sorted(manifest) == sorted(n for n in left if n not in ("my_notes.txt", "lucr_outputs.json"))
