@@ -232,12 +232,15 @@ class StagedOutputs:
     Used as a context manager: on an exception the staging folder is removed and no
     output is touched; an output folder the run created is removed again if it stays
     empty. Staging folders of killed runs (their process gone, on this host) are removed
-    when the next run starts.
+    when the next run starts, and a commit killed half-way (even by SIGKILL) is finished
+    from its journal first, so the folder holds one run's complete set of outputs.
     """
 
     def __init__(self, out_dir: Path, names: list[str], overwrite: bool):
         self.out_dir = Path(out_dir)
         self.names = names
+        if self.out_dir.is_dir():
+            finish_killed_commit(self.out_dir)  # the folder as the killed run would have left it
         earlier = [n for n in read_manifest(self.out_dir) if n not in names]  # the last run's other outputs
         existing = [n for n in [*names, *earlier] if (self.out_dir / n).exists()]
         if existing and not overwrite:
@@ -277,6 +280,9 @@ class StagedOutputs:
             raise OutputError(f"output path(s) are folders: {', '.join(blocked)}", path=self.out_dir, fix="remove them or choose another --out folder")
         backup = self.path(".replaced")
         backup.mkdir()
+        publish = [n for n in self.names if self.path(n).exists()]
+        # the journal lets the next run finish this commit if the process dies inside it (SIGKILL)
+        _write_json(self.out_dir / JOURNAL, {"host": _HOST, "pid": os.getpid(), "staging": self.staging.name, "publish": publish, "remove": stale + [n for n in self.names if n not in publish]})
         done: list[str] = []
         try:
             for name in stale:
@@ -293,10 +299,10 @@ class StagedOutputs:
                 os.replace(self.out_dir / name, self.path(name))
             for old in backup.iterdir():
                 os.replace(old, self.out_dir / old.name)
+            (self.out_dir / JOURNAL).unlink(missing_ok=True)
             raise OutputError(f"could not publish the outputs ({exc}); the previous files are back in place", path=self.out_dir) from None
-        manifest = self.path(".manifest.json")
-        manifest.write_text(json.dumps({"written_by": "lucr", "files": done}, indent=1), encoding="utf-8")
-        os.replace(manifest, self.out_dir / MANIFEST)
+        _write_json(self.out_dir / MANIFEST, {"written_by": "lucr", "files": done})
+        (self.out_dir / JOURNAL).unlink()
         if stale:
             log.info("removed %d output(s) of an earlier run that this run does not write: %s", len(stale), ", ".join(stale))
         return [self.out_dir / n for n in done]
@@ -313,6 +319,39 @@ _HOST = socket.gethostname().replace("-", "_")
 
 #: The list of files the last run published in an output folder.
 MANIFEST = "lucr_outputs.json"
+#: What a commit in progress publishes and removes (present only while it runs, or after a kill).
+JOURNAL = ".lucr-commit.json"
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write ``path`` atomically (a temporary file renamed over it)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def finish_killed_commit(out_dir: Path) -> bool:
+    """Roll forward a commit whose process died (on this host) half-way: every output it was
+    publishing is complete in its staging folder, so the set is finished as it would have been.
+    Returns whether there was one."""
+    try:
+        journal = json.loads((Path(out_dir) / JOURNAL).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if journal.get("host") != _HOST or _alive(int(journal.get("pid", 0))):
+        return False  # another host's, or a commit still running
+    staging = Path(out_dir) / journal["staging"]
+    for name in journal.get("publish", []):
+        if (staging / name).exists():
+            os.replace(staging / name, Path(out_dir) / name)
+    for name in journal.get("remove", []):
+        with contextlib.suppress(OSError):
+            (Path(out_dir) / name).unlink()
+    _write_json(Path(out_dir) / MANIFEST, {"written_by": "lucr", "files": journal.get("publish", [])})
+    (Path(out_dir) / JOURNAL).unlink()
+    shutil.rmtree(staging, ignore_errors=True)
+    log.warning("%s: a run was killed while publishing its outputs; its publishing was completed now (%d files)", out_dir, len(journal.get("publish", [])))
+    return True
 
 
 def read_manifest(out_dir: Path) -> list[str]:
@@ -328,17 +367,13 @@ def read_manifest(out_dir: Path) -> list[str]:
 def remove_stale_staging(out_dir: Path) -> None:
     """Remove the staging folders that runs killed on this host left in ``out_dir``.
 
-    A folder whose run is alive, or was made on another host, is kept. One that holds
-    outputs a killed run had moved aside while publishing (``.replaced``) is kept and
-    named in a warning: they are the previous results.
+    A folder whose run is alive, or was made on another host, is kept. A commit that a
+    killed run left half-done is first finished (:func:`finish_killed_commit`).
     """
+    finish_killed_commit(out_dir)
     for folder in Path(out_dir).glob(f"{STAGING_PREFIX}*"):
         parts = folder.name[len(STAGING_PREFIX):].split("-")
         if len(parts) < 3 or parts[0] != _HOST or not parts[1].isdigit() or _alive(int(parts[1])):
-            continue
-        replaced = folder / ".replaced"
-        if replaced.is_dir() and any(replaced.iterdir()):
-            log.warning("%s: a run was killed while publishing; the outputs it replaced are in %s (move them back if you need them)", out_dir, replaced)
             continue
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
         shutil.rmtree(folder, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +140,65 @@ def test_overwrite_removes_what_the_earlier_run_wrote_and_this_one_does_not(tmp_
     assert "zonal_cities.gpkg" not in left and "zonal_cities.csv" in left and "my_notes.txt" in left
     manifest = json.loads((out / "lucr_outputs.json").read_text())["files"]
     assert sorted(manifest) == sorted(n for n in left if n not in ("my_notes.txt", "lucr_outputs.json"))
+
+
+KILL_IN_COMMIT = """
+import os, signal, sys
+import lucr.export as export
+from lucr.cli import main
+
+kill_at, counted, real_replace = int(sys.argv[1]), [0], os.replace
+
+def replace(src, dst):
+    real_replace(src, dst)
+    if export._committing:
+        counted[0] += 1
+        if counted[0] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+commit = export.StagedOutputs.commit
+
+def committing(self):
+    export._committing = True
+    return commit(self)
+
+export._committing = False
+os.replace = replace
+export.StagedOutputs.commit = committing
+sys.argv = ["lucr", "run", sys.argv[2], "--quiet", "--overwrite"]
+main()
+"""
+
+
+@pytest.mark.parametrize("kill_at", [1, 2, 4, 7, 12])
+def test_sigkill_in_the_commit_is_finished_by_the_next_run(tmp_path, kill_at):
+    """SIGKILL after the k-th rename of the commit: afterwards the folder holds exactly the killed
+    run's complete set (finished from its journal), the earlier run's other outputs gone."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    from lucr.export import JOURNAL, finish_killed_commit
+
+    out = tmp_path / "out"
+    earlier = base_config(tmp_path, output={"dir": str(out), "tables": ["gpkg"]})
+    killed = base_config(tmp_path, output={"dir": str(out), "tables": ["csv", "parquet"]})
+    reference = base_config(tmp_path, output={"dir": str(tmp_path / "reference"), "tables": ["csv", "parquet"]})
+    for name, cfg in (("earlier", earlier), ("killed", killed), ("reference", reference)):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    lucr_exe = str(Path(sys.executable).parent / "lucr")
+    for name in ("earlier", "reference"):
+        assert subprocess.run([lucr_exe, "run", str(tmp_path / f"{name}.yaml"), "--quiet"], capture_output=True).returncode == 0
+    proc = subprocess.run([sys.executable, "-c", KILL_IN_COMMIT, str(kill_at), str(tmp_path / "killed.yaml")], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr  # killed inside the commit
+    assert (out / JOURNAL).exists()
+    assert finish_killed_commit(out)
+    ours = {p.name: _digest(p) for p in out.iterdir()}
+    ref = {p.name: _digest(p) for p in (tmp_path / "reference").iterdir()}
+    assert set(ours) == set(ref), (sorted(ours), sorted(ref))
+    for name in ref:
+        if name.endswith((".csv", ".parquet", ".tif")):
+            assert ours[name] == ref[name], name
+    assert sorted(json.loads((out / "lucr_outputs.json").read_text())["files"]) == sorted(set(ref) - {"lucr_outputs.json"})
