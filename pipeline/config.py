@@ -58,6 +58,10 @@ class ZoneLevelConfig(_Strict):
     name: str | None = Field(None, description="column holding the unit name")
     parent: str | None = Field(None, description="column holding the id of the enclosing unit one level up")
     output: str | None = Field(None, description="stem of the output tables (default zonal_<level>s)")
+    nesting: Literal["error", "warn"] = Field(
+        "error", description="a unit outside the parent its id names, or a parent its units leave uncovered: stop, or warn and go on",
+    )
+    nesting_tolerance: float = Field(0.01, ge=0, lt=1, description="share of a unit's area that may lie outside its parent (and of a parent left uncovered)")
     invalid: Literal["repair", "error"] = Field(
         "repair", description="invalid polygons (e.g. self-intersecting): repair them with a warning naming each unit and its area change, or stop",
     )

@@ -36,6 +36,7 @@ from lucr.export import (
     STREAMED_OVERVIEWS, StagedOutputs, TilePartsWriter, finalize_cog, map_profile, open_map_writer, overview_factors, table_names,
     write_frame, write_table,
 )
+from lucr import nesting
 from lucr.io import LandCover, ValueRaster, ZoneLayer, check_nesting, open_landcover, open_value_raster, read_zone_layer
 from lucr.products.base import MapProduct, RunContext
 from lucr.products.registry import declared_maps, declared_reductions
@@ -147,6 +148,7 @@ def read_zones(cfg: RunConfig, lc: LandCover) -> list[ZoneLayer]:
         for z in cfg.zones
     ]
     check_nesting(layers)
+    nesting.check(layers, [(z.nesting, z.nesting_tolerance) for z in cfg.zones[1:]])
     return layers
 
 

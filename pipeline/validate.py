@@ -10,6 +10,7 @@ import shapely
 
 from lucr.coefficients import load_table
 from lucr.config import RunConfig
+from lucr import nesting
 from lucr.io import check_nesting, open_landcover, read_zone_layer
 from lucr.zonal import geometry_areas_ha, polygon_areas_ha
 
@@ -75,6 +76,7 @@ def validate_config(cfg: RunConfig) -> ValidationReport:
             report.warnings.append(f"{outside_ha.sum():,.0f} ha of level '{z.level}' lies outside the land-cover extent (counted as no data)")
         layers.append(layer)
     check_nesting(layers)
+    nesting.check(layers, [(z.nesting, z.nesting_tolerance) for z in cfg.zones[1:]])  # as the run checks them
     if cfg.analysis is not None:
         from lucr.runner import analysed_levels
 

@@ -320,3 +320,40 @@ def test_self_intersecting_polygon_refused_on_request(tmp_path, capsys):
     path = _bowtie_units(tmp_path)
     expect_error(tmp_path, _provinces_only(tmp_path, path, invalid="error"), capsys,
                  "units.gpkg", "1 invalid polygon(s) of level 'province': bow (Self-intersection", "ogr2ogr -makevalid")
+
+
+def _cities_with(tmp_path, change):
+    cities = gpd.read_file(SAMPLE_CITIES, layer="cities")
+    cities = change(cities)
+    path = _zones_file(tmp_path, cities, name="cities.gpkg", layer="cities")
+    cfg = base_config(tmp_path)
+    cfg["zones"][1]["path"] = str(path)
+    return cfg
+
+
+def test_city_outside_the_province_its_parent_id_names(tmp_path, capsys):
+    """A Guizhou city (520100) labelled as Yunnan's (530000): Yunnan's figures would include it silently."""
+    def relabel(c):
+        c.loc[c["adcode"].astype(str) == "520100", "province_adcode"] = "530000"
+        return c
+
+    expect_error(tmp_path, _cities_with(tmp_path, relabel), capsys, "cities.gpkg",
+                 "1 city unit(s) lie outside the province their parent id names: 520100 is 100.0 % outside 530000 (mostly in 520000)",
+                 "520000 (", "nesting: warn")
+
+
+def test_province_without_cities(tmp_path, capsys):
+    expect_error(tmp_path, _cities_with(tmp_path, lambda c: c[c["province_adcode"].astype(str) != "520000"]), capsys,
+                 "province unit(s) are not covered by their city units: 520000 (100.0 % uncovered, no units)")
+
+
+def test_nesting_warn_policy_goes_on_and_says_so(tmp_path, caplog):
+    from lucr.config import parse_config
+    from lucr.runner import run
+
+    cfg = _cities_with(tmp_path, lambda c: c[c["province_adcode"].astype(str) != "520000"])
+    cfg["zones"][1]["nesting"] = "warn"
+    with caplog.at_level("WARNING", logger="lucr"):
+        result = run(parse_config(cfg, tmp_path))
+    assert any("520000 (100.0 % uncovered, no units)" in r.getMessage() for r in caplog.records)
+    assert result.tables["province"].set_index("unit_id").loc["520000", "valid_fraction"] == 0

@@ -170,7 +170,7 @@ main()
 """
 
 
-@pytest.mark.parametrize("kill_at", [1, 2, 4, 7, 12])
+@pytest.mark.parametrize("kill_at", [1, 4, 12])  # the journal written; old outputs moved aside; half the new ones in place
 def test_sigkill_in_the_commit_is_finished_by_the_next_run(tmp_path, kill_at):
     """SIGKILL after the k-th rename of the commit: afterwards the folder holds exactly the killed
     run's complete set (finished from its journal), the earlier run's other outputs gone."""
