@@ -17,6 +17,24 @@ from numba import njit
 
 
 @njit(nogil=True, cache=True)
+def local_zones(zones, local_of_zone, room):
+    """The zones present in ``zones``, in order of first appearance, each given its local index in
+    ``local_of_zone`` (all -1 on entry for them); returns the ids (with ``room`` free entries
+    after them) and their count."""
+    rows, cols = zones.shape
+    zone_ids = np.empty(min(rows * cols + room, local_of_zone.shape[0]), np.int64)
+    n_local = 0
+    for i in range(rows):
+        for j in range(cols):
+            z = zones[i, j]
+            if local_of_zone[z] < 0:
+                local_of_zone[z] = n_local
+                zone_ids[n_local] = z
+                n_local += 1
+    return zone_ids, n_local
+
+
+@njit(nogil=True, cache=True)
 def accumulate_zone_class_area(codes, zones, row_area_fx, class_of_code, code_offset, n_cols, local_of_zone, out_code_count,
                                 edge_rows, edge_cols, edge_zones, edge_area_fx):
     """Accumulate the cell areas of one chunk per (zone, class column), for the zones present in it.
@@ -56,15 +74,7 @@ def accumulate_zone_class_area(codes, zones, row_area_fx, class_of_code, code_of
     ([7, 0], [[10, 10, 0, 20], [0, 20, 0, 0]])
     """
     rows, cols = codes.shape
-    zone_ids = np.empty(min(rows * cols + edge_zones.shape[0], local_of_zone.shape[0]), np.int64)
-    n_local = 0
-    for i in range(rows):
-        for j in range(cols):
-            z = zones[i, j]
-            if local_of_zone[z] < 0:
-                local_of_zone[z] = n_local
-                zone_ids[n_local] = z
-                n_local += 1
+    zone_ids, n_local = local_zones(zones, local_of_zone, edge_zones.shape[0])
     for m in range(edge_zones.shape[0]):  # a unit may reach the chunk without holding a cell centre there
         z = edge_zones[m]
         if local_of_zone[z] < 0:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .crosstab import local_zones
+
 
 @njit(nogil=True, cache=True)
 def accumulate_transitions(codes_from, codes_to, zones, row_area_fx, class_from, offset_from, class_to, offset_to, n_cols, local_of_zone):
@@ -44,15 +46,7 @@ def accumulate_transitions(codes_from, codes_to, zones, row_area_fx, class_from,
     ([2], [5, 5, 0, 0])
     """
     rows, cols = codes_from.shape
-    zone_ids = np.empty(rows * cols if rows * cols < local_of_zone.shape[0] else local_of_zone.shape[0], np.int64)
-    n_local = 0
-    for i in range(rows):
-        for j in range(cols):
-            z = zones[i, j]
-            if local_of_zone[z] < 0:
-                local_of_zone[z] = n_local
-                zone_ids[n_local] = z
-                n_local += 1
+    zone_ids, n_local = local_zones(zones, local_of_zone, 0)
     area_fx = np.zeros((n_local, n_cols, n_cols), np.int64)
     n_from = class_from.shape[0]
     n_to = class_to.shape[0]

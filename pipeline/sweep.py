@@ -140,16 +140,7 @@ class Sweep:
         for (i, j), window in self.windows.items():
             dsk[(name, i, j)] = (_fused_chunk, spec, window, (self.name, i, j))
             parts.append((name, i, j))
-        level = 0
-        while len(parts) > 1:
-            combined = []
-            for k in range(0, len(parts), split_every):
-                key = (f"{name}-combine-{level}", k)
-                dsk[key] = (_combine_all, spec, *parts[k : k + split_every])
-                combined.append(key)
-            parts, level = combined, level + 1
-        dsk[f"{name}-total"] = (_finalize_all, spec, parts[0])
-        return Delayed(f"{name}-total", self._with_layer(name, dsk), layer=name)
+        return self._tree(name, dsk, spec, parts, _combine_all, _finalize_all, split_every)
 
     def reduce(self, reduction, split_every: int = 8) -> Delayed:
         """Delayed total of a reduction: per-chunk partials combined ``split_every`` at a time."""
@@ -160,17 +151,20 @@ class Sweep:
         for i, j in self.windows:
             dsk[(f"{name}-chunk", i, j)] = (_reduce_chunk, spec, (self.name, i, j))
             parts.append((f"{name}-chunk", i, j))
+        return self._tree(name, dsk, spec, parts, _combine, _finalize, split_every)
+
+    def _tree(self, name: str, dsk: dict, spec: str, parts: list, combine: Callable, finalize: Callable, split_every: int) -> Delayed:
+        """Combine the partials ``parts`` ``split_every`` at a time, then finalize: the total as a Delayed."""
         level = 0
         while len(parts) > 1:
             combined = []
             for k in range(0, len(parts), split_every):
                 key = (f"{name}-combine-{level}", k)
-                dsk[key] = (_combine, spec, *parts[k : k + split_every])
+                dsk[key] = (combine, spec, *parts[k : k + split_every])
                 combined.append(key)
             parts, level = combined, level + 1
-        total = f"{name}-total"
-        dsk[total] = (_finalize, spec, parts[0])
-        return Delayed(total, self._with_layer(name, dsk), layer=name)
+        dsk[f"{name}-total"] = (finalize, spec, parts[0])
+        return Delayed(f"{name}-total", self._with_layer(name, dsk), layer=name)
 
 
 def compute(targets: dict[str, Any], *, client=None, progress: Callable[[], Any] | None = None) -> dict[str, Any]:
