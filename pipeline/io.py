@@ -74,6 +74,7 @@ def raster_profile(path: str | Path, band: int = 1, *, what: str = "land-cover r
             profile["crs"] = src.crs
             profile["nodata"] = src.nodatavals[band - 1]
             dtype = src.dtypes[band - 1]
+            sources = list(src.files[1:])  # a VRT's source files
     except IsADirectoryError:
         raise InputFileError("is a folder, not a raster", path=path, fix="give the path of a GeoTIFF, COG or VRT file") from None
     except RasterioIOError as exc:
@@ -81,6 +82,12 @@ def raster_profile(path: str | Path, band: int = 1, *, what: str = "land-cover r
             f"not a raster GDAL can read ({str(exc).splitlines()[0]})", path=path,
             fix="give a GeoTIFF, COG or VRT land-cover raster",
         ) from None
+    missing = [s for s in sources if not s.startswith("/vsi") and "://" not in s and not Path(s).exists()]
+    if missing:
+        raise InputFileError(
+            f"{len(missing)} source file(s) of the VRT do not exist: {', '.join(missing[:5])}", path=path,
+            fix="restore them, or rebuild the VRT (gdalbuildvrt) from the files that exist",
+        )
     if profile["crs"] is None:
         raise MissingCRSError(
             "the raster has no coordinate reference system", path=path,
@@ -153,6 +160,17 @@ def open_landcover(path: str | Path, chunks: int = 2048, band: int = 1, year: in
     grid = Grid(height, width, profile["transform"], profile["crs"])
     codes.attrs.update(year=year, source=str(path))
     return LandCover(codes=codes, grid=grid, nodata=nodata, path=path, year=year)
+
+
+def check_same_grid(series: list[LandCover]) -> None:
+    """Every date of a run on one grid (shape, transform, CRS), or an error naming the odd file."""
+    first = series[0]
+    for lc in series[1:]:
+        if (lc.grid.shape, lc.grid.transform, lc.grid.crs) != (first.grid.shape, first.grid.transform, first.grid.crs):
+            raise InputFileError(
+                f"its grid ({lc.grid.width} x {lc.grid.height}, {lc.grid.crs.to_string()}) differs from that of {first.path.name}",
+                path=lc.path, fix="warp all years of land cover onto one grid (gdalwarp -te ... -tr ... -t_srs ...)",
+            )
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from lucr.export import (
     write_frame, write_table,
 )
 from lucr import nesting
-from lucr.io import LandCover, ValueRaster, ZoneLayer, check_nesting, open_landcover, open_value_raster, read_zone_layer
+from lucr.io import LandCover, ValueRaster, ZoneLayer, check_nesting, check_same_grid, open_landcover, open_value_raster, read_zone_layer
 from lucr.products.base import MapProduct, RunContext
 from lucr.products.registry import declared_maps, declared_reductions
 from lucr.products.raster_sums import flux_name
@@ -216,7 +216,7 @@ def run(
     for c in table.not_from_papers():
         log.info("coefficient of class %s (%s) = %g t C/ha/yr is %s (see %s)", c.code, c.name, c.coef, c.status.replace("_", " "), table.path)
     series = [open_landcover(p, chunks=chunks, band=cfg.landcover.band, year=y) for y, p in cfg.landcover.series().items()]
-    _check_same_grid(series)
+    check_same_grid(series)
     layers = read_zones(cfg, series[0])
     grid = series[0].grid
     ctx = RunContext(
@@ -350,16 +350,6 @@ def _value_rasters(cfg: RunConfig, series: list[LandCover]) -> dict[str, ValueRa
     elif stock is not None:
         rasters["stock"] = open_value_raster(stock, grid, chunks, what="stock raster", key="change.stock_raster")
     return rasters
-
-
-def _check_same_grid(series: list[LandCover]) -> None:
-    first = series[0]
-    for lc in series[1:]:
-        if (lc.grid.shape, lc.grid.transform, lc.grid.crs) != (first.grid.shape, first.grid.transform, first.grid.crs):
-            raise InputFileError(
-                f"its grid ({lc.grid.width} x {lc.grid.height}, {lc.grid.crs.to_string()}) differs from that of {first.path.name}",
-                path=lc.path, fix="warp all years of land cover onto one grid (gdalwarp -te ... -tr ... -t_srs ...)",
-            )
 
 
 def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, staged: StagedOutputs, client, progress) -> tuple[dict[str, Any], dict[str, float]]:

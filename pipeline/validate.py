@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import rasterio
 import shapely
+from rasterio.errors import RasterioIOError
 
 from lucr.coefficients import load_table
 from lucr.config import RunConfig
 from lucr import nesting
-from lucr.io import check_nesting, open_landcover, read_zone_layer
+from lucr.errors import InputFileError, UnknownClassError
+from lucr.io import check_nesting, check_same_grid, open_landcover, read_zone_layer
 from lucr.zonal import geometry_areas_ha, polygon_areas_ha
 
 #: Rasters up to this many cells (or their smallest overview) are scanned for codes.
@@ -26,14 +28,20 @@ class ValidationReport:
 
 def _codes_sample(path, band: int) -> tuple[np.ndarray | None, str]:
     """Distinct codes of the raster's smallest overview, or of the raster if small."""
-    with rasterio.open(path) as src:
-        factors = src.overviews(band)
-        if factors:
-            f = factors[-1]
-            data = src.read(band, out_shape=(max(1, src.height // f), max(1, src.width // f)))
-            return np.unique(data), f"overview 1:{f}"
-        if src.width * src.height <= CODE_SCAN_MAX_CELLS:
-            return np.unique(src.read(band)), "all cells"
+    try:
+        with rasterio.open(path) as src:
+            factors = src.overviews(band)
+            if factors:
+                f = factors[-1]
+                data = src.read(band, out_shape=(max(1, src.height // f), max(1, src.width // f)))
+                return np.unique(data), f"overview 1:{f}"
+            if src.width * src.height <= CODE_SCAN_MAX_CELLS:
+                return np.unique(src.read(band)), "all cells"
+    except RasterioIOError as exc:  # e.g. a truncated file: its header reads, its tiles do not
+        raise InputFileError(
+            f"reading the raster failed ({str(exc).splitlines()[0]})", path=path,
+            fix="check that the file is complete (re-download or re-export it); `gdalinfo -checksum FILE` reads every tile",
+        ) from None
     return None, "raster too large and without overviews; codes are checked during the run"
 
 
@@ -44,9 +52,10 @@ def validate_config(cfg: RunConfig) -> ValidationReport:
     report.notes.append(f"coefficient table '{table.legend}': {table.n_classes} classes, nodata {list(table.nodata)}")
     for c in table.not_from_papers():
         report.warnings.append(f"class {c.code} ({c.name}) coefficient {c.coef:g} t C/ha/yr is {c.status}")
-    layers = []
+    layers, series = [], []
     for year, path in cfg.landcover.series().items():
         lc = open_landcover(path, chunks=cfg.chunks, band=cfg.landcover.band, year=year)
+        series.append(lc)
         report.notes.append(
             f"land cover {path.name}{f' ({year})' if year else ''}: {lc.grid.width} x {lc.grid.height} cells, {lc.codes.dtype}, "
             f"CRS {lc.grid.crs.to_string()}, nodata {lc.nodata}, chunks {lc.codes.data.chunksize}"
@@ -57,6 +66,11 @@ def validate_config(cfg: RunConfig) -> ValidationReport:
                 report.warnings.append(f"the raster's nodata value {lc.nodata} is a class of table '{table.legend}': those cells will count as no data")
             known = set(table.codes.tolist()) | set(table.nodata) | ({lc.nodata} if lc.nodata is not None else set())
             missing = sorted(set(codes.tolist()) - known)
+            if missing and cfg.unknown_classes == "error":  # the run would stop on them after the pass
+                raise UnknownClassError(
+                    f"land-cover codes missing from the coefficient table '{table.legend}': {missing} ({how})", path=path,
+                    fix="add them to the coefficient table, set the raster's nodata, or set 'unknown_classes: nodata' to treat them as no data",
+                )
             if missing:
                 report.warnings.append(f"codes {missing} ({how}) are not in the coefficient table (unknown_classes: {cfg.unknown_classes})")
             else:
@@ -77,6 +91,7 @@ def validate_config(cfg: RunConfig) -> ValidationReport:
         layers.append(layer)
     check_nesting(layers)
     nesting.check(layers, [(z.nesting, z.nesting_tolerance) for z in cfg.zones[1:]])  # as the run checks them
+    _run_checks(cfg, series, layers, table)
     if cfg.analysis is not None:
         from lucr.runner import analysed_levels
 
@@ -84,3 +99,18 @@ def validate_config(cfg: RunConfig) -> ValidationReport:
         for zcfg, sections in analysed_levels(cfg, table, years):  # raises on unknown columns or years
             report.notes.append(f"analysis of {zcfg.plural}: {', '.join(sections) or 'nothing to run'} ({len(years)} year(s))")
     return report
+
+
+def _run_checks(cfg: RunConfig, series, layers, table) -> None:
+    """The checks ``lucr run`` makes before its pass, so that validate finds what the run would hit."""
+    from lucr.change.scenarios import check as check_scenarios
+    from lucr.change.stocks import pools_per_class, read_pools
+    from lucr.runner import _value_rasters
+
+    check_same_grid(series)
+    _value_rasters(cfg, series)  # flux and stock rasters on the land-cover grid
+    if cfg.change is not None:
+        if cfg.change.pools is not None:
+            pools_per_class(read_pools(cfg.change.pools), table.classes)
+        if cfg.change.scenarios:
+            check_scenarios(cfg.change.scenarios, [lc.year for lc in series], layers, table)

@@ -357,3 +357,69 @@ def test_nesting_warn_policy_goes_on_and_says_so(tmp_path, caplog):
         result = run(parse_config(cfg, tmp_path))
     assert any("520000 (100.0 % uncovered, no units)" in r.getMessage() for r in caplog.records)
     assert result.tables["province"].set_index("unit_id").loc["520000", "valid_fraction"] == 0
+
+
+def _validate(tmp_path, cfg, capsys) -> tuple[int, str]:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    argv = sys.argv
+    sys.argv = ["lucr", "validate", str(path)]
+    try:
+        with pytest.raises(SystemExit) as exc:
+            cli.main()
+    finally:
+        sys.argv = argv
+    captured = capsys.readouterr()
+    return exc.value.code, " ".join((captured.err + captured.out).split())
+
+
+def _vrt_with_a_missing_source(tmp_path) -> Path:
+    with rasterio.open(SAMPLE_RASTER) as src:
+        profile, t, h, w = src.profile, src.transform, src.height, src.width
+        half = w // 2
+        for i, (x, width) in enumerate([(0, half), (half, w - half)]):
+            prof = profile | {"width": width, "transform": src.window_transform(rasterio.windows.Window(x, 0, width, h))}
+            with rasterio.open(tmp_path / f"part{i}.tif", "w", **prof) as dst:
+                dst.write(src.read(1, window=rasterio.windows.Window(x, 0, width, h)), 1)
+        crs = src.crs.to_wkt()
+    sources = "".join(
+        f'<SimpleSource><SourceFilename relativeToVRT="1">part{i}.tif</SourceFilename><SourceBand>1</SourceBand>'
+        f'<SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{h}"/><DstRect xOff="{x}" yOff="0" xSize="{width}" ySize="{h}"/></SimpleSource>'
+        for i, (x, width) in enumerate([(0, half), (half, w - half)])
+    )
+    vrt = tmp_path / "mosaic.vrt"
+    vrt.write_text(f'<VRTDataset rasterXSize="{w}" rasterYSize="{h}"><SRS>{crs}</SRS><GeoTransform>{t.c!r},{t.a!r},0,{t.f!r},0,{t.e!r}</GeoTransform>'
+                   f'<VRTRasterBand dataType="Byte" band="1"><NoDataValue>255</NoDataValue>{sources}</VRTRasterBand></VRTDataset>')
+    (tmp_path / "part1.tif").unlink()
+    return vrt
+
+
+def test_vrt_with_a_missing_source_names_it(tmp_path, capsys):
+    vrt = _vrt_with_a_missing_source(tmp_path)
+    cfg = base_config(tmp_path, landcover={"path": str(vrt)})
+    expect_error(tmp_path, cfg, capsys, "mosaic.vrt", "1 source file(s) of the VRT do not exist", "part1.tif", "gdalbuildvrt")
+    code, err = _validate(tmp_path, cfg, capsys)
+    assert code == 2 and "part1.tif" in err and "Traceback" not in err, err
+
+
+def test_validate_reads_a_truncated_raster_without_a_traceback(tmp_path, capsys):
+    data = Path(SAMPLE_RASTER).read_bytes()
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(data[: len(data) // 2])  # the header survives, half the tiles do not
+    code, err = _validate(tmp_path, base_config(tmp_path, landcover={"path": str(cut)}), capsys)
+    assert code == 2 and "cut.tif" in err and "Traceback" not in err and "Fix:" in err, err
+
+
+def test_validate_finds_what_the_run_would_stop_on(tmp_path, capsys):
+    """Codes missing from the table (unknown_classes: error), and two dates on different grids."""
+    (tmp_path / "two.csv").write_text("code,name,coef,ref,status\n1,forest,-0.6,test,user\n13,urban,50,test,user\n")
+    code, err = _validate(tmp_path, base_config(tmp_path, legend=None, coefficients=str(tmp_path / "two.csv")), capsys)
+    assert code == 2 and "land-cover codes missing from the coefficient table" in err, err
+    other = tmp_path / "shifted.tif"
+    with rasterio.open(SAMPLE_RASTER) as src:
+        profile = src.profile | {"transform": src.transform * src.transform.translation(1, 0)}
+        with rasterio.open(other, "w", **profile) as dst:
+            dst.write(src.read())
+    cfg = base_config(tmp_path, landcover={"years": {2019: str(SAMPLE_RASTER), 2020: str(other)}})
+    code, err = _validate(tmp_path, cfg, capsys)
+    assert code == 2 and "shifted.tif" in err and "differs from that of" in err, err
