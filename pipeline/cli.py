@@ -7,6 +7,7 @@ User errors (``LucrError``) end with a one-paragraph message and exit code 2; pa
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import warnings
@@ -206,10 +207,18 @@ def _on_sigterm(signum, frame):
 
 
 def _interrupted() -> None:
-    """Say so and exit 130 (SIGINT) or 143 (SIGTERM)."""
+    """Say so and exit 130 (SIGINT) or 143 (SIGTERM).
+
+    The run has cleaned up by now (staging removed, writers closed). The exit skips the
+    interpreter's wait for worker threads: an interrupt that lands inside the thread
+    pool's own bookkeeping can leave a worker that never gets its stop signal (seen: a
+    process waiting forever in ``threading._shutdown``).
+    """
     terminated = _state.get("terminated", False)
     console.print(f"[bold red]lucr: interrupted[/]{' (SIGTERM)' if terminated else ''}; no output was published", highlight=False)
-    sys.exit(143 if terminated else 130)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(143 if terminated else 130)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ succeeded, so an interrupted run never leaves a half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -250,11 +251,13 @@ class StagedOutputs:
             )
         self.staging: Path | None = None
         self.created_out_dir = False
+        self._lock = None
 
     def __enter__(self) -> "StagedOutputs":
         try:
             self.created_out_dir = not self.out_dir.exists()
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._lock = _lock_folder(self.out_dir)
             remove_stale_staging(self.out_dir)
             self.staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{_HOST}-{os.getpid()}-", dir=self.out_dir))
         except OSError as exc:
@@ -310,6 +313,10 @@ class StagedOutputs:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.staging is not None:
             shutil.rmtree(self.staging, ignore_errors=True)
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                (self.out_dir / LOCK).unlink()
+            self._lock.close()  # releases the lock
         if exc_type is not None and self.created_out_dir:
             with contextlib.suppress(OSError):
                 self.out_dir.rmdir()  # only if empty
@@ -321,6 +328,28 @@ _HOST = socket.gethostname().replace("-", "_")
 MANIFEST = "lucr_outputs.json"
 #: What a commit in progress publishes and removes (present only while it runs, or after a kill).
 JOURNAL = ".lucr-commit.json"
+#: Held (``flock``) by the run writing into a folder: a second run into it is refused.
+LOCK = ".lucr-lock"
+
+
+def _lock_folder(out_dir: Path):
+    """Take the output folder's lock, or refuse: two runs publishing into one folder would mix their outputs."""
+    handle = open(out_dir / LOCK, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise OutputError(
+            f"another lucr run is writing into this folder ({holder})", path=out_dir,
+            fix="wait for it to finish, or write to another folder (--out DIR)",
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+    handle.flush()
+    return handle
 
 
 def _write_json(path: Path, data: dict) -> None:

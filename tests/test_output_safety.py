@@ -195,10 +195,25 @@ def test_sigkill_in_the_commit_is_finished_by_the_next_run(tmp_path, kill_at):
     assert proc.returncode == -9, proc.stderr  # killed inside the commit
     assert (out / JOURNAL).exists()
     assert finish_killed_commit(out)
-    ours = {p.name: _digest(p) for p in out.iterdir()}
+    ours = {p.name: _digest(p) for p in out.iterdir() if p.name != ".lucr-lock"}  # the killed run's lock file (released by its death)
     ref = {p.name: _digest(p) for p in (tmp_path / "reference").iterdir()}
     assert set(ours) == set(ref), (sorted(ours), sorted(ref))
     for name in ref:
         if name.endswith((".csv", ".parquet", ".tif")):
             assert ours[name] == ref[name], name
     assert sorted(json.loads((out / "lucr_outputs.json").read_text())["files"]) == sorted(set(ref) - {"lucr_outputs.json"})
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path, capsys):
+    """Another run holds the folder (its lock taken here, as a running lucr holds it)."""
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / ".lucr-lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("pid 4242 on elsewhere")
+        held.flush()
+        code, err = run_cli(tmp_path, base_config(tmp_path), capsys=capsys)
+    assert code == 2 and "another lucr run is writing into this folder (pid 4242 on elsewhere)" in err, err
+    assert sorted(p.name for p in out.iterdir()) == [".lucr-lock"]  # nothing written; the holder's lock untouched
