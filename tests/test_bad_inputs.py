@@ -417,7 +417,7 @@ def test_validate_finds_what_the_run_would_stop_on(tmp_path, capsys):
     assert code == 2 and "land-cover codes missing from the coefficient table" in err, err
     other = tmp_path / "shifted.tif"
     with rasterio.open(SAMPLE_RASTER) as src:
-        profile = src.profile | {"transform": src.transform * src.transform.translation(1, 0)}
+        profile = src.profile | {"transform": src.transform @ src.transform.translation(1, 0)}
         with rasterio.open(other, "w", **profile) as dst:
             dst.write(src.read())
     cfg = base_config(tmp_path, landcover={"years": {2019: str(SAMPLE_RASTER), 2020: str(other)}})

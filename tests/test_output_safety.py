@@ -85,7 +85,7 @@ def big_sample(tmp_path_factory):
     with rasterio.open(SAMPLE_RASTER) as src:
         codes, profile, t = src.read(1), src.profile, src.transform
     big = np.repeat(np.repeat(codes, 5, axis=0), 5, axis=1)
-    profile.update(width=big.shape[1], height=big.shape[0], transform=t * t.scale(0.2), tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+    profile.update(width=big.shape[1], height=big.shape[0], transform=t @ t.scale(0.2), tiled=True, blockxsize=256, blockysize=256, compress="deflate")
     with rasterio.open(d / "big.tif", "w", **profile) as dst:
         dst.write(big, 1)
     return d / "big.tif"
