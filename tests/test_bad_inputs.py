@@ -33,18 +33,20 @@ def base_config(tmp_path: Path, **changes) -> dict:
     return cfg
 
 
-def run_cli(tmp_path: Path, cfg: dict, *extra: str, capsys) -> tuple[int, str]:
+def run_cli(tmp_path: Path, cfg: dict, *extra: str, capsys, command: str = "run") -> tuple[int, str]:
+    """``lucr <command> CONFIG`` in-process: its exit code and what it printed (stderr; and stdout for validate)."""
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
     argv = sys.argv
-    sys.argv = ["lucr", "run", str(path), "--quiet", *extra]
+    sys.argv = ["lucr", command, str(path), *(["--quiet"] if command == "run" else []), *extra]
     try:
         with pytest.raises(SystemExit) as exc:
             cli.main()
     finally:
         sys.argv = argv
-    err = capsys.readouterr().err
-    return exc.value.code, " ".join(err.split())
+    captured = capsys.readouterr()
+    shown = captured.err if command == "run" else captured.err + captured.out
+    return exc.value.code, " ".join(shown.split())
 
 
 def assert_no_outputs(tmp_path: Path) -> None:
@@ -359,20 +361,6 @@ def test_nesting_warn_policy_goes_on_and_says_so(tmp_path, caplog):
     assert result.tables["province"].set_index("unit_id").loc["520000", "valid_fraction"] == 0
 
 
-def _validate(tmp_path, cfg, capsys) -> tuple[int, str]:
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
-    argv = sys.argv
-    sys.argv = ["lucr", "validate", str(path)]
-    try:
-        with pytest.raises(SystemExit) as exc:
-            cli.main()
-    finally:
-        sys.argv = argv
-    captured = capsys.readouterr()
-    return exc.value.code, " ".join((captured.err + captured.out).split())
-
-
 def _vrt_with_a_missing_source(tmp_path) -> Path:
     with rasterio.open(SAMPLE_RASTER) as src:
         profile, t, h, w = src.profile, src.transform, src.height, src.width
@@ -398,7 +386,7 @@ def test_vrt_with_a_missing_source_names_it(tmp_path, capsys):
     vrt = _vrt_with_a_missing_source(tmp_path)
     cfg = base_config(tmp_path, landcover={"path": str(vrt)})
     expect_error(tmp_path, cfg, capsys, "mosaic.vrt", "1 source file(s) of the VRT do not exist", "part1.tif", "gdalbuildvrt")
-    code, err = _validate(tmp_path, cfg, capsys)
+    code, err = run_cli(tmp_path, cfg, capsys=capsys, command="validate")
     assert code == 2 and "part1.tif" in err and "Traceback" not in err, err
 
 
@@ -406,14 +394,14 @@ def test_validate_reads_a_truncated_raster_without_a_traceback(tmp_path, capsys)
     data = Path(SAMPLE_RASTER).read_bytes()
     cut = tmp_path / "cut.tif"
     cut.write_bytes(data[: len(data) // 2])  # the header survives, half the tiles do not
-    code, err = _validate(tmp_path, base_config(tmp_path, landcover={"path": str(cut)}), capsys)
+    code, err = run_cli(tmp_path, base_config(tmp_path, landcover={"path": str(cut)}), capsys=capsys, command="validate")
     assert code == 2 and "cut.tif" in err and "Traceback" not in err and "Fix:" in err, err
 
 
 def test_validate_finds_what_the_run_would_stop_on(tmp_path, capsys):
     """Codes missing from the table (unknown_classes: error), and two dates on different grids."""
     (tmp_path / "two.csv").write_text("code,name,coef,ref,status\n1,forest,-0.6,test,user\n13,urban,50,test,user\n")
-    code, err = _validate(tmp_path, base_config(tmp_path, legend=None, coefficients=str(tmp_path / "two.csv")), capsys)
+    code, err = run_cli(tmp_path, base_config(tmp_path, legend=None, coefficients=str(tmp_path / "two.csv")), capsys=capsys, command="validate")
     assert code == 2 and "land-cover codes missing from the coefficient table" in err, err
     other = tmp_path / "shifted.tif"
     with rasterio.open(SAMPLE_RASTER) as src:
@@ -421,5 +409,5 @@ def test_validate_finds_what_the_run_would_stop_on(tmp_path, capsys):
         with rasterio.open(other, "w", **profile) as dst:
             dst.write(src.read())
     cfg = base_config(tmp_path, landcover={"years": {2019: str(SAMPLE_RASTER), 2020: str(other)}})
-    code, err = _validate(tmp_path, cfg, capsys)
+    code, err = run_cli(tmp_path, cfg, capsys=capsys, command="validate")
     assert code == 2 and "shifted.tif" in err and "differs from that of" in err, err
