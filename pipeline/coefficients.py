@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
-
 from lucr.errors import CoefficientTableError
 from lucr.legend import ClassColumns, Legend, LegendClass, builtin_legend_files, load_legend, read_yaml_file
+from lucr.text_encoding import read_text
+from lucr.yaml_strict import load_yaml
 from lucr.parameters import KINDS, PARAMETER_DIR, STATUSES, ParameterFile, ParameterRow, ParameterTable, build_table, builtin_parameter_files, load_parameters
 
 __all__ = ["STATUSES", "TABLE_DIR", "UNITS", "ClassCoefficient", "CoefficientTable", "builtin_legends", "load_table"]
@@ -158,10 +158,7 @@ def _code_table(records: list[dict], *, table_id: str, unit: str | None, referen
 
 
 def _read_csv(path: Path) -> tuple[ParameterTable, dict]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise CoefficientTableError("not a UTF-8 text file", path=path, fix="save the table as UTF-8 CSV") from None
+    text, _ = read_text(path, error=CoefficientTableError, what="coefficient table")
     meta, body = {}, []
     for line in text.splitlines():
         if line.lstrip().startswith("#"):
@@ -169,6 +166,11 @@ def _read_csv(path: Path) -> tuple[ParameterTable, dict]:
             meta[key.strip().lower()] = value.strip()
         elif line.strip():
             body.append(line)
+    if body and "\t" in body[0] and "," not in body[0]:
+        raise CoefficientTableError(
+            "the table is tab-separated, lucr reads comma-separated CSV", path=path,
+            fix="save it from Excel as 'CSV UTF-8 (comma delimited)' (not 'Text (Tab delimited)')",
+        )
     reader = csv.DictReader(io.StringIO("\n".join(body)))
     if reader.fieldnames is None or not {"code", "coef"} <= {f.strip() for f in reader.fieldnames}:
         raise CoefficientTableError(
@@ -182,10 +184,7 @@ def _read_csv(path: Path) -> tuple[ParameterTable, dict]:
 
 def _read_user_yaml(path: Path) -> tuple[ParameterTable, dict]:
     """A parameter-table YAML (``table:``), or a legend-with-coefficients YAML (``classes:``, lucr 0.1)."""
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise CoefficientTableError(f"not valid YAML ({exc})".replace("\n", " "), path=path, fix="check the file's syntax") from None
+    doc = load_yaml(path, error=CoefficientTableError, fix="check the file's syntax")
     if isinstance(doc, dict) and isinstance(doc.get("classes"), list) and "table" not in doc:
         refs = {k: (v.get("citation", "") if isinstance(v, dict) else str(v)) for k, v in (doc.get("references") or {}).items()}
         table = _code_table(doc["classes"], table_id=str(doc.get("legend", path.stem)), unit=doc.get("unit"), references=refs, path=str(path))

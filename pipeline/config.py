@@ -12,10 +12,10 @@ import difflib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lucr.errors import ConfigError
+from lucr.yaml_strict import load_yaml
 
 from lucr.configs import CONFIG_DIR
 SAMPLE_CONFIG = CONFIG_DIR / "sample_china_2019.yaml"
@@ -31,7 +31,7 @@ class LandCoverConfig(_Strict):
     path: Path | None = None
     year: int | None = None
     years: dict[int, Path] | None = None
-    band: int = Field(1, ge=1, description="1-based band index")
+    band: int | None = Field(None, ge=1, description="1-based band index; required when the raster has several bands")
 
     @model_validator(mode="after")
     def _one_source(self) -> "LandCoverConfig":
@@ -371,10 +371,12 @@ def load_config(path: str | Path | None = None) -> RunConfig:
     if not path.is_file():
         problem = "is a folder, not a config file" if path.is_dir() else "config file not found"
         raise ConfigError(problem, path=path, fix="give the path of a YAML run config, or no config to run the bundled sample")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"not valid YAML ({exc})".replace("\n", " "), path=path, fix="check the indentation and quoting of the file") from None
+    data = load_yaml(path)
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(
+            f"the config must be a mapping of keys (landcover:, zones:, ...), this file holds a {type(data).__name__}", path=path,
+            fix="start from configs/china_sample.yaml: top-level 'key: value' lines, not a '- item' list",
+        )
     return parse_config(data or {}, path.resolve().parent, source=path)
 
 
@@ -389,10 +391,7 @@ def analysis_settings(config: str | Path | None = None, **options: Any) -> Analy
         path = Path(config)
         if not path.is_file():
             raise ConfigError("config file not found", path=path, fix="give a YAML file with an 'analysis' section")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"not valid YAML ({exc})".replace("\n", " "), path=path, fix="check the indentation and quoting of the file") from None
+        data = load_yaml(path) or {}
         section = dict(data.get("analysis", data) if isinstance(data, dict) else {})
     elif options.get("reference") is None:
         section["relational"] = None

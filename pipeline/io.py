@@ -14,6 +14,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import rasterio
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import shapely
@@ -54,10 +55,12 @@ def _aligned(requested: int, block: int, total: int) -> int:
     return min(total, max(1, round(requested / unit)) * unit)
 
 
-def raster_profile(path: str | Path, band: int = 1, *, what: str = "land-cover raster", key: str = "landcover.path", dtypes=SUPPORTED_DTYPES) -> dict:
+def raster_profile(path: str | Path, band: int | None = 1, *, what: str = "land-cover raster", key: str = "landcover.path", dtypes=SUPPORTED_DTYPES) -> dict:
     """Open ``path`` with rasterio and check what lucr needs of a land-cover raster (or of ``what``).
 
-    Returns the rasterio profile plus ``block_shape``. Raises ``InputFileError`` /
+    ``band=None`` asks for the raster's only band: a raster of several bands is then
+    refused (which band holds the codes is not for lucr to guess). Returns the rasterio
+    profile plus ``block_shape`` and ``band``. Raises ``InputFileError`` /
     ``MissingCRSError`` with the file name and a fix.
     """
     path = Path(path)
@@ -65,9 +68,19 @@ def raster_profile(path: str | Path, band: int = 1, *, what: str = "land-cover r
         raise InputFileError(f"{what} not found", path=path, fix=f"check '{key}' in the config")
     if path.is_dir():
         raise InputFileError("is a folder, not a raster", path=path, fix="give the path of a GeoTIFF, COG or VRT file")
+    if path.stat().st_size == 0:
+        raise InputFileError("is an empty file (0 bytes)", path=path, fix="the copy or download that made it failed: copy the raster again")
     try:
         with rasterio.open(path) as src:
             profile = dict(src.profile)
+            if band is None and src.count > 1:
+                names = ", ".join(f"{i} ({d or 'no description'})" for i, d in enumerate(src.descriptions, 1))
+                raise InputFileError(
+                    f"the raster has {src.count} bands ({names}) and the config does not say which holds the land-cover codes", path=path,
+                    fix=f"set '{key.rsplit('.', 1)[0]}.band' in the config (e.g. 'band: 1'), or extract it with `gdal_translate -b 1 IN OUT`",
+                )
+            band = band or 1
+            profile["band"] = band
             if band > src.count:
                 raise InputFileError(f"has {src.count} band(s), band {band} was asked for", path=path, fix=f"set the band of '{key}' to an existing band")
             profile["block_shape"] = src.block_shapes[band - 1]
@@ -78,10 +91,15 @@ def raster_profile(path: str | Path, band: int = 1, *, what: str = "land-cover r
     except IsADirectoryError:
         raise InputFileError("is a folder, not a raster", path=path, fix="give the path of a GeoTIFF, COG or VRT file") from None
     except RasterioIOError as exc:
-        raise InputFileError(
-            f"not a raster GDAL can read ({str(exc).splitlines()[0]})", path=path,
-            fix="give a GeoTIFF, COG or VRT land-cover raster",
-        ) from None
+        detail = str(exc).splitlines()[0].replace(str(path), path.name)
+        with path.open("rb") as f:
+            magic = f.read(4)
+        if magic in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):  # a TIFF header: the file is damaged, not of another kind
+            raise InputFileError(
+                f"is a TIFF but cannot be read: the file is damaged or incomplete ({detail})", path=path,
+                fix="copy or download it again and compare its size or checksum with the original; `gdalinfo -checksum FILE` reads every tile",
+            ) from None
+        raise InputFileError(f"not a raster GDAL can read ({detail})", path=path, fix="give a GeoTIFF, COG or VRT land-cover raster") from None
     missing = [s for s in sources if not s.startswith("/vsi") and "://" not in s and not Path(s).exists()]
     if missing:
         raise InputFileError(
@@ -102,6 +120,14 @@ def raster_profile(path: str | Path, band: int = 1, *, what: str = "land-cover r
     if t.b != 0 or t.d != 0 or t.e >= 0:
         raise InputFileError("the raster grid is rotated or not north-up", path=path, fix="warp it to a north-up grid with `gdalwarp`")
     return profile
+
+
+def no_data_error(path: Path, nodata: list) -> InputFileError:
+    """The error for a land-cover raster whose every cell is no data (a failed export, a wrong band)."""
+    return InputFileError(
+        f"the raster holds no data: every cell is its nodata value ({', '.join(map(str, nodata))})", path=path,
+        fix="check that it is the right file and band (`gdalinfo -stats FILE`); an export that failed writes only nodata",
+    )
 
 
 @dataclass(frozen=True)
@@ -133,7 +159,7 @@ def open_value_raster(path: str | Path, grid: Grid, chunks: tuple, *, band: int 
     return ValueRaster(values=data.isel(band=band - 1, drop=True), nodata=None if nodata is None else float(nodata), path=path)
 
 
-def open_landcover(path: str | Path, chunks: int = 2048, band: int = 1, year: int | None = None) -> LandCover:
+def open_landcover(path: str | Path, chunks: int = 2048, band: int | None = None, year: int | None = None) -> LandCover:
     """Open a land-cover raster (GeoTIFF, COG or VRT) as a chunked, lazy ``DataArray``.
 
     Parameters
@@ -142,13 +168,14 @@ def open_landcover(path: str | Path, chunks: int = 2048, band: int = 1, year: in
         Raster of integer class codes (8 or 16 bit).
     chunks : int
         Wanted chunk side in cells, rounded to a whole multiple of the file's tiles.
-    band : int
-        1-based band index.
+    band : int, optional
+        1-based band index; ``None``: the raster's only band (several bands are refused).
     year : int, optional
         Year the land cover stands for (kept as an attribute).
     """
     path = Path(path)
     profile = raster_profile(path, band)
+    band = profile["band"]
     block_h, block_w = profile["block_shape"]
     height, width = profile["height"], profile["width"]
     chunk_y = _aligned(chunks, block_h, height)
@@ -197,7 +224,16 @@ def read_zone_layer(
     if not path.exists():
         raise InputFileError("admin-unit file not found", path=path, fix=f"check 'zones[{level}].path' in the config")
     try:
+        if layer is None:
+            names = pyogrio.list_layers(path)[:, 0].tolist()
+            if len(names) > 1:
+                raise InputFileError(
+                    f"the file holds {len(names)} layers ({_listing(names)}) and the config does not say which", path=path,
+                    fix=f"add 'layer: <name>' to zone level '{level}' in the config",
+                )
         gdf = gpd.read_file(path, layer=layer, engine="pyogrio")
+    except InputFileError:
+        raise
     except Exception as exc:  # pyogrio raises DataSourceError / DataLayerError; all mean 'cannot read'
         raise InputFileError(
             f"not a vector layer GDAL can read ({str(exc).splitlines()[0]})", path=path,

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lucr.configs import CONFIG_DIR
 from lucr.errors import CoefficientTableError
+from lucr.yaml_strict import load_yaml
 
 LEGEND_DIR = CONFIG_DIR / "legends"
 #: Land-use categories of the seed papers (methods.md §1, seed 001 Table 2), which
@@ -198,10 +198,7 @@ def read_yaml_file(path: Path, model: type[BaseModel], error: type[Exception] = 
     """Parse a YAML file into ``model``; every problem becomes ``error`` naming the file and the key."""
     from lucr.config import _explain
 
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise error(f"not valid YAML ({exc})".replace("\n", " "), path=path, fix="check the file's syntax") from None
+    doc = load_yaml(path, error=error, fix="check the file's syntax")
     try:
         return model.model_validate(doc if doc is not None else {})
     except ValidationError as exc:

@@ -37,7 +37,7 @@ from lucr.export import (
     write_frame, write_table,
 )
 from lucr import nesting
-from lucr.io import LandCover, ValueRaster, ZoneLayer, check_nesting, check_same_grid, open_landcover, open_value_raster, read_zone_layer
+from lucr.io import LandCover, ValueRaster, ZoneLayer, check_nesting, check_same_grid, no_data_error, open_landcover, open_value_raster, read_zone_layer
 from lucr.products.base import MapProduct, RunContext
 from lucr.products.registry import declared_maps, declared_reductions
 from lucr.products.raster_sums import flux_name
@@ -258,6 +258,8 @@ def run(
             t1 = time.perf_counter()
             area_fx, code_count = totals[reduction_name(lc.year)]
             result = _date_outputs(ctx, lc, area_fx, code_count, staged, totals.get(flux_name(lc.year)))
+            if result.summary["valid_area_ha"] == 0 and result.summary["unknown_area_ha"] == 0:
+                raise no_data_error(lc.path, sorted({*table.nodata, *([lc.nodata] if lc.nodata is not None else [])}))
             result.summary["pass_seconds"] = pass_seconds  # one pass for every date of the run
             result.summary["pass_timings_s"] = timings
             result.summary["seconds"] = round(pass_seconds + time.perf_counter() - t1, 3)

@@ -13,7 +13,7 @@ from lucr.coefficients import load_table
 from lucr.config import RunConfig
 from lucr import nesting
 from lucr.errors import InputFileError, UnknownClassError
-from lucr.io import check_nesting, check_same_grid, open_landcover, read_zone_layer
+from lucr.io import check_nesting, check_same_grid, no_data_error, open_landcover, read_zone_layer
 from lucr.zonal import geometry_areas_ha, polygon_areas_ha
 
 #: Rasters up to this many cells (or their smallest overview) are scanned for codes.
@@ -26,23 +26,28 @@ class ValidationReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def _codes_sample(path, band: int) -> tuple[np.ndarray | None, str]:
-    """Distinct codes of the raster's smallest overview, or of the raster if small."""
+def _codes_sample(path, band: int) -> tuple[dict[int, int] | None, str]:
+    """Cells per distinct code of the raster's smallest overview, or of the raster if small."""
     try:
         with rasterio.open(path) as src:
             factors = src.overviews(band)
             if factors:
                 f = factors[-1]
                 data = src.read(band, out_shape=(max(1, src.height // f), max(1, src.width // f)))
-                return np.unique(data), f"overview 1:{f}"
+                return _counts(data), f"cells of overview 1:{f}"
             if src.width * src.height <= CODE_SCAN_MAX_CELLS:
-                return np.unique(src.read(band)), "all cells"
+                return _counts(src.read(band)), "cells"
     except RasterioIOError as exc:  # e.g. a truncated file: its header reads, its tiles do not
         raise InputFileError(
             f"reading the raster failed ({str(exc).splitlines()[0]})", path=path,
             fix="check that the file is complete (re-download or re-export it); `gdalinfo -checksum FILE` reads every tile",
         ) from None
     return None, "raster too large and without overviews; codes are checked during the run"
+
+
+def _counts(codes: np.ndarray) -> dict[int, int]:
+    values, counts = np.unique(codes, return_counts=True)
+    return dict(zip(values.tolist(), counts.tolist()))
 
 
 def validate_config(cfg: RunConfig) -> ValidationReport:
@@ -60,19 +65,22 @@ def validate_config(cfg: RunConfig) -> ValidationReport:
             f"land cover {path.name}{f' ({year})' if year else ''}: {lc.grid.width} x {lc.grid.height} cells, {lc.codes.dtype}, "
             f"CRS {lc.grid.crs.to_string()}, nodata {lc.nodata}, chunks {lc.codes.data.chunksize}"
         )
-        codes, how = _codes_sample(path, cfg.landcover.band)
+        codes, how = _codes_sample(path, cfg.landcover.band or 1)
         if codes is not None:
             if lc.nodata in set(table.codes.tolist()):
                 report.warnings.append(f"the raster's nodata value {lc.nodata} is a class of table '{table.legend}': those cells will count as no data")
-            known = set(table.codes.tolist()) | set(table.nodata) | ({lc.nodata} if lc.nodata is not None else set())
-            missing = sorted(set(codes.tolist()) - known)
+            nodata = set(table.nodata) | ({lc.nodata} if lc.nodata is not None else set())
+            if set(codes) <= nodata:
+                raise no_data_error(path, sorted(nodata))
+            missing = sorted(set(codes) - set(table.codes.tolist()) - nodata)
+            listing = ", ".join(f"{code} ({codes[code]:,} {how})" for code in missing)
             if missing and cfg.unknown_classes == "error":  # the run would stop on them after the pass
                 raise UnknownClassError(
-                    f"land-cover codes missing from the coefficient table '{table.legend}': {missing} ({how})", path=path,
+                    f"land-cover codes missing from the coefficient table '{table.legend}': {listing}", path=path,
                     fix="add them to the coefficient table, set the raster's nodata, or set 'unknown_classes: nodata' to treat them as no data",
                 )
             if missing:
-                report.warnings.append(f"codes {missing} ({how}) are not in the coefficient table (unknown_classes: {cfg.unknown_classes})")
+                report.warnings.append(f"codes {listing} are not in the coefficient table (unknown_classes: {cfg.unknown_classes})")
             else:
                 report.notes.append(f"every code found ({how}) has a coefficient")
         else:

@@ -33,10 +33,14 @@ def base_config(tmp_path: Path, **changes) -> dict:
     return cfg
 
 
-def run_cli(tmp_path: Path, cfg: dict, *extra: str, capsys, command: str = "run") -> tuple[int, str]:
-    """``lucr <command> CONFIG`` in-process: its exit code and what it printed (stderr; and stdout for validate)."""
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+def run_cli(tmp_path: Path, cfg: dict | None, *extra: str, capsys, command: str = "run", path: Path | None = None) -> tuple[int, str]:
+    """``lucr <command> CONFIG`` in-process: its exit code and what it printed (stderr; and stdout for validate).
+
+    ``cfg`` is written to ``tmp_path/config.yaml``; or give the ``path`` of a config file as it is.
+    """
+    if path is None:
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
     argv = sys.argv
     sys.argv = ["lucr", command, str(path), *(["--quiet"] if command == "run" else []), *extra]
     try:

@@ -12,6 +12,7 @@ the unit). Every drop and fill is reported, never silent.
 from __future__ import annotations
 
 import difflib
+import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +67,9 @@ def read_unit_table(path: str | Path, layer: str | None = None) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".txt"):
-            return pd.read_csv(path)
+            from lucr.text_encoding import read_text
+
+            return pd.read_csv(io.StringIO(read_text(path, error=InputFileError)[0]))
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
         import pyogrio

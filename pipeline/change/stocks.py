@@ -25,6 +25,7 @@ import numpy as np
 
 from lucr.errors import CoefficientTableError
 from lucr.parameters import KINDS, ParameterRow, ParameterTable, load_parameters
+from lucr.text_encoding import read_text
 
 POOLS = KINDS["pools"].columns  # c_above, c_below, c_soil, c_dead
 
@@ -42,10 +43,7 @@ def read_pools(path: str | Path) -> ParameterTable:
         return table
     if not path.is_file():
         raise CoefficientTableError("carbon pool table not found", path=path, fix="check 'change.pools' in the config")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise CoefficientTableError("not a UTF-8 text file", path=path, fix="save the pool table as UTF-8 CSV") from None
+    text, _ = read_text(path, error=CoefficientTableError, what="carbon pool table")
     reader = csv.DictReader(io.StringIO(text))
     header = {(f or "").strip().lower(): f for f in reader.fieldnames or []}
     missing = [c for c in ("lucode", *POOLS) if c not in header]
