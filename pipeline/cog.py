@@ -47,7 +47,28 @@ class Level:
 
 
 def read_levels(path: str | Path, dataset_tags: bool) -> list[Level]:
-    """Every IFD of a tiled GeoTIFF (main image, then its internal overviews) as ``Level``s."""
+    """Every IFD of a tiled GeoTIFF (main image, then its internal overviews) as ``Level``s.
+
+    Also checks that the file holds every tile its IFDs point to: GDAL reports a write
+    that fails when a dataset is closed (e.g. the disk filled up) only on stderr, so a
+    file lucr wrote is verified here before its tiles are copied. An incomplete file
+    raises ``OSError`` (EIO).
+    """
+    try:
+        levels = _read_levels(path, dataset_tags)
+    except (tifffile.TiffFileError, IndexError, struct.error, ValueError, EOFError) as exc:
+        raise OSError(errno.EIO, f"the GeoTIFF written is unreadable ({exc})", str(path)) from None
+    if not levels:
+        raise OSError(errno.EIO, "the GeoTIFF written holds no image (its directory was not written)", str(path))
+    size = os.path.getsize(path)
+    for level in levels:
+        end = int((level.offsets + level.byte_counts).max(initial=0))
+        if end > size:
+            raise OSError(errno.EIO, f"the GeoTIFF written is incomplete (tiles up to byte {end:,}, file of {size:,} bytes)", str(path))
+    return levels
+
+
+def _read_levels(path: str | Path, dataset_tags: bool) -> list[Level]:
     levels = []
     with tifffile.TiffFile(path) as tif, open(path, "rb") as raw:
         if tif.byteorder != "<":

@@ -375,7 +375,7 @@ def load_config(path: str | Path | None = None) -> RunConfig:
     if data is not None and not isinstance(data, dict):
         raise ConfigError(
             f"the config must be a mapping of keys (landcover:, zones:, ...), this file holds a {type(data).__name__}", path=path,
-            fix="start from configs/china_sample.yaml: top-level 'key: value' lines, not a '- item' list",
+            fix="start from configs/sample_china_2019.yaml: top-level 'key: value' lines, not a '- item' list",
         )
     return parse_config(data or {}, path.resolve().parent, source=path)
 

@@ -11,6 +11,7 @@ succeeded, so an interrupted run never leaves a half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -32,7 +33,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from lucr.cog import Level, read_levels, read_tile_parts, write_cog
-from lucr.errors import OutputError, OutputExistsError
+from lucr.errors import LucrError, OutputError, OutputExistsError
 from lucr.grid import Grid
 from lucr.products.base import MapProduct
 
@@ -261,7 +262,10 @@ class StagedOutputs:
             remove_stale_staging(self.out_dir)
             self.staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{_HOST}-{os.getpid()}-", dir=self.out_dir))
         except OSError as exc:
-            raise OutputError(f"cannot create the output folder ({exc.strerror})", path=self.out_dir, fix="choose a writable --out folder") from None
+            if self._lock is not None:
+                self._lock.close()
+            error = output_write_error(exc, self.out_dir)  # read-only, full, no permission
+            raise error or OutputError(f"cannot create the output folder ({exc.strerror})", path=self.out_dir, fix="choose a writable --out folder") from None
         return self
 
     def path(self, name: str) -> Path:
@@ -286,6 +290,7 @@ class StagedOutputs:
         publish = [n for n in self.names if self.path(n).exists()]
         # the journal lets the next run finish this commit if the process dies inside it (SIGKILL)
         _write_json(self.out_dir / JOURNAL, {"host": _HOST, "pid": os.getpid(), "staging": self.staging.name, "publish": publish, "remove": stale + [n for n in self.names if n not in publish]})
+        manifest = _write_json(self.path(MANIFEST), {"written_by": "lucr", "files": publish})  # written now: the renames need no space
         done: list[str] = []
         try:
             for name in stale:
@@ -304,13 +309,16 @@ class StagedOutputs:
                 os.replace(old, self.out_dir / old.name)
             (self.out_dir / JOURNAL).unlink(missing_ok=True)
             raise OutputError(f"could not publish the outputs ({exc}); the previous files are back in place", path=self.out_dir) from None
-        _write_json(self.out_dir / MANIFEST, {"written_by": "lucr", "files": done})
+        os.replace(manifest, self.out_dir / MANIFEST)
         (self.out_dir / JOURNAL).unlink()
         if stale:
             log.info("removed %d output(s) of an earlier run that this run does not write: %s", len(stale), ", ".join(stale))
         return [self.out_dir / n for n in done]
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        # a full disk, a quota, a read-only folder: said as such, not as a library's traceback
+        # (classified before the staging folder is removed: its size is part of the evidence)
+        error = output_write_error(exc, self.out_dir) if isinstance(exc, Exception) else None
         if self.staging is not None:
             shutil.rmtree(self.staging, ignore_errors=True)
         if self._lock is not None:
@@ -320,6 +328,8 @@ class StagedOutputs:
         if exc_type is not None and self.created_out_dir:
             with contextlib.suppress(OSError):
                 self.out_dir.rmdir()  # only if empty
+        if error is not None:
+            raise error from None
 
 
 _HOST = socket.gethostname().replace("-", "_")
@@ -330,6 +340,56 @@ MANIFEST = "lucr_outputs.json"
 JOURNAL = ".lucr-commit.json"
 #: Held (``flock``) by the run writing into a folder: a second run into it is refused.
 LOCK = ".lucr-lock"
+
+
+#: Free bytes under which a failed write is put down to a full disk whatever the library said.
+NEARLY_FULL_BYTES = 8 << 20
+
+_WRITE_FAULTS = {
+    errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up", errno.EFBIG: "a file grew beyond the size this system allows",
+    errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EIO: "an input/output error",
+}
+
+
+def output_write_error(exc: BaseException, out_dir: Path) -> OutputError | None:
+    """The user-facing error for a write that failed in ``out_dir`` (disk full, quota, read-only), or None.
+
+    Libraries report these differently (``OSError`` with an errno, a rasterio or pyogrio
+    error quoting GDAL's message, or a damaged file found later), so both the errno and
+    the free space left on the output's file system are looked at.
+    """
+    if isinstance(exc, LucrError):
+        return None
+    filename = getattr(exc, "filename", None)
+    if filename and not str(Path(filename).absolute()).startswith(str(Path(out_dir).absolute())):
+        return None  # an input's problem, not the output's
+    text = str(exc)
+    reason = _WRITE_FAULTS.get(getattr(exc, "errno", None) or -1)
+    for needle, what in (("No space left", errno.ENOSPC), ("Disk quota", errno.EDQUOT), ("Read-only file system", errno.EROFS)):
+        if needle in text:
+            reason = _WRITE_FAULTS[what]
+    existing = next((p for p in [Path(out_dir), *Path(out_dir).absolute().parents] if p.exists()), None)  # a failed run removes the folder it made
+    try:
+        free = shutil.disk_usage(existing).free if existing else None
+    except OSError:
+        free = None
+    from_io = isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in ("rasterio", "pyogrio", "pyarrow")
+    if from_io and free is not None and free < NEARLY_FULL_BYTES and reason in (None, _WRITE_FAULTS[errno.EIO]):
+        reason = _WRITE_FAULTS[errno.ENOSPC]  # e.g. GDAL's "Write failed", or a file GDAL could not finish
+    if reason is None:
+        return None
+    room = f", {free / 2**20:,.1f} MiB free" if free is not None else ""
+    where = f"writing {Path(filename).name}: " if filename else ""
+    detail = (getattr(exc, "strerror", None) or text).splitlines()[0] if text else type(exc).__name__
+    fix = {
+        _WRITE_FAULTS[errno.EROFS]: "give a folder on a writable disk (--out DIR); then run again",
+        _WRITE_FAULTS[errno.EACCES]: "give a folder you may write to (--out DIR), or ask for write access; then run again",
+        _WRITE_FAULTS[errno.EIO]: "check the disk (`df -h`, the system log) and the file-size limit (`ulimit -f`), or write elsewhere (--out DIR); then run again",
+        _WRITE_FAULTS[errno.EFBIG]: "raise the file-size limit (`ulimit -f unlimited`) or write elsewhere (--out DIR); then run again",
+    }.get(reason, "free space (or ask for a larger quota), or give a folder with room for the outputs (--out DIR); then run again")
+    return OutputError(
+        f"writing the outputs failed: {reason} ({where}{detail}{room}); nothing was published and earlier outputs here are unchanged", path=out_dir, fix=fix,
+    )
 
 
 def _lock_folder(out_dir: Path):
@@ -352,11 +412,12 @@ def _lock_folder(out_dir: Path):
     return handle
 
 
-def _write_json(path: Path, data: dict) -> None:
+def _write_json(path: Path, data: dict) -> Path:
     """Write ``path`` atomically (a temporary file renamed over it)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, path)
+    return path
 
 
 def finish_killed_commit(out_dir: Path) -> bool:
@@ -428,17 +489,33 @@ def write_frame(frame: pd.DataFrame, stem: str, formats: list[str], path_of: Cal
     """Write a table as GeoPackage, CSV (no geometry) and/or (Geo)Parquet at ``path_of(name)``.
 
     A plain DataFrame goes to the GeoPackage as an attribute table (no geometry column).
+    A failed write raises ``OSError`` naming the file (the libraries' own errors, e.g.
+    pyogrio's "Failed to commit transaction" on a full disk, say neither).
     """
+    for fmt in formats:
+        path = path_of(f"{stem}.{fmt}")
+        try:
+            _write_format(frame, stem, fmt, path)
+        except OSError as exc:
+            exc.filename = exc.filename or str(path)
+            raise
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] not in ("pyogrio", "pyarrow"):
+                raise
+            raise OSError(errno.EIO, f"{type(exc).__name__}: {exc}", str(path)) from exc
+
+
+def _write_format(frame: pd.DataFrame, stem: str, fmt: str, path: Path) -> None:
     geo = isinstance(frame, gpd.GeoDataFrame)
-    if "gpkg" in formats:
+    if fmt == "gpkg":
         if geo:
-            frame.to_file(path_of(f"{stem}.gpkg"), layer=stem, driver="GPKG", engine="pyogrio")
+            frame.to_file(path, layer=stem, driver="GPKG", engine="pyogrio")
         else:
-            pyogrio.write_dataframe(frame, path_of(f"{stem}.gpkg"), layer=stem, driver="GPKG")
-    if "csv" in formats:
-        (frame.drop(columns=frame.geometry.name) if geo else frame).to_csv(path_of(f"{stem}.csv"), index=False, float_format="%.10g")
-    if "parquet" in formats:
-        frame.to_parquet(path_of(f"{stem}.parquet"), index=False)
+            pyogrio.write_dataframe(frame, path, layer=stem, driver="GPKG")
+    elif fmt == "csv":
+        (frame.drop(columns=frame.geometry.name) if geo else frame).to_csv(path, index=False, float_format="%.10g")
+    elif fmt == "parquet":
+        frame.to_parquet(path, index=False)
 
 
 def table_names(stem: str, formats: list[str]) -> list[str]:
