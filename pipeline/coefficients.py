@@ -68,6 +68,12 @@ class CoefficientTable:
     def n_classes(self) -> int:
         return len(self.classes)
 
+    def digest(self) -> str:
+        """SHA-256 of the classes' codes, coefficients and provenance (not of the file's formatting)."""
+        from lucr.provenance import table_digest
+
+        return table_digest([(c.code, c.coef, c.status, c.ref) for c in self.classes])
+
     def not_from_papers(self) -> list[ClassCoefficient]:
         """Classes whose value is not printed in a seed paper (to report in the run log)."""
         return [c for c in self.classes if c.status != "paper"]
@@ -133,14 +139,14 @@ def _code(value, path, row: str) -> int:
 def _code_table(records: list[dict], *, table_id: str, unit: str | None, references: dict, path: str) -> ParameterTable:
     """A code-keyed flux table from user records (CSV rows, or the ``classes`` of a lucr 0.1 YAML)."""
     unit = unit or KINDS["flux"].unit
-    if unit not in UNITS:
+    if not isinstance(unit, str) or unit not in UNITS:
         raise CoefficientTableError(f"unknown unit {unit!r}", path=path, fix=f"use one of: {', '.join(UNITS)}")
     if not records:
         raise CoefficientTableError("the table has no classes", path=path, fix="add one row per land-cover class")
     rows, seen = [], {}
     for i, rec in enumerate(records, start=1):
         where = f"row {i}"
-        if "code" not in rec or "coef" not in rec:
+        if not isinstance(rec, dict) or "code" not in rec or "coef" not in rec:
             raise CoefficientTableError(f"{where} lacks 'code' or 'coef'", path=path, fix="every class needs a code and a coef")
         code = _code(rec["code"], path, where)
         if code in seen:
@@ -177,7 +183,14 @@ def _read_csv(path: Path) -> tuple[ParameterTable, dict]:
             f"CSV header must include 'code' and 'coef' (found {reader.fieldnames})", path=path,
             fix="use the header code,name,coef,ref,status (see configs/parameters/README.md)",
         )
-    records = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+    records = []
+    for i, row in enumerate(reader, start=1):
+        if None in row:  # csv puts cells beyond the header under the key None
+            raise CoefficientTableError(
+                f"row {i} has {len(reader.fieldnames) + len(row[None])} cells, the header {len(reader.fieldnames)}", path=path,
+                fix="quote names holding a comma (\"a, b\"), or remove the extra cells",
+            )
+        records.append({k.strip(): (v or "").strip() for k, v in row.items()})
     table = _code_table(records, table_id=meta.get("legend", path.stem), unit=meta.get("unit"), references={}, path=str(path))
     return table, {"nodata": meta.get("nodata", "").replace(",", " ").split(), "title": meta.get("title", "")}
 
@@ -186,6 +199,8 @@ def _read_user_yaml(path: Path) -> tuple[ParameterTable, dict]:
     """A parameter-table YAML (``table:``), or a legend-with-coefficients YAML (``classes:``, lucr 0.1)."""
     doc = load_yaml(path, error=CoefficientTableError, fix="check the file's syntax")
     if isinstance(doc, dict) and isinstance(doc.get("classes"), list) and "table" not in doc:
+        if not isinstance(doc.get("references") or {}, dict):
+            raise CoefficientTableError("'references' must map reference ids to citations", path=path, fix="write 'references: {id: {citation: ...}}'")
         refs = {k: (v.get("citation", "") if isinstance(v, dict) else str(v)) for k, v in (doc.get("references") or {}).items()}
         table = _code_table(doc["classes"], table_id=str(doc.get("legend", path.stem)), unit=doc.get("unit"), references=refs, path=str(path))
         return table, {"nodata": doc.get("nodata"), "title": str(doc.get("title", ""))}

@@ -91,6 +91,9 @@ class OutputConfig(_Strict):
     map: bool = Field(True, description="write carbon_balance.tif")
     compress: Literal["zstd", "deflate"] = "zstd"
     tables: list[Literal["gpkg", "csv", "parquet"]] = ["gpkg", "csv", "parquet"]
+    input_hashes: Literal["sha256", "size"] = Field(
+        "sha256", description="run.json records each input's SHA-256 (read in the background during the pass), or only its size and time",
+    )
 
 
 class ClusterConfig(_Strict):

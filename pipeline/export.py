@@ -175,7 +175,10 @@ def map_profile(grid: Grid, product: MapProduct, compress: str) -> dict:
 def open_map_writer(path: Path, grid: Grid, product: MapProduct, compress: str) -> GeoTiffWindowWriter:
     """Create the streamed GeoTIFF of a map product and return its writer (close it after the pass)."""
     band_tags = [{"name": n, "units": product.units} for n in product.bands]
-    return GeoTiffWindowWriter(path, map_profile(grid, product, compress), product.tags, band_tags, product.colormap)
+    from lucr import __version__
+
+    tags = {"lucr_version": __version__, **product.tags}
+    return GeoTiffWindowWriter(path, map_profile(grid, product, compress), tags, band_tags, product.colormap)
 
 
 def overview_factors(grid: Grid) -> list[int]:

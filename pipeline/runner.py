@@ -37,6 +37,7 @@ from lucr.export import (
     write_frame, write_table,
 )
 from lucr import nesting
+from lucr.provenance import InputHashes, run_record, table_digest
 from lucr.io import LandCover, ValueRaster, ZoneLayer, check_nesting, check_same_grid, no_data_error, open_landcover, open_value_raster, read_zone_layer
 from lucr.products.base import MapProduct, RunContext
 from lucr.products.registry import declared_maps, declared_reductions
@@ -45,6 +46,9 @@ from lucr.products.zone_class_area import reduction_name
 from lucr.sweep import PassSources, Sweep
 from lucr.sweep import compute as compute_pass
 from lucr.zonal import ZonePayload, aggregate_to_parent, flux_totals, numeric_columns, unit_table
+
+#: The run's provenance record (lucr.provenance).
+RUN_RECORD = "run.json"
 
 log = logging.getLogger("lucr")
 #: GDAL block cache (MB), unless the user sets GDAL_CACHEMAX: GDAL's default of 5 % of RAM
@@ -128,6 +132,15 @@ def _input_paths(cfg: RunConfig, series: list[LandCover], table: CoefficientTabl
     return paths
 
 
+def _tables_used(table: CoefficientTable, pools, base: Path) -> list[dict]:
+    """The parameter tables of the run with a digest of their values (run.json)."""
+    used = [{"kind": "flux", "id": table.legend, "path": os.path.relpath(table.path, base) if table.path else None, "values_sha256": table.digest(), "unit": "t C / ha / yr"}]
+    if pools is not None:
+        rows = [(r.key, sorted(r.values.items()), r.status, r.ref) for r in pools.rows]
+        used.append({"kind": "pools", "id": pools.id, "path": os.path.relpath(pools.path, base) if pools.path else None, "values_sha256": table_digest(rows), "unit": "t C / ha"})
+    return used
+
+
 def _refuse_replacing_inputs(out_dir: Path, names: list[str], inputs: list[Path]) -> None:
     """An output never replaces a file the run reads, whatever ``--overwrite`` says."""
     for name in names:
@@ -209,6 +222,7 @@ def run(
     (cluster.address), ``chunks``, ``engine``. ``progress`` is a factory of a context
     manager shown while the pass runs (e.g. a rich progress bar as a dask callback).
     """
+    started = time.time()
     out_dir = Path(out_dir or cfg.output.dir).absolute()
     chunks = chunks or cfg.chunks
     engine = engine or cfg.engine
@@ -248,9 +262,12 @@ def run(
         check_scenarios(cfg.change.scenarios, [lc.year for lc in series], layers, table)
         kinds = table_kinds(ctx.multi_date, pool_table is not None, bool(cfg.change.scenarios))
         names += [n for kind in kinds for label in labels for n in table_names(f"{kind}_{label}", cfg.output.tables)]
+    names.append(RUN_RECORD)
     by_year = {}
-    _refuse_replacing_inputs(out_dir, names, _input_paths(cfg, series, table))
-    with StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads) as client:
+    inputs = _input_paths(cfg, series, table)
+    _refuse_replacing_inputs(out_dir, names, inputs)
+    hashes = InputHashes(inputs, cfg.output.input_hashes)  # in the background, during the pass (see lucr.provenance)
+    with hashes, StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads) as client:
         t0 = time.perf_counter()
         totals, timings = _single_pass(ctx, maps, reductions, staged, client, progress)
         pass_seconds = round(time.perf_counter() - t0, 3)
@@ -277,6 +294,12 @@ def run(
                 summary["change"] = change.summary
             staged.path(f"run_summary{ctx.suffix(lc.year)}.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         analyses = _time_series_outputs(cfg, by_year, layers, analysed, staged, multi_year=ctx.multi_date)
+        config_dir = Path(cfg.source).parent if cfg.source else Path.cwd()
+        record = run_record(
+            config=cfg, config_dir=config_dir, inputs=hashes.result(config_dir), tables=_tables_used(table, pool_table, config_dir),
+            started=started, outputs=sorted(n for n in names if staged.path(n).exists()),
+        )
+        staged.path(RUN_RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
         outputs = staged.commit()
     return RunResult(
         out_dir=out_dir, outputs=outputs, by_year=by_year, analyses=analyses,

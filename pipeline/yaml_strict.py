@@ -65,8 +65,9 @@ def load_yaml(path: str | Path, *, error: type[LucrError] = ConfigError, fix: st
             f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start} cannot be decoded)", path=path,
             fix="save the file as UTF-8 (e.g. in Notepad: Save as -> Encoding: UTF-8)",
         ) from None
-    loader = _StrictLoader(text)
+    loader = None
     try:
+        loader = _StrictLoader(text)  # its reader refuses control characters already
         node = loader.get_single_node()
         if node is None:
             return None
@@ -83,4 +84,5 @@ def load_yaml(path: str | Path, *, error: type[LucrError] = ConfigError, fix: st
             detail += " (YAML indents with spaces, never tabs)"
         raise error(f"not valid YAML: {detail}", path=path, fix=fix) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()

@@ -44,8 +44,12 @@ def read_pools(path: str | Path) -> ParameterTable:
     if not path.is_file():
         raise CoefficientTableError("carbon pool table not found", path=path, fix="check 'change.pools' in the config")
     text, _ = read_text(path, error=CoefficientTableError, what="carbon pool table")
-    reader = csv.DictReader(io.StringIO(text))
-    header = {(f or "").strip().lower(): f for f in reader.fieldnames or []}
+    reader = csv.DictReader(io.StringIO("\n".join(text.splitlines())))  # \r, \r\n or \n line ends
+    try:
+        header = {(f or "").strip().lower(): f for f in reader.fieldnames or []}
+        records = list(reader)
+    except csv.Error as exc:
+        raise CoefficientTableError(f"not a readable CSV ({exc})", path=path, fix="save the pool table from Excel as 'CSV UTF-8 (comma delimited)'") from None
     missing = [c for c in ("lucode", *POOLS) if c not in header]
     if missing:
         raise CoefficientTableError(
@@ -53,7 +57,7 @@ def read_pools(path: str | Path) -> ParameterTable:
             fix="use InVEST's biophysical table columns: lucode, c_above, c_below, c_soil, c_dead (t C / ha)",
         )
     rows, seen = [], {}
-    for i, rec in enumerate(reader, start=2):
+    for i, rec in enumerate(records, start=2):
         raw = {k: (rec.get(header[k]) or "").strip() for k in ("lucode", *POOLS)}
         if not any(raw.values()):
             continue

@@ -56,7 +56,10 @@ def declare(ctx: RunContext) -> list[MapProduct]:
     override = {} if flux is None else {"raster": "flux", "nodata": flux.nodata, "factor": ctx.config.flux_raster.factor}
     for lc in ctx.dates:
         cols = ctx.columns[lc.year]
-        tags = {"lucr_legend": ctx.table.legend, "lucr_sign": "sources positive, sinks negative", "lucr_source_raster": str(lc.path), "lucr_year": str(lc.year or "")}
+        tags = {
+            "lucr_legend": ctx.table.legend, "lucr_table_sha256": ctx.table.digest(), "lucr_sign": "sources positive, sinks negative",
+            "lucr_source_raster": lc.path.name, "lucr_year": str(lc.year or ""),  # a file name: no machine's absolute paths in a shared map
+        }
         products.append(MapProduct(
             name=f"carbon_balance{ctx.suffix(lc.year)}", bands=BANDS, dtype="float32", nodata=np.nan, units=UNIT,
             block=partial(_block, date=lc.year, coef_lut=cols.lut(ctx.table.coefs), code_offset=cols.offset, **override),
