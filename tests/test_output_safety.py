@@ -217,3 +217,76 @@ def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path, capsys):
         code, err = run_cli(tmp_path, base_config(tmp_path), capsys=capsys)
     assert code == 2 and "another lucr run is writing into this folder (pid 4242 on elsewhere)" in err, err
     assert sorted(p.name for p in out.iterdir()) == [".lucr-lock"]  # nothing written; the holder's lock untouched
+
+
+KILL_WHILE = """
+import os, signal, sys
+import lucr.cog as cog
+import lucr.export as export
+from lucr.cli import main
+
+where, calls = sys.argv[1], [0]
+
+def killer(real, after):
+    def wrapped(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] > after:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*args, **kwargs)
+    return wrapped
+
+if where == "pass":  # the 3rd block written to the streamed map
+    export.GeoTiffWindowWriter.__setitem__ = killer(export.GeoTiffWindowWriter.__setitem__, 2)
+else:  # the COG assembly: after the first level's tiles are copied
+    cog._copy_tiles = killer(cog._copy_tiles, 1)
+sys.argv = ["lucr", "run", sys.argv[2], "--quiet", "--overwrite", "--chunks", "256"]
+main()
+"""
+
+
+@pytest.mark.parametrize("where", ["pass", "assembly"])
+def test_sigkill_in_the_pass_or_the_assembly_leaves_the_previous_set(tmp_path, big_sample, where):
+    """SIGKILL mid-run: the folder keeps the earlier run's complete set byte for byte; the next
+    run cleans up after the killed one and gives results identical to an undisturbed run."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    out = tmp_path / "out"
+    earlier = base_config(tmp_path, output={"dir": str(out), "tables": ["csv"]})
+    now = base_config(tmp_path, landcover={"path": str(big_sample)}, output={"dir": str(out), "tables": ["csv", "parquet"]})
+    reference = dict(now, output={"dir": str(tmp_path / "reference"), "tables": ["csv", "parquet"]})
+    for name, cfg in (("earlier", earlier), ("now", now), ("reference", reference)):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    lucr_exe = str(Path(sys.executable).parent / "lucr")
+    for name in ("earlier", "reference"):
+        assert subprocess.run([lucr_exe, "run", str(tmp_path / f"{name}.yaml"), "--quiet", "--chunks", "256"], capture_output=True).returncode == 0
+    before = {p.name: _digest(p) for p in out.iterdir() if p.is_file() and p.name != ".lucr-lock"}
+    proc = subprocess.run([sys.executable, "-c", KILL_WHILE, where, str(tmp_path / "now.yaml")], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    after = {p.name: _digest(p) for p in out.iterdir() if p.is_file() and p.name != ".lucr-lock"}
+    assert after == before  # the earlier set, complete and unchanged
+    assert [p.name for p in out.iterdir() if p.is_dir()], "expected the killed run's staging folder"
+    rerun = subprocess.run([lucr_exe, "run", str(tmp_path / "now.yaml"), "--quiet", "--overwrite", "--chunks", "256"], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not [p.name for p in out.iterdir() if p.is_dir()]  # the killed run's staging folder removed
+    ref = {p.name: _digest(p) for p in (tmp_path / "reference").iterdir()}
+    for name in ref:
+        if name.endswith((".csv", ".parquet")):
+            assert _digest(out / name) == ref[name], name
+    _assert_same_map(out / "carbon_balance.tif", tmp_path / "reference" / "carbon_balance.tif")
+    assert {p.name for p in out.iterdir() if p.name != ".lucr-lock"} == set(ref)
+
+
+def _assert_same_map(a, b):
+    """Pixel-identical at every level, same tags (tile order in the file may differ: blocks are written as they finish)."""
+    import numpy as np
+    import rasterio
+
+    with rasterio.open(a) as x, rasterio.open(b) as y:
+        assert x.tags() == y.tags() and x.overviews(1) == y.overviews(1)
+        np.testing.assert_array_equal(x.read(), y.read())
+        for f in x.overviews(1):
+            shape = (x.count, x.height // f, x.width // f)
+            np.testing.assert_array_equal(x.read(out_shape=shape), y.read(out_shape=shape))
