@@ -27,8 +27,25 @@ out = Console()
 _state = {"debug": False}
 
 
+class _Once(logging.Filter):
+    """Say each message once per command (e.g. the same island units for two variables' weights)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[int, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.levelno, record.getMessage())
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
 def _setup_logging(quiet: bool) -> None:
-    logging.basicConfig(level=logging.WARNING, handlers=[RichHandler(console=console, show_path=False, show_time=False)], format="%(message)s", force=True)
+    handler = RichHandler(console=console, show_path=False, show_time=False)
+    handler.addFilter(_Once())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
     logging.getLogger("lucr").setLevel(logging.WARNING if quiet else logging.INFO)
     logging.captureWarnings(True)
 
@@ -64,32 +81,38 @@ def run(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask.distributed scheduler address (default: local threads)"),
     chunks: Optional[int] = typer.Option(None, "--chunks", min=64, help="chunk side in cells (rounded to the file's tiles)"),
     engine: Optional[str] = typer.Option(None, "--engine", help="zonal engine: exact (default; coverage fractions at unit boundaries) or fast (cell centres)"),
+    units: Optional[str] = typer.Option(None, "--units", help="carbon unit of maps and tables: 't C' (default) or 't CO2' (x 44/12)"),
+    lang: Optional[str] = typer.Option(None, "--lang", help="language of the summary and of column titles: en or zh"),
+    levels: Optional[str] = typer.Option(None, "--levels", help="only these zone levels, e.g. province,city (the config's names)"),
+    no_analysis: bool = typer.Option(False, "--no-analysis", help="skip the analysis section of the config"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace existing outputs"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar, no summary, warnings only"),
 ) -> None:
     """Land cover -> carbon_balance.tif (COG) + zonal tables per admin level."""
-    from lucr.config import load_config
-    from lucr.report import dask_progress, summary_table
+    from lucr.config import load_config, with_options
+    from lucr.i18n import text
+    from lucr.report import dask_progress, headline, summary_table
     from lucr.runner import run as run_spine
 
     _setup_logging(quiet)
     if engine not in (None, "fast", "exact"):
         raise LucrError(f"unknown engine {engine!r}", fix="use --engine fast or --engine exact")
-    cfg = load_config(config)
+    cfg = with_options(load_config(config), units=units, lang=lang, levels=levels, no_analysis=no_analysis)
     result = run_spine(
         cfg, out_dir=out_dir, overwrite=overwrite, scheduler_address=scheduler, chunks=chunks, engine=engine,
         progress=None if quiet else (lambda: dask_progress(console)),
     )
     if not quiet:
+        lang = cfg.output.lang
         for year, result_year in result.by_year.items():
             s = result_year.summary
-            for level, frame in result_year.tables.items():
+            for zcfg in cfg.zones:
+                frame = result_year.tables[zcfg.level]
                 if len(frame) <= 60:
-                    out.print(summary_table(frame, f"{level} totals ({s['legend']}, {year or 'undated'})"))
-            out.print(
-                f"{year or 'grid'}: valid area {s['valid_area_ha'] / 1e6:,.1f} Mha, source {s['source_tc'] / 1e6:,.2f}, sink {s['sink_tc'] / 1e6:,.2f}, "
-                f"net {s['net_tc'] / 1e6:,.2f} Mt C/yr; pass and outputs in {s['seconds']:.1f} s"
-            )
+                    out.print(summary_table(frame, zcfg.level, str(year or text("undated", lang)), cfg.output.units, lang))
+            for line in headline(s, cfg.zones[0].plural if cfg.zones else None, lang):
+                out.print(line, highlight=False)
+            out.print(text("timing", lang, seconds=s["seconds"]), highlight=False)
         from lucr.report import analysis_tables
 
         for analysed in result.analyses.values():
@@ -101,7 +124,7 @@ def run(
 
             for rich_table in change_tables(result.change):
                 out.print(rich_table)
-        out.print(f"wrote {len(result.outputs)} files into {result.out_dir}:", highlight=False)
+        out.print(text("wrote", lang, n=len(result.outputs), folder=result.out_dir), highlight=False)
         for line in output_listing(result.outputs):
             out.print(f"  {line}", highlight=False)
 

@@ -65,14 +65,37 @@ class ZoneLevelConfig(_Strict):
     invalid: Literal["repair", "error"] = Field(
         "repair", description="invalid polygons (e.g. self-intersecting): repair them with a warning naming each unit and its area change, or stop",
     )
+    keep: list[str] = Field([], description="columns of the polygon layer copied to the output tables (e.g. a name in another script, a region code)")
+
+    @model_validator(mode="after")
+    def _ascii_file_names(self) -> "ZoneLevelConfig":
+        if self.output is not None and not (self.output.isascii() and self.output.replace("_", "").replace("-", "").isalnum()):
+            raise ValueError(f"output {self.output!r} must be an ASCII file stem (letters, digits, '_' or '-'), e.g. zonal_provinces")
+        if not self.level.isascii() and self.level not in LEVEL_NAMES and self.output is None:
+            raise ValueError(
+                f"level {self.level!r} is not an ASCII word and not one of {', '.join(LEVEL_NAMES)}: "
+                "give the file stem of its tables, e.g. 'output: zonal_townships'"
+            )
+        return self
 
     def output_stem(self) -> str:
         return self.output or f"zonal_{self.plural}"
 
     @property
     def plural(self) -> str:
-        """The level's plural, naming its analysis outputs (``analysis_provinces_*``)."""
-        return _plural(self.level)
+        """The level's plural in file names (``analysis_provinces_*``): from the level if ASCII, from
+        :data:`LEVEL_NAMES` for the Chinese level names, else from ``output`` (its part after ``zonal_``)."""
+        if self.level.isascii():
+            return _plural(self.level)
+        if self.level in LEVEL_NAMES:
+            return _plural(LEVEL_NAMES[self.level])
+        return self.output.removeprefix("zonal_")
+
+
+#: Chinese names of admin levels and the English words that name their files (zonal_provinces.csv).
+LEVEL_NAMES = {"省": "province", "省份": "province", "省级": "province", "市": "city", "地级市": "city", "市级": "city",
+               "县": "county", "区县": "county", "县区": "county", "县级": "county", "乡镇": "township", "乡": "township", "镇": "township",
+               "街道": "township", "村": "village"}
 
 
 def _plural(word: str) -> str:
@@ -90,7 +113,13 @@ class OutputConfig(_Strict):
     dir: Path = Path("lucr-output")
     map: bool = Field(True, description="write carbon_balance.tif")
     compress: Literal["zstd", "deflate"] = "zstd"
-    tables: list[Literal["gpkg", "csv", "parquet"]] = ["gpkg", "csv", "parquet"]
+    tables: list[Literal["gpkg", "csv", "parquet", "xlsx"]] = ["gpkg", "csv", "parquet"]
+    units: Literal["t C", "t CO2"] = Field("t C", description="carbon mass unit of maps and tables: t C, or t CO2 (x 44/12); columns say it (net_tc, net_tco2)")
+    csv_bom: bool = Field(True, description="start CSVs with a UTF-8 byte-order mark, so that Excel (also on Chinese Windows) reads them as UTF-8")
+    lang: Literal["en", "zh"] = Field("en", description="language of the console summary and of human-readable headers (column names stay English)")
+    map_extent: Literal["units", "raster"] | None = Field(
+        None, description="cells the map holds: inside the finest level's units (default when zones are given) or the whole raster",
+    )
     input_hashes: Literal["sha256", "size"] = Field(
         "sha256", description="run.json records each input's SHA-256 (read in the background during the pass), or only its size and time",
     )
@@ -366,6 +395,34 @@ def parse_config(data: dict[str, Any], base_dir: Path, source: Path | None = Non
     return cfg.model_copy(
         update={"landcover": landcover, "zones": zones, "coefficients": coefficients, "legend": legend, "change": change, "flux_raster": flux_raster, "output": cfg.output.model_copy(update={"dir": out_dir})}
     )
+
+
+def with_options(cfg: RunConfig, *, units: str | None = None, lang: str | None = None, levels: str | None = None, no_analysis: bool = False) -> RunConfig:
+    """The config with command-line options applied (``--units``, ``--lang``, ``--levels``, ``--no-analysis``)."""
+    output = {k: v for k, v in (("units", units), ("lang", lang)) if v is not None}
+    update: dict[str, Any] = {}
+    if output:
+        try:
+            update["output"] = OutputConfig.model_validate({**cfg.output.model_dump(), **output})
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc, OutputConfig, prefix="--"), fix="use --units 't C' or 't CO2', --lang en or zh") from None
+    if levels is not None:
+        wanted = [w.strip() for w in levels.split(",") if w.strip()]
+        known = [z.level for z in cfg.zones]
+        unknown = [w for w in wanted if w not in known]
+        if unknown or not wanted:
+            raise ConfigError(f"--levels names unknown level(s) {unknown or wanted}", path=cfg.source, fix=f"use the config's levels: {', '.join(known)}")
+        index = sorted(known.index(w) for w in set(wanted))
+        if index != list(range(index[0], index[-1] + 1)):
+            raise ConfigError(
+                f"--levels {levels} leaves out a level between two it keeps: coarse totals are sums of the next level", path=cfg.source,
+                fix=f"keep consecutive levels of {', '.join(known)}",
+            )
+        zones = cfg.zones[index[0] : index[-1] + 1]
+        update["zones"] = [zones[0].model_copy(update={"parent": None}), *zones[1:]]  # the coarsest kept level is read on its own
+    if no_analysis:
+        update["analysis"] = None
+    return cfg.model_copy(update=update) if update else cfg
 
 
 def load_config(path: str | Path | None = None) -> RunConfig:

@@ -483,22 +483,31 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def write_table(frame: gpd.GeoDataFrame, stem: str, formats: list[str], staged: StagedOutputs) -> None:
-    """Write one zonal table into the staging folder (see :func:`write_frame`)."""
-    write_frame(frame, stem, formats, staged.path)
-
-
-def write_frame(frame: pd.DataFrame, stem: str, formats: list[str], path_of: Callable[[str], Path]) -> None:
+def write_frame(
+    frame: pd.DataFrame, stem: str, formats: list[str], path_of: Callable[[str], Path], *, csv_bom: bool = True, lang: str = "en", classes=None,
+) -> None:
     """Write a table as GeoPackage, CSV (no geometry) and/or (Geo)Parquet at ``path_of(name)``.
 
     A plain DataFrame goes to the GeoPackage as an attribute table (no geometry column).
-    A failed write raises ``OSError`` naming the file (the libraries' own errors, e.g.
-    pyogrio's "Failed to commit transaction" on a full disk, say neither).
+    CSVs start with a UTF-8 byte-order mark unless ``csv_bom`` is off (Excel then reads
+    Chinese names right). The GeoPackage carries a title and description per column
+    (``gpkg_data_columns``, shown by QGIS as aliases) and, for zonal tables, a default
+    QGIS style (``layer_styles``); the Parquet file's schema metadata carries the same
+    descriptions and the units (:mod:`lucr.table_meta`). ``classes`` (the coefficient
+    table) names the class columns. ``xlsx`` is written per run, not here
+    (:func:`lucr.xlsx.write_workbook`). A failed write raises ``OSError`` naming the file
+    (the libraries' own errors, e.g. pyogrio's "Failed to commit transaction" on a full
+    disk, say neither).
     """
+    from lucr.table_meta import describe
+
+    described = describe(frame.columns, classes=classes, lang=lang)
     for fmt in formats:
+        if fmt == "xlsx":
+            continue
         path = path_of(f"{stem}.{fmt}")
         try:
-            _write_format(frame, stem, fmt, path)
+            _write_format(frame, stem, fmt, path, csv_bom, described)
         except OSError as exc:
             exc.filename = exc.filename or str(path)
             raise
@@ -508,17 +517,20 @@ def write_frame(frame: pd.DataFrame, stem: str, formats: list[str], path_of: Cal
             raise OSError(errno.EIO, f"{type(exc).__name__}: {exc}", str(path)) from exc
 
 
-def _write_format(frame: pd.DataFrame, stem: str, fmt: str, path: Path) -> None:
+def _write_format(frame: pd.DataFrame, stem: str, fmt: str, path: Path, csv_bom: bool, described) -> None:
+    from lucr import table_meta
+
     geo = isinstance(frame, gpd.GeoDataFrame)
     if fmt == "gpkg":
         if geo:
             frame.to_file(path, layer=stem, driver="GPKG", engine="pyogrio")
         else:
             pyogrio.write_dataframe(frame, path, layer=stem, driver="GPKG")
+        table_meta.annotate_geopackage(path, stem, described, styled=geo)
     elif fmt == "csv":
-        (frame.drop(columns=frame.geometry.name) if geo else frame).to_csv(path, index=False, float_format="%.10g")
+        (frame.drop(columns=frame.geometry.name) if geo else frame).to_csv(path, index=False, float_format="%.10g", encoding="utf-8-sig" if csv_bom else "utf-8")
     elif fmt == "parquet":
-        frame.to_parquet(path, index=False)
+        table_meta.write_parquet(frame, path, described)
 
 
 def table_names(stem: str, formats: list[str]) -> list[str]:

@@ -225,7 +225,8 @@ def read_zone_layer(
         raise InputFileError("admin-unit file not found", path=path, fix=f"check 'zones[{level}].path' in the config")
     try:
         if layer is None:
-            names = pyogrio.list_layers(path)[:, 0].tolist()
+            names = [n for n in pyogrio.list_layers(path)[:, 0].tolist() if n != "layer_styles"]  # QGIS's style table is no data
+            layer = names[0] if len(names) == 1 else None
             if len(names) > 1:
                 raise InputFileError(
                     f"the file holds {len(names)} layers ({_listing(names)}) and the config does not say which", path=path,

@@ -5,10 +5,16 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
+import numpy as np
+
 from dask.callbacks import Callback
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from lucr.i18n import text
+from lucr.units import renamed
 
 
 class _DaskRichProgress(Callback):
@@ -63,28 +69,86 @@ def dask_progress(console: Console, description: str = "single pass over the lan
         progress.update(task_id, completed=progress.tasks[0].total or 0)
 
 
-def _mt(value: float) -> str:
-    return f"{value / 1e6:,.2f}"
+def scale_for(values, unit: str) -> tuple[float, str]:
+    """A common scale for a column: the largest of 1, 10^3, 10^6, 10^9 under which the
+    largest magnitude reads >= 1 and the smallest non-zero one >= 0.1 (a 4,500 ha unit:
+    4.5 kha, not 0.00 Mha), or, when both cannot hold, the largest fits in 7 digits.
+
+    ``unit`` is ``t`` (masses: t, kt, Mt, Gt) or ``ha`` (areas: ha, kha, Mha, Gha).
+    """
+    v = np.abs(np.asarray(values, dtype=float))
+    v = v[np.isfinite(v) & (v > 0)]
+    smallest, largest = (float(v.min()), float(v.max())) if v.size else (1.0, 1.0)
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, "")):
+        if (largest / scale >= 1 and smallest / scale >= 0.1) or largest / scale >= 1e6:
+            return scale, prefix + unit
+    return 1.0, unit
 
 
-def summary_table(frame, title: str) -> Table:
-    """A rich table of a zonal table: area, sources, sinks and net (Mt C / yr) per unit."""
-    table = Table(title=title, show_footer=True, header_style="bold")
-    table.add_column("unit", footer="total")
-    table.add_column("name")
-    table.add_column("area (Mha)", justify="right", footer=f"{frame['area_ha'].sum() / 1e6:,.1f}")
-    table.add_column("valid %", justify="right")
-    table.add_column("source Mt C/yr", justify="right", footer=_mt(frame["source_tc"].sum()))
-    table.add_column("sink Mt C/yr", justify="right", footer=_mt(frame["sink_tc"].sum()))
-    table.add_column("net Mt C/yr", justify="right", footer=_mt(frame["net_tc"].sum()))
-    table.add_column("net t C/ha/yr", justify="right")
-    for row in frame.itertuples():
-        net_style = "red" if row.net_tc > 0 else "green"
-        table.add_row(
-            str(row.unit_id), str(row.name), f"{row.area_ha / 1e6:,.2f}", f"{100 * row.valid_fraction:.1f}",
-            _mt(row.source_tc), _mt(row.sink_tc), f"[{net_style}]{_mt(row.net_tc)}[/]", f"{row.net_tc_per_ha:.3f}",
-        )
+def _number(value: float, scale: float, largest: float) -> str:
+    return f"{value / scale:,.{0 if largest / scale >= 1e4 else 1 if largest / scale >= 100 else 2}f}"
+
+
+def summary_table(frame, level: str, year: str, units: str = "t C", lang: str = "en") -> Table:
+    """A zonal table at a glance: area, sources, sinks, net and net per ha per unit, with
+    units chosen for the column's magnitudes (said in the title) and names kept whole."""
+    col = lambda base: renamed(base, units)  # noqa: E731  (net_tc -> net_tco2)
+    mass = frame[[col("source_tc"), col("sink_tc"), col("net_tc")]].to_numpy()
+    m_scale, m_unit = scale_for(mass, "t")
+    a_scale, a_unit = scale_for(frame["area_ha"], "ha")
+    mass_unit = f"{m_unit} {units.removeprefix('t ')}/yr"
+    title = text("totals", lang, level=level, year=year, units=f"{a_unit}; {mass_unit}; {text('net_per_ha', lang)} {units}/ha/yr")
+    table = Table(title=title, show_footer=True, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
+    table.add_column(text("unit", lang), footer=text("total", lang), no_wrap=True)
+    table.add_column(text("name", lang), no_wrap=True, max_width=16, overflow="ellipsis")
+    largest_area = float(frame["area_ha"].abs().max())
+    table.add_column(text("area", lang), justify="right", footer=_number(frame["area_ha"].sum(), a_scale, largest_area), no_wrap=True)
+    partial = bool((frame["valid_fraction"] < 0.9995).any())
+    if partial:
+        table.add_column(text("data", lang), justify="right", no_wrap=True)
+    largest = float(np.nanmax(np.abs(mass))) if mass.size else 0.0
+    for key in ("source", "sink", "net"):
+        table.add_column(text(key, lang), justify="right", no_wrap=True, footer=_number(frame[col(f"{key}_tc")].sum(), m_scale, largest))
+    table.add_column(text("net_per_ha", lang), justify="right", no_wrap=True)
+    for row in frame.itertuples(index=False):
+        r = row._asdict()
+        net = r[col("net_tc")]
+        cells = [str(r["unit_id"]), str(r["name"]), _number(r["area_ha"], a_scale, largest_area)]
+        if partial:
+            cells.append(f"{100 * r['valid_fraction']:.1f}")
+        cells += [_number(r[col("source_tc")], m_scale, largest), _number(r[col("sink_tc")], m_scale, largest)]
+        cells += [f"[{'red' if net > 0 else 'green'}]{_number(net, m_scale, largest)}[/]", f"{r[col('net_tc_per_ha')]:.3f}"]
+        table.add_row(*cells)
     return table
+
+
+def headline(summary: dict, plural: str | None, lang: str = "en") -> list[str]:
+    """The run's figures as a user quotes them: totals inside the units first, the whole raster apart."""
+    units = summary.get("units", "t C")
+    col = lambda base: renamed(base, units)  # noqa: E731
+    year = str(summary["year"]) if summary.get("year") is not None else text("undated", lang)
+    unit_word = units.removeprefix("t ")
+    whole = summary["whole_raster"]
+
+    def fluxes(block: dict) -> str:
+        scale, prefix = scale_for([block[col("net_tc")], block[col("source_tc")]], "t")
+        fmt = lambda v: f"{v / scale:,.2f}"  # noqa: E731
+        line = text("fluxes", lang, source=fmt(block[col("source_tc")]), sink=fmt(block[col("sink_tc")]), net=fmt(block[col("net_tc")]), unit=f"{prefix} {unit_word}")
+        return line + (text("cbc", lang, cbc=f"{block['cbc']:.2f}") if block.get("cbc") is not None else "")
+
+    def area(ha: float) -> str:
+        scale, u = scale_for([ha], "ha")
+        return f"{ha / scale:,.1f} {u}"
+
+    inside = summary.get("inside_units")
+    if inside is None:
+        return [text("grid_only", lang, area=area(whole["valid_area_ha"]), year=year), fluxes(whole)]
+    scale, prefix = scale_for([whole[col("net_tc")]], "t")
+    return [
+        text("inside", lang, n=inside["units"], plural=plural or inside["level"], level=inside["level"], area=area(inside["valid_area_ha"]), year=year),
+        fluxes(inside),
+        text("whole", lang, area=area(whole["valid_area_ha"]), net=f"{whole[col('net_tc')] / scale:,.2f}", unit=f"{prefix} {unit_word}"),
+    ]
 
 
 def analysis_tables(result) -> list[Table]:
@@ -152,8 +216,10 @@ def change_tables(change) -> list[Table]:
     for stem, seq in change.tables.items():
         if not stem.startswith("sequestration_") or len(seq) > 60:
             continue
+        units = "t CO2" if "sequestration_tco2" in seq else "t C"
+        seq = seq.rename(columns=lambda c: c.replace("tco2", "tc"))  # the same figures, read by one set of names
         scale, unit = _mass_unit(seq["sequestration_tc"].abs().max())
-        t = Table(title=f"carbon stock change, {stem.removeprefix('sequestration_')} ({unit} C)", header_style="bold")
+        t = Table(title=f"carbon stock change, {stem.removeprefix('sequestration_')} ({unit} {units.removeprefix('t ')})", header_style="bold")
         for col in ("unit", "years", "stock", "change", "per yr", *(["NPV (M)"] if "npv" in seq else [])):
             t.add_column(col, justify="left" if col in ("unit", "years") else "right", no_wrap=True, max_width=24 if col == "unit" else None)
         for r in seq.itertuples():

@@ -34,10 +34,13 @@ from lucr.config import RunConfig, ZoneLevelConfig, _plural
 from lucr.errors import ConfigError, InputFileError, LucrError, OutputError, UnknownClassError
 from lucr.export import (
     STREAMED_OVERVIEWS, StagedOutputs, TilePartsWriter, finalize_cog, map_profile, open_map_writer, overview_factors, table_names,
-    write_frame, write_table,
+    write_frame,
 )
 from lucr import nesting
 from lucr.provenance import InputHashes, run_record, table_digest
+from lucr.products.carbon_balance import style_entries
+from lucr.qgis_style import raster_qml
+from lucr.units import express_in, renamed, summary_in
 from lucr.io import LandCover, ValueRaster, ZoneLayer, check_nesting, check_same_grid, no_data_error, open_landcover, open_value_raster, read_zone_layer
 from lucr.products.base import MapProduct, RunContext
 from lucr.products.registry import declared_maps, declared_reductions
@@ -132,6 +135,37 @@ def _input_paths(cfg: RunConfig, series: list[LandCover], table: CoefficientTabl
     return paths
 
 
+def _say_coefficient_sources(table: CoefficientTable) -> None:
+    """One line per status of the coefficients not printed in a seed paper (the numbers a user should check)."""
+    meaning = {"unverified": "have no verifiable primary source", "literature_default": "are literature defaults, not from the seed papers",
+               "user": "come from your table"}
+    by_status: dict[str, list] = {}
+    for c in table.not_from_papers():
+        by_status.setdefault(c.status, []).append(f"{c.code} {c.name} {c.coef:g}")
+    for status, classes in by_status.items():
+        log.info(
+            "%d coefficient(s) %s (status '%s' in %s): %s t C/ha/yr", len(classes), meaning.get(status, status), status,
+            Path(table.path).name if table.path else table.legend, "; ".join(classes),
+        )
+
+
+def _style_name(product) -> str:
+    """QGIS loads ``<name>.qml`` beside a raster as its style."""
+    return product.filename.rsplit(".", 1)[0] + ".qml"
+
+
+def _in_output_units(cfg: RunConfig) -> RunConfig:
+    """The config with the analysis's column names in the output unit (``net_tc`` -> ``net_tco2``)."""
+    units, a = cfg.output.units, cfg.analysis
+    if units == "t C" or a is None:
+        return cfg
+    names = lambda cols: [renamed(c, units) for c in cols]  # noqa: E731
+    rel = a.relational
+    if rel is not None:
+        rel = rel.model_copy(update={"reference": renamed(rel.reference, units), "compare": rel.compare if rel.compare == "classes" else names(rel.compare)})
+    return cfg.model_copy(update={"analysis": a.model_copy(update={"variables": names(a.variables), "gravity": names(a.gravity), "relational": rel})})
+
+
 def _tables_used(table: CoefficientTable, pools, base: Path) -> list[dict]:
     """The parameter tables of the run with a digest of their values (run.json)."""
     used = [{"kind": "flux", "id": table.legend, "path": os.path.relpath(table.path, base) if table.path else None, "values_sha256": table.digest(), "unit": "t C / ha / yr"}]
@@ -223,12 +257,12 @@ def run(
     manager shown while the pass runs (e.g. a rich progress bar as a dask callback).
     """
     started = time.time()
+    cfg = _in_output_units(cfg)
     out_dir = Path(out_dir or cfg.output.dir).absolute()
     chunks = chunks or cfg.chunks
     engine = engine or cfg.engine
     table = load_table(cfg.legend, cfg.coefficients)
-    for c in table.not_from_papers():
-        log.info("coefficient of class %s (%s) = %g t C/ha/yr is %s (see %s)", c.code, c.name, c.coef, c.status.replace("_", " "), table.path)
+    _say_coefficient_sources(table)
     series = [open_landcover(p, chunks=chunks, band=cfg.landcover.band, year=y) for y, p in cfg.landcover.series().items()]
     check_same_grid(series)
     layers = read_zones(cfg, series[0])
@@ -244,7 +278,8 @@ def run(
         pool_table = read_pools(cfg.change.pools)
         ctx = replace(ctx, pools=pools_per_class(pool_table, table.classes))  # NaN for classes without pools, checked after the pass
     maps, reductions = declared_maps(ctx), declared_reductions(ctx)
-    names = [p.filename for p in maps] + [
+    styled = [p for p in maps if p.name.startswith("carbon_balance")]  # a QGIS style beside each carbon-balance map
+    names = [p.filename for p in maps] + [_style_name(p) for p in styled] + [
         n for lc in series for n in (
             [n for z in cfg.zones for n in table_names(z.output_stem() + ctx.suffix(lc.year), cfg.output.tables)]
             + [f"run_summary{ctx.suffix(lc.year)}.json"]
@@ -271,11 +306,15 @@ def run(
         t0 = time.perf_counter()
         totals, timings = _single_pass(ctx, maps, reductions, staged, client, progress)
         pass_seconds = round(time.perf_counter() - t0, 3)
+        for p in styled:
+            entries = style_entries(table, cfg.output.units)
+            staged.path(_style_name(p)).write_text(raster_qml(3, entries, p.units, exact=cfg.flux_raster is None), encoding="utf-8")
         for lc in series:
             t1 = time.perf_counter()
             area_fx, code_count = totals[reduction_name(lc.year)]
             result = _date_outputs(ctx, lc, area_fx, code_count, staged, totals.get(flux_name(lc.year)))
-            if result.summary["valid_area_ha"] == 0 and result.summary["unknown_area_ha"] == 0:
+            whole = result.summary["whole_raster"]
+            if whole["valid_area_ha"] == 0 and whole["unknown_area_ha"] == 0:
                 raise no_data_error(lc.path, sorted({*table.nodata, *([lc.nodata] if lc.nodata is not None else [])}))
             result.summary["pass_seconds"] = pass_seconds  # one pass for every date of the run
             result.summary["pass_timings_s"] = timings
@@ -286,8 +325,9 @@ def run(
         if cfg.change is not None:
             rows_fx = {y: r.rows_fx for y, r in by_year.items()}
             change = run_change_stage(ctx, totals, rows_fx, _plural, pool_table)
+            change = replace(change, tables={k: express_in(v, cfg.output.units) for k, v in change.tables.items()}, summary=summary_in(change.summary, cfg.output.units))
             for stem, frame in change.tables.items():
-                write_frame(frame, stem, cfg.output.tables, staged.path)
+                write_frame(frame, stem, cfg.output.tables, staged.path, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
         for lc in series:
             summary = by_year[lc.year].summary
             if change is not None:
@@ -315,7 +355,7 @@ def analysed_levels(cfg: RunConfig, table: CoefficientTable, years: list[int | N
     from lucr import analysis
     from lucr.analysis.panel import equally_spaced
 
-    columns = numeric_columns(table.codes)
+    columns = [renamed(c, cfg.output.units) for c in numeric_columns(table.codes)]
     unknown = [v for v in settings.columns() if v not in columns]
     if unknown:
         hints = [f"'{v}'" + (f" (did you mean '{m[0]}'?)" if (m := difflib.get_close_matches(v, columns, n=1)) else "") for v in unknown]
@@ -344,7 +384,7 @@ def _time_series_outputs(cfg: RunConfig, by_year: dict, layers: list[ZoneLayer],
         )
         long = long[["unit_id", "name", "parent_id", "level", "year"] + [c for c in long.columns if c not in ("unit_id", "name", "parent_id", "level", "year")]]
         if multi_year:
-            write_frame(long, zcfg.output_stem() + "_by_year", cfg.output.tables, staged.path)
+            write_frame(long, zcfg.output_stem() + "_by_year", cfg.output.tables, staged.path, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
         sections = next((s for z, s in analysed if z.level == zcfg.level), None)
         if sections is None:
             continue
@@ -482,15 +522,17 @@ def _date_outputs(ctx: RunContext, lc: LandCover, area_fx: np.ndarray, code_coun
             to_parent = partial(aggregate_to_parent, child_parent_ids=fine.frame["parent_id"].to_numpy(), parent_ids=coarse.frame["unit_id"].to_numpy())
             unit_rows[coarse.level] = to_parent(unit_rows[fine.level])
             raster_rows[coarse.level] = None if flux_raster is None else raster_rows[fine.level].map_rows(to_parent)
-    tables = {}
+    tables, tables_tc = {}, {}
     for zcfg, layer in zip(cfg.zones, layers):
-        frame = unit_table(layer, from_fixed_point(unit_rows[layer.level], ctx.scale_bits), table.coefs, table.codes, lc.grid, raster_rows[layer.level])
-        write_table(frame, zcfg.output_stem() + ctx.suffix(lc.year), cfg.output.tables, staged)
-        tables[layer.level] = frame
+        frame_tc = unit_table(layer, from_fixed_point(unit_rows[layer.level], ctx.scale_bits), table.coefs, table.codes, lc.grid, raster_rows[layer.level])
+        frame = express_in(frame_tc, cfg.output.units)
+        write_frame(frame, zcfg.output_stem() + ctx.suffix(lc.year), cfg.output.tables, staged.path, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang, classes=table)
+        tables[layer.level], tables_tc[layer.level] = frame, frame_tc
         if ctx.engine == "fast" and layer is finest and lc is ctx.dates[0]:
             _warn_small_units(frame, row_cell_area_ha(lc.grid), layer.level)
     finest_rows = unit_rows.get(finest.level) if finest is not None else None
-    summary = _summary(lc, table, ctx.engine, ctx.scale_bits, area_fx.sum(axis=0), finest_rows, tables, code_count, cols.offset, flux_raster)
+    summary = _summary(lc, table, ctx.engine, ctx.scale_bits, area_fx.sum(axis=0), finest_rows, tables_tc, code_count, cols.offset, flux_raster)
+    summary = summary_in(summary, cfg.output.units) | {"units": cfg.output.units}
     return YearResult(tables=tables, summary=summary, rows_fx={"grid": area_fx.sum(axis=0)[None], **unit_rows})
 
 
@@ -506,17 +548,31 @@ def _flux(area_ha: np.ndarray, coefs: np.ndarray, flux_raster=None) -> dict[str,
 
 
 def _summary(lc, table, engine, scale_bits, grid_total_fx, finest_rows_fx, tables, code_count, offset, flux_raster=None) -> dict:
+    """The run summary of one date: the totals inside the units first (what a user quotes), the
+    whole raster apart and labelled (it may hold sea and neighbouring countries), then details."""
     k = table.n_classes
     grid_ha = from_fixed_point(grid_total_fx, scale_bits)
+    inside = None
+    if tables:
+        level, frame = next(iter(tables.items()))  # the coarsest level: nested, so it holds every finer unit
+        source, sink = float(frame["source_tc"].sum()), float(frame["sink_tc"].sum())
+        inside = {
+            "level": level, "units": len(frame), "valid_area_ha": float((frame["valid_fraction"] * frame["area_ha"]).sum()),
+            "source_tc": source, "sink_tc": sink, "net_tc": source + sink, "cbc": source / -sink if sink < 0 else None,
+        }
     summary = {
-        "landcover": str(lc.path), "year": lc.year, "legend": table.legend, "engine": engine,
+        "landcover": lc.path.name, "year": lc.year, "legend": table.legend, "engine": engine,
+        "inside_units": inside,
+        "whole_raster": {
+            "note": "every cell of the raster, also outside the units (e.g. sea or neighbouring countries)",
+            "valid_area_ha": float(grid_ha[:k].sum()),
+            "nodata_area_ha": float(grid_ha[k + 1]),
+            "unknown_area_ha": float(grid_ha[k]),
+            **_flux(grid_ha[:k], table.coefs, None if flux_raster is None else flux_raster.total()),
+            "class_area_ha": {str(code): float(a) for code, a in zip(table.codes, grid_ha[:k])},
+        },
         "chunks": [list(c) for c in (lc.codes.data.chunks[0][:1], lc.codes.data.chunks[1][:1])],
         "grid": {"height": lc.grid.height, "width": lc.grid.width, "crs": lc.grid.crs.to_string()},
-        "valid_area_ha": float(grid_ha[:k].sum()),
-        "nodata_area_ha": float(grid_ha[k + 1]),
-        "unknown_area_ha": float(grid_ha[k]),
-        "class_area_ha": {str(code): float(a) for code, a in zip(table.codes, grid_ha[:k])},
-        **_flux(grid_ha[:k], table.coefs, None if flux_raster is None else flux_raster.total()),
         "cells_by_code": {str(i + offset): int(n) for i, n in enumerate(code_count) if n},
         "coefficients_not_from_papers": [
             {"code": c.code, "name": c.name, "coef": c.coef, "status": c.status, "ref": table.references.get(c.ref, c.ref)} for c in table.not_from_papers()

@@ -161,7 +161,7 @@ def test_unknown_codes_as_nodata_warns_and_runs(tmp_path, caplog):
     assert "treated as no data" in caplog.text and "13 (6,882 cells)" in caplog.text
     prov = result.tables["province"]
     assert "area_ha_class_13" not in prov.columns and (prov["valid_fraction"] < 1).any()
-    assert result.summary["unknown_area_ha"] > 0
+    assert result.summary["whole_raster"]["unknown_area_ha"] > 0
 
 
 @pytest.mark.parametrize(
@@ -206,7 +206,7 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(run_module, "write_table", boom)
+    monkeypatch.setattr(run_module, "write_frame", boom)
     with pytest.raises(KeyboardInterrupt):
         run_module.run(parse_config(base_config(tmp_path), tmp_path))
     assert_no_outputs(tmp_path)

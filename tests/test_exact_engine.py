@@ -137,7 +137,7 @@ def test_exact_engine_conserves_the_grid_and_beats_cell_centres(case):
     summary = result.by_year[None].summary
     unit = result.tables["unit"]
     known = sum(unit[f"area_ha_class_{c}"].sum() for c in codes)
-    assert known + summary["outside_units"]["valid_area_ha"] == pytest.approx(summary["valid_area_ha"], rel=1e-12)
+    assert known + summary["outside_units"]["valid_area_ha"] == pytest.approx(summary["whole_raster"]["valid_area_ha"], rel=1e-12)
     exact, _ = coverage_weighted_class_areas(d / "lc.tif", units, "uid")
     fast = run(parse_config({"landcover": {"path": "lc.tif"}, "coefficients": "coefs.csv", "engine": "fast", "zones": [{"level": "unit", "path": "units.gpkg", "id": "uid"}]}, d), out_dir=d / "fast").tables["unit"].set_index("unit_id")
     off = max(abs(fast.loc[u, f"area_ha_class_{c}"] - ref) / ref for (u, c), ref in exact.items() if ref > 0)

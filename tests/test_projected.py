@@ -59,7 +59,7 @@ def test_projected_run_against_numpy_counts(inputs):
     # unit C reaches 9 km below the raster: that part counts in area_ha as no data
     assert unit.loc["C", "area_ha"] == pytest.approx(unit.loc["C", "polygon_area_ha"], rel=1e-6)
     assert unit.loc["C", "valid_fraction"] < 0.99
-    assert a.summary["valid_area_ha"] == pytest.approx(np.count_nonzero(codes) * 0.09, rel=1e-12)
+    assert a.summary["whole_raster"]["valid_area_ha"] == pytest.approx(np.count_nonzero(codes) * 0.09, rel=1e-12)
     for frame_a, frame_b in zip(a.tables.values(), b.tables.values()):
         assert frame_a.drop(columns="geometry").equals(frame_b.drop(columns="geometry"))
     cog = a.out_dir / "carbon_balance.tif"

@@ -52,7 +52,7 @@ def test_flux_raster_replaces_the_coefficient_where_it_has_a_value(inputs):
                         "zones": [{"level": "unit", "path": "units.gpkg", "id": "uid"}], "output": {"tables": ["csv"]}}, d)
     result = run(cfg, out_dir=d / "o")
     source, sink = _expected(nep)
-    assert result.summary["source_tc"] == pytest.approx(source, rel=1e-12) and result.summary["sink_tc"] == pytest.approx(sink, rel=1e-12)
+    assert result.summary["whole_raster"]["source_tc"] == pytest.approx(source, rel=1e-12) and result.summary["whole_raster"]["sink_tc"] == pytest.approx(sink, rel=1e-12)
     t = result.tables["unit"].set_index("unit_id")
     for uid, cols in (("west", slice(0, 2)), ("east", slice(2, 4))):  # cell centres x 50, 150 | 250, 350
         s, k = _expected(nep, cols)
@@ -71,7 +71,7 @@ def test_flux_raster_in_t_co2_is_converted(inputs):
     result = run(cfg, out_dir=d / "o")
     valid = np.isfinite(nep) & (nep != -9999) & (CODES != 255)
     coef_part = sum(COEF[int(c)] for c in CODES[~valid & (CODES != 255)])
-    assert result.summary["net_tc"] == pytest.approx(nep[valid].sum() * 12 / 44 + coef_part, rel=1e-12)
+    assert result.summary["whole_raster"]["net_tc"] == pytest.approx(nep[valid].sum() * 12 / 44 + coef_part, rel=1e-12)
 
 
 def test_flux_raster_on_another_grid_is_refused(inputs):

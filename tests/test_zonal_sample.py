@@ -36,12 +36,12 @@ def test_grid_totals_match_an_independent_numpy_pass(fast_run):
         counts = np.bincount(codes[r], minlength=256)
         for code in np.flatnonzero(counts):
             expected[int(code)] = expected.get(int(code), 0.0) + counts[code] * abs(area) / 1e4
-    got = fast_run.summary["class_area_ha"]
+    got = fast_run.summary["whole_raster"]["class_area_ha"]
     for code, ha in got.items():
         assert ha == pytest.approx(expected.get(int(code), 0.0), rel=1e-6), code
     table = load_table("igbp")
     net = sum(c.coef * expected.get(c.code, 0.0) for c in table.classes)
-    assert fast_run.summary["net_tc"] == pytest.approx(net, rel=1e-6)
+    assert fast_run.summary["whole_raster"]["net_tc"] == pytest.approx(net, rel=1e-6)
 
 
 def test_provinces_are_exact_sums_of_their_cities(fast_run):

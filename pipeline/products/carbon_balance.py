@@ -16,9 +16,17 @@ import numpy as np
 from lucr.chunk import Chunk, DateKey
 from lucr.kernels.lookup import flux_density_bands
 from lucr.products.base import MapProduct, RunContext
+from lucr.units import density_label, factor
 
 BANDS = ("source", "sink", "net")
-UNIT = "t C / ha / yr"
+
+
+def style_entries(table, units: str) -> list[tuple[float, str]]:
+    """Legend entries of the map's net band: each coefficient value (in ``units``) with the classes that have it."""
+    by_value: dict[float, list[str]] = {}
+    for c in table.classes:
+        by_value.setdefault(float(np.float32(c.coef * factor(units))), []).append(c.name)
+    return [(v, f"{v:+.3g} {density_label(units)}: {', '.join(names[:4])}{f' and {len(names) - 4} more' if len(names) > 4 else ''}") for v, names in by_value.items()]
 
 
 def flux_density_block(codes: np.ndarray, coef_lut: np.ndarray, code_offset: int) -> np.ndarray:
@@ -52,8 +60,10 @@ def declare(ctx: RunContext) -> list[MapProduct]:
     if not ctx.config.output.map:
         return []
     products = []
+    units = ctx.config.output.units
+    to_units = factor(units)  # t C -> the output unit (lucr.units)
     flux = ctx.rasters.get("flux")
-    override = {} if flux is None else {"raster": "flux", "nodata": flux.nodata, "factor": ctx.config.flux_raster.factor}
+    override = {} if flux is None else {"raster": "flux", "nodata": flux.nodata, "factor": ctx.config.flux_raster.factor * to_units}
     for lc in ctx.dates:
         cols = ctx.columns[lc.year]
         tags = {
@@ -61,8 +71,8 @@ def declare(ctx: RunContext) -> list[MapProduct]:
             "lucr_source_raster": lc.path.name, "lucr_year": str(lc.year or ""),  # a file name: no machine's absolute paths in a shared map
         }
         products.append(MapProduct(
-            name=f"carbon_balance{ctx.suffix(lc.year)}", bands=BANDS, dtype="float32", nodata=np.nan, units=UNIT,
-            block=partial(_block, date=lc.year, coef_lut=cols.lut(ctx.table.coefs), code_offset=cols.offset, **override),
+            name=f"carbon_balance{ctx.suffix(lc.year)}", bands=BANDS, dtype="float32", nodata=np.nan, units=density_label(units),
+            block=partial(_block, date=lc.year, coef_lut=cols.lut(ctx.table.coefs * to_units), code_offset=cols.offset, **override),
             description=f"carbon flux density (source, sink, net) of {lc.path.name}", tags=tags,
         ))
     return products

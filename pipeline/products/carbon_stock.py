@@ -21,8 +21,8 @@ from lucr.products.base import MapProduct, RunContext
 from lucr.products.carbon_balance import override_values
 from lucr.products.raster_sums import stock_key
 from lucr.products.transitions import intervals
+from lucr.units import factor
 
-UNIT = "t C / ha"
 
 
 def _stock_block(chunk: Chunk, date, lut: np.ndarray, offset: int, raster: str | None = None, nodata: float | None = None) -> np.ndarray:
@@ -75,17 +75,25 @@ def _density_lut(ctx: RunContext, date) -> tuple[np.ndarray, int]:
     return lut, cols.offset
 
 
+def _scaled(chunk, block, to_units: float) -> np.ndarray:
+    """A block in the output unit (t CO2 / ha: x 44/12); unchanged for t C."""
+    out = block(chunk)
+    return out if to_units == 1.0 else out * np.float32(to_units)
+
+
 def declare(ctx: RunContext) -> list[MapProduct]:
     change = ctx.config.change
     if ctx.pools is None or change is None:
         return []
+    units = ctx.config.output.units
+    unit, to_units = f"{units} / ha", factor(units)
     products = []
     if "stock" in change.maps:
         for lc in ctx.dates:
             lut, offset = _density_lut(ctx, lc.year)
             products.append(MapProduct(
-                name=f"carbon_stock{ctx.suffix(lc.year)}", bands=(*POOLS, "total"), dtype="float32", nodata=np.nan, units=UNIT,
-                block=partial(_stock_block, date=lc.year, lut=lut, offset=offset, **_raster_of(ctx, lc.year)),
+                name=f"carbon_stock{ctx.suffix(lc.year)}", bands=(*POOLS, "total"), dtype="float32", nodata=np.nan, units=unit,
+                block=partial(_scaled, block=partial(_stock_block, date=lc.year, lut=lut, offset=offset, **_raster_of(ctx, lc.year)), to_units=to_units),
                 description=f"carbon stock density per pool of {lc.path.name}", tags={"lucr_year": str(lc.year or "")},
             ))
     if "sequestration" in change.maps and ctx.multi_date:
@@ -93,9 +101,11 @@ def declare(ctx: RunContext) -> list[MapProduct]:
             (la, oa), (lb, ob) = _density_lut(ctx, a), _density_lut(ctx, b)
             ra, rb = _raster_of(ctx, a), _raster_of(ctx, b)
             products.append(MapProduct(
-                name=f"sequestration_{a}_{b}", bands=("sequestration",), dtype="float32", nodata=np.nan, units=UNIT,
-                block=partial(_sequestration_block, first=a, last=b, lut_first=la, offset_first=oa, lut_last=lb, offset_last=ob,
-                              raster_first=ra["raster"], nodata_first=ra["nodata"], raster_last=rb["raster"], nodata_last=rb["nodata"]),
+                name=f"sequestration_{a}_{b}", bands=("sequestration",), dtype="float32", nodata=np.nan, units=unit,
+                block=partial(_scaled, block=partial(
+                    _sequestration_block, first=a, last=b, lut_first=la, offset_first=oa, lut_last=lb, offset_last=ob,
+                    raster_first=ra["raster"], nodata_first=ra["nodata"], raster_last=rb["raster"], nodata_last=rb["nodata"],
+                ), to_units=to_units),
                 description=f"carbon stock change {a} -> {b}", tags={"lucr_year_from": str(a), "lucr_year_to": str(b)},
             ))
     return products
