@@ -207,9 +207,10 @@ def finalize_cog(full: Path, overviews: dict[int, Path], dst: Path, grid: Grid, 
     """
     factors = overview_factors(grid)
     streamed = [f for f in sorted(overviews) if f in factors]
-    levels = [_level(full, dataset_tags=True)]
+    levels = []
     for f in streamed[:-1]:
         levels.append(_level(overviews[f], dataset_tags=False))
+    sample = full  # the statistics' sample: the coarsest level
     if streamed:
         last = streamed[-1]
         last_path = overviews[last]
@@ -225,7 +226,33 @@ def finalize_cog(full: Path, overviews: dict[int, Path], dst: Path, grid: Grid, 
             with rasterio.Env(**env), rasterio.open(last_path, "r+") as ds:
                 ds.build_overviews(coarser, Resampling.nearest)
         levels += read_levels(last_path, dataset_tags=False)
-    write_cog(levels, dst)
+        sample = last_path
+    if is_float:
+        tag_statistics(full, sample)
+    write_cog([_level(full, dataset_tags=True), *levels], dst)
+
+
+def tag_statistics(path: Path, sample: Path) -> None:
+    """Write GDAL's ``STATISTICS_*`` band tags into ``path``, computed on the coarsest level of
+    ``sample`` (at most a tile's worth of cells, one per block: ``STATISTICS_APPROXIMATE=YES``,
+    as ``gdalinfo -approx_stats``), over the cells the map holds (NaN is no data)."""
+    with rasterio.open(sample) as src:
+        factors = src.overviews(1)
+        shape = (src.count, max(1, src.height // factors[-1]), max(1, src.width // factors[-1])) if factors else (src.count, src.height, src.width)
+        data = src.read(out_shape=shape, resampling=Resampling.nearest).astype(np.float64)
+        approximate = bool(factors) or sample != path
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # the template of tile parts has no georeferencing
+        with rasterio.open(path, "r+") as dst:
+            for b in range(data.shape[0]):
+                v = data[b][np.isfinite(data[b])]
+                if v.size == 0:
+                    continue
+                dst.update_tags(
+                    b + 1, STATISTICS_MINIMUM=repr(float(v.min())), STATISTICS_MAXIMUM=repr(float(v.max())), STATISTICS_MEAN=repr(float(v.mean())),
+                    STATISTICS_STDDEV=repr(float(v.std())), STATISTICS_VALID_PERCENT=repr(round(100 * v.size / data[b].size, 3)),
+                    STATISTICS_APPROXIMATE="YES" if approximate else "NO",
+                )
 
 
 STAGING_PREFIX = ".lucr-staging-"
@@ -534,5 +561,4 @@ def _write_format(frame: pd.DataFrame, stem: str, fmt: str, path: Path, csv_bom:
 
 
 def table_names(stem: str, formats: list[str]) -> list[str]:
-    ext = {"gpkg": "gpkg", "csv": "csv", "parquet": "parquet"}
-    return [f"{stem}.{ext[f]}" for f in formats]
+    return [f"{stem}.{f}" for f in formats if f != "xlsx"]  # xlsx: one workbook per run (lucr.xlsx)

@@ -212,7 +212,7 @@ class ZoneLayer:
 
 def read_zone_layer(
     path: str | Path, *, level: str, id_col: str, name_col: str | None, parent_col: str | None, layer: str | None, grid: Grid,
-    invalid: str = "repair",
+    invalid: str = "repair", keep: list[str] | tuple[str, ...] = (),
 ) -> ZoneLayer:
     """Read one level of admin polygons and reproject them to the grid's CRS.
 
@@ -244,10 +244,13 @@ def read_zone_layer(
         raise InputFileError("the polygon layer is empty", path=path, fix="give a layer with at least one admin-unit polygon")
     if gdf.crs is None:
         raise MissingCRSError("the polygon layer has no coordinate reference system", path=path, fix="set one, e.g. `ogr2ogr -a_srs EPSG:4326 OUT IN`")
-    missing = [c for c in (id_col, name_col, parent_col) if c and c not in gdf.columns]
+    missing = [c for c in (id_col, name_col, parent_col, *keep) if c and c not in gdf.columns]
     if missing:
         cols = [c for c in gdf.columns if c != gdf.geometry.name]
-        raise InputFileError(f"column(s) {missing} not found (columns: {cols})", path=path, fix=f"set 'id'/'name'/'parent' of zone level '{level}' to existing columns")
+        raise InputFileError(f"column(s) {missing} not found (columns: {cols})", path=path, fix=f"set 'id'/'name'/'parent'/'keep' of zone level '{level}' to existing columns")
+    reserved = [c for c in keep if c in ("unit_id", "name", "parent_id", "level", "geometry")]
+    if reserved:
+        raise InputFileError(f"keep names column(s) {reserved} that lucr's tables already have", path=path, fix="rename those columns in the layer, or drop them from 'keep'")
     blank = lambda col: gdf[col].isna().to_numpy() | (gdf[col].astype(str).str.strip() == "").to_numpy()  # noqa: E731
     if blank(id_col).any():
         rows = (np.flatnonzero(blank(id_col)) + 1).tolist()
@@ -285,6 +288,7 @@ def read_zone_layer(
             "unit_id": ids.to_numpy(),
             "name": gdf[name_col].astype(str).to_numpy() if name_col else ids.to_numpy(),
             "parent_id": gdf[parent_col].astype(str).to_numpy() if parent_col else pd.array([None] * len(gdf), dtype="str"),
+            **{c: gdf[c].to_numpy() for c in keep},
         },
         geometry=geoms.to_numpy(),
         crs=gdf.crs,

@@ -41,6 +41,8 @@ from lucr.provenance import InputHashes, run_record, table_digest
 from lucr.products.carbon_balance import style_entries
 from lucr.qgis_style import raster_qml
 from lucr.units import express_in, renamed, summary_in
+from lucr.units import factor as unit_factor
+from lucr.xlsx import WORKBOOK, write_workbook
 from lucr.io import LandCover, ValueRaster, ZoneLayer, check_nesting, check_same_grid, no_data_error, open_landcover, open_value_raster, read_zone_layer
 from lucr.products.base import MapProduct, RunContext
 from lucr.products.registry import declared_maps, declared_reductions
@@ -135,6 +137,16 @@ def _input_paths(cfg: RunConfig, series: list[LandCover], table: CoefficientTabl
     return paths
 
 
+def legend_table(table: CoefficientTable, units: str) -> pd.DataFrame:
+    """The classes of the run's table with their coefficient (in ``units``), status and source: ``legend.*`` in every output set."""
+    to_units = unit_factor(units)
+    return pd.DataFrame({
+        "code": [c.code for c in table.classes], "name": [c.name for c in table.classes],
+        renamed("coef_tc_per_ha", units): [c.coef * to_units for c in table.classes],
+        "status": [c.status for c in table.classes], "ref": [table.references.get(c.ref, c.ref) for c in table.classes],
+    })
+
+
 def _say_coefficient_sources(table: CoefficientTable) -> None:
     """One line per status of the coefficients not printed in a seed paper (the numbers a user should check)."""
     meaning = {"unverified": "have no verifiable primary source", "literature_default": "are literature defaults, not from the seed papers",
@@ -191,7 +203,7 @@ def _refuse_replacing_inputs(out_dir: Path, names: list[str], inputs: list[Path]
 def read_zones(cfg: RunConfig, lc: LandCover) -> list[ZoneLayer]:
     """Read every configured level of admin units, coarsest first, and check their nesting."""
     layers = [
-        read_zone_layer(z.path, level=z.level, id_col=z.id, name_col=z.name, parent_col=z.parent, layer=z.layer, grid=lc.grid, invalid=z.invalid)
+        read_zone_layer(z.path, level=z.level, id_col=z.id, name_col=z.name, parent_col=z.parent, layer=z.layer, grid=lc.grid, invalid=z.invalid, keep=z.keep)
         for z in cfg.zones
     ]
     check_nesting(layers)
@@ -292,6 +304,9 @@ def run(
         names += [n for z, sections in analysed for n in analysis.output_names(z.plural, sections, cfg.output.tables)]
     if ctx.multi_date:
         names += [n for z in cfg.zones for n in table_names(z.output_stem() + "_by_year", cfg.output.tables)]
+    names += table_names("legend", cfg.output.tables)
+    if "xlsx" in cfg.output.tables:
+        names.append(WORKBOOK)
     if cfg.change is not None:
         labels = ["grid", *(z.plural for z in cfg.zones)]
         check_scenarios(cfg.change.scenarios, [lc.year for lc in series], layers, table)
@@ -334,6 +349,12 @@ def run(
                 summary["change"] = change.summary
             staged.path(f"run_summary{ctx.suffix(lc.year)}.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         analyses = _time_series_outputs(cfg, by_year, layers, analysed, staged, multi_year=ctx.multi_date)
+        legend = legend_table(table, cfg.output.units)
+        write_frame(legend, "legend", cfg.output.tables, staged.path, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
+        if "xlsx" in cfg.output.tables:
+            sheets = {z.output_stem() + ctx.suffix(y): r.tables[z.level] for y, r in by_year.items() for z in cfg.zones}
+            sheets |= (change.tables if change is not None else {}) | {"legend": legend}
+            write_workbook(staged.path(WORKBOOK), sheets, classes=table, lang=cfg.output.lang)
         config_dir = Path(cfg.source).parent if cfg.source else Path.cwd()
         record = run_record(
             config=cfg, config_dir=config_dir, inputs=hashes.result(config_dir), tables=_tables_used(table, pool_table, config_dir),

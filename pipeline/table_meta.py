@@ -48,7 +48,7 @@ _KNOWN = {
     "polygon_area_ha": ("polygon area", "多边形面积", "ellipsoidal area of the unit's polygon", "ha"),
     "flux_raster_area_ha": ("area from the flux raster", "通量栅格覆盖面积", "area where the flux raster replaced the class coefficient", "ha"),
     "code": ("class code", "类别代码", "land-cover class code", ""),
-    "coef": ("flux coefficient", "碳通量系数", "carbon flux density of the class (sources positive)", "t C / ha / yr"),
+    "coef_tc_per_ha": ("flux coefficient", "碳通量系数", "carbon flux density of the class (sources positive)", "t C / ha / yr"),
     "status": ("status", "来源状态", "provenance of the value: paper, literature_default, unverified or user", ""),
     "ref": ("reference", "参考文献", "source of the value", ""),
 }

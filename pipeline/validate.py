@@ -86,7 +86,7 @@ def validate_config(cfg: RunConfig) -> ValidationReport:
         else:
             report.notes.append(how)
     for z in cfg.zones:
-        layer = read_zone_layer(z.path, level=z.level, id_col=z.id, name_col=z.name, parent_col=z.parent, layer=z.layer, grid=lc.grid, invalid=z.invalid)
+        layer = read_zone_layer(z.path, level=z.level, id_col=z.id, name_col=z.name, parent_col=z.parent, layer=z.layer, grid=lc.grid, invalid=z.invalid, keep=z.keep)
         geoms = np.asarray(layer.geometry_grid_crs.values, dtype=object)
         polygon_ha, outside_ha = polygon_areas_ha(layer, lc.grid)
         union_ha = float(geometry_areas_ha([shapely.union_all(geoms)], lc.grid.crs)[0])

@@ -192,7 +192,8 @@ def unit_table(layer: ZoneLayer, area_ha_cols: np.ndarray, coefs: np.ndarray, cl
     polygon_ha, outside_ha = polygon_areas_ha(layer, grid)
     area_ha = area_ha_cols.sum(axis=1) + outside_ha
     source, sink = flux_totals(known, coefs, flux_raster)
-    frame = layer.frame[["unit_id", "name", "parent_id"]].copy()
+    kept = [c for c in layer.frame.columns if c not in ("unit_id", "name", "parent_id", layer.frame.geometry.name)]  # zones[].keep
+    frame = layer.frame[["unit_id", "name", "parent_id", *kept]].copy()
     frame["level"] = layer.level
     frame["area_ha"] = area_ha
     with np.errstate(invalid="ignore", divide="ignore"):

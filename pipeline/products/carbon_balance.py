@@ -36,8 +36,21 @@ def flux_density_block(codes: np.ndarray, coef_lut: np.ndarray, code_offset: int
     return out
 
 
-def _block(chunk: Chunk, date: DateKey, coef_lut: np.ndarray, code_offset: int, raster: str | None = None, nodata: float | None = None, factor: float = 1.0) -> np.ndarray:
+def inside_units(chunk: Chunk) -> np.ndarray:
+    """Cells of the chunk inside some unit: its centre in one, or (exact engine) any part covered by one."""
+    inside = chunk.zones != 0
+    edges = chunk.edges
+    if edges is not None and len(edges):
+        covered = (edges.share > 0) & (edges.zones != 0)
+        inside[edges.rows[covered], edges.cols[covered]] = True
+    return inside
+
+
+def _block(chunk: Chunk, date: DateKey, coef_lut: np.ndarray, code_offset: int, raster: str | None = None, nodata: float | None = None,
+           factor: float = 1.0, units_only: bool = False) -> np.ndarray:
     out = flux_density_block(chunk.codes[date], coef_lut, code_offset)
+    if units_only:  # output.map_extent: units
+        out[:, ~inside_units(chunk)] = np.nan
     if raster is not None:  # the flux raster replaces the coefficient where it has a value and the cell a class
         v = override_values(chunk.rasters[raster], nodata, factor)
         valid = np.isfinite(v) & np.isfinite(out[2])
@@ -64,11 +77,14 @@ def declare(ctx: RunContext) -> list[MapProduct]:
     to_units = factor(units)  # t C -> the output unit (lucr.units)
     flux = ctx.rasters.get("flux")
     override = {} if flux is None else {"raster": "flux", "nodata": flux.nodata, "factor": ctx.config.flux_raster.factor * to_units}
+    extent = ctx.config.output.map_extent or ("units" if ctx.layers else "raster")
+    override["units_only"] = extent == "units" and bool(ctx.layers)
     for lc in ctx.dates:
         cols = ctx.columns[lc.year]
         tags = {
             "lucr_legend": ctx.table.legend, "lucr_table_sha256": ctx.table.digest(), "lucr_sign": "sources positive, sinks negative",
             "lucr_source_raster": lc.path.name, "lucr_year": str(lc.year or ""),  # a file name: no machine's absolute paths in a shared map
+            "lucr_extent": "cells inside the units (others no data)" if override["units_only"] else "every cell of the raster",
         }
         products.append(MapProduct(
             name=f"carbon_balance{ctx.suffix(lc.year)}", bands=BANDS, dtype="float32", nodata=np.nan, units=density_label(units),
