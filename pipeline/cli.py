@@ -91,17 +91,21 @@ def run(
     """Land cover -> carbon_balance.tif (COG) + zonal tables per admin level."""
     from lucr.config import load_config, with_options
     from lucr.i18n import text
-    from lucr.report import dask_progress, headline, summary_table
+    from lucr.report import StepStatus, dask_progress, headline, summary_table
     from lucr.runner import run as run_spine
 
     _setup_logging(quiet)
     if engine not in (None, "fast", "exact"):
         raise LucrError(f"unknown engine {engine!r}", fix="use --engine fast or --engine exact")
     cfg = with_options(load_config(config), units=units, lang=lang, levels=levels, no_analysis=no_analysis)
-    result = run_spine(
-        cfg, out_dir=out_dir, overwrite=overwrite, scheduler_address=scheduler, chunks=chunks, engine=engine,
-        progress=None if quiet else (lambda: dask_progress(console)),
-    )
+    steps = StepStatus(console)
+    try:
+        result = run_spine(
+            cfg, out_dir=out_dir, overwrite=overwrite, scheduler_address=scheduler, chunks=chunks, engine=engine,
+            progress=None if quiet else (lambda: dask_progress(console)), status=None if quiet else steps,
+        )
+    finally:
+        steps.stop()
     if not quiet:
         lang = cfg.output.lang
         for year, result_year in result.by_year.items():
@@ -148,6 +152,7 @@ def validate(config: Path = typer.Argument(..., help="YAML run config to check")
 def analyze(
     table: Path = typer.Argument(..., help="per-unit table: CSV, Parquet or GeoPackage, one row per unit (and year)"),
     id_col: str = typer.Option(..., "--id", help="column of unit ids"),
+    table_layer: Optional[str] = typer.Option(None, "--layer", help="layer of the table, if it is a file of several layers"),
     year_col: Optional[str] = typer.Option(None, "--year", help="column of years (omit for a single period)"),
     values: list[str] = typer.Option(..., "--value", help="column to analyse (repeat for several)"),
     polygons: Optional[Path] = typer.Option(None, "--polygons", help="unit polygons for Moran's I, LISA and centres of gravity"),
@@ -186,7 +191,7 @@ def analyze(
         raise LucrError(f"unknown table format(s) {bad}", fix="use --format gpkg, csv or parquet")
     result, written = analyse_file(
         table, id_col=id_col, year_col=year_col, settings=settings, out_dir=out_dir, polygons_path=polygons, polygons_id=polygons_id,
-        polygons_layer=polygons_layer, name_col=name_col, formats=tuple(formats), overwrite=overwrite,
+        polygons_layer=polygons_layer, name_col=name_col, table_layer=table_layer, formats=tuple(formats), overwrite=overwrite,
     )
     if not quiet:
         from lucr.report import analysis_tables
@@ -198,12 +203,19 @@ def analyze(
 
 
 @app.command()
-def legends() -> None:
-    """List the built-in legends and the coefficients their default flux table gives them."""
+def legends(
+    name: Optional[str] = typer.Argument(None, help="a legend (e.g. igbp) or a coefficient table file: print its classes"),
+    units: str = typer.Option("t C", "--units", help="'t C' or 't CO2'"),
+) -> None:
+    """List the built-in legends, or print one legend's classes with their coefficients and sources."""
     from lucr.coefficients import builtin_legends, load_table
     from lucr.legend import load_legend
 
     from rich import box
+
+    if name is not None:
+        _print_legend(name, units)
+        return
 
     table = Table(title="built-in legends (classes by status of their flux value)", header_style="bold", box=box.SIMPLE)
     for col in ("legend", "classes", "nodata", "flux table", "paper", "literature", "unverified"):
@@ -218,6 +230,30 @@ def legends() -> None:
     for line in titles:
         out.print(line, highlight=False)
     out.print("\nconfigs/legends/: codes, names, categories; configs/parameters/: values, sources", highlight=False)
+
+
+def _print_legend(name: str, units: str) -> None:
+    """The classes of a legend or coefficient table: code, name, coefficient, unit, status and source."""
+    from rich import box
+
+    from lucr.coefficients import load_table
+    from lucr.units import UNITS, density_label, factor
+
+    if units not in UNITS:
+        raise LucrError(f"unknown unit {units!r}", fix="use --units 't C' or --units 't CO2'")
+    t = load_table(path=name) if Path(name).suffix else load_table(name)
+    table = Table(title=f"{t.legend}: {t.title}" if t.title else t.legend, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col, justify in (("code", "right"), ("name", "left"), ("coef", "right"), ("status", "left"), ("source", "left")):
+        table.add_column(col, justify=justify, overflow="fold")
+    for c in t.classes:
+        colour = {"paper": "green", "literature_default": "yellow", "unverified": "red"}.get(c.status, "")
+        status = f"[{colour}]{c.status}[/]" if colour else c.status
+        table.add_row(str(c.code), c.name, f"{c.coef * factor(units):+.4g}", status, c.ref or "-")
+    out.print(table)
+    for ref in dict.fromkeys(c.ref for c in t.classes if c.ref):
+        out.print(f"[bold]{ref}[/]: {t.references.get(ref, '(no citation in the table)')}", highlight=False)
+    out.print(f"coef: {density_label(units)}, sources positive, sinks negative; nodata codes: {', '.join(map(str, t.nodata)) or 'none'}", highlight=False)
+    out.print(f"table: {t.path}", highlight=False)
 
 
 class Terminated(KeyboardInterrupt):

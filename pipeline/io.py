@@ -210,6 +210,20 @@ class ZoneLayer:
     path: Path
 
 
+def data_layer(path: Path, layer: str | None, fix: str) -> str | None:
+    """The layer to read: ``layer``, or the file's only data layer (QGIS's ``layer_styles`` table is not data).
+
+    A file of several data layers without ``layer`` is refused with their names: which one
+    holds the units is not for lucr to guess.
+    """
+    if layer is not None:
+        return layer
+    names = [n for n in pyogrio.list_layers(path)[:, 0].tolist() if n != "layer_styles"]
+    if len(names) > 1:
+        raise InputFileError(f"the file holds {len(names)} layers ({_listing(names)}) and the config does not say which", path=path, fix=fix)
+    return names[0] if names else None
+
+
 def read_zone_layer(
     path: str | Path, *, level: str, id_col: str, name_col: str | None, parent_col: str | None, layer: str | None, grid: Grid,
     invalid: str = "repair", keep: list[str] | tuple[str, ...] = (),
@@ -224,14 +238,7 @@ def read_zone_layer(
     if not path.exists():
         raise InputFileError("admin-unit file not found", path=path, fix=f"check 'zones[{level}].path' in the config")
     try:
-        if layer is None:
-            names = [n for n in pyogrio.list_layers(path)[:, 0].tolist() if n != "layer_styles"]  # QGIS's style table is no data
-            layer = names[0] if len(names) == 1 else None
-            if len(names) > 1:
-                raise InputFileError(
-                    f"the file holds {len(names)} layers ({_listing(names)}) and the config does not say which", path=path,
-                    fix=f"add 'layer: <name>' to zone level '{level}' in the config",
-                )
+        layer = data_layer(path, layer, fix=f"add 'layer: <name>' to zone level '{level}' in the config")
         gdf = gpd.read_file(path, layer=layer, engine="pyogrio")
     except InputFileError:
         raise

@@ -69,6 +69,26 @@ def dask_progress(console: Console, description: str = "single pass over the lan
         progress.update(task_id, completed=progress.tasks[0].total or 0)
 
 
+class StepStatus:
+    """A spinner naming the step a run is in after its pass (analysis, tables): call it with each step."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self._status = None
+
+    def __call__(self, step: str) -> None:
+        if self._status is None:
+            self._status = self.console.status(step, spinner="dots")
+            self._status.start()
+        else:
+            self._status.update(step)
+
+    def stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+
 def scale_for(values, unit: str) -> tuple[float, str]:
     """A common scale for a column: the largest of 1, 10^3, 10^6, 10^9 under which the
     largest magnitude reads >= 1 and the smallest non-zero one >= 0.1 (a 4,500 ha unit:

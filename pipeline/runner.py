@@ -261,12 +261,14 @@ def run(
     chunks: int | None = None,
     engine: str | None = None,
     progress: Callable[[], Any] | None = None,
+    status: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run the spine: one pass over every date of land cover -> map products + zonal tables.
 
     Parameters override the config: ``out_dir`` (output.dir), ``scheduler_address``
     (cluster.address), ``chunks``, ``engine``. ``progress`` is a factory of a context
-    manager shown while the pass runs (e.g. a rich progress bar as a dask callback).
+    manager shown while the pass runs (e.g. a rich progress bar as a dask callback);
+    ``status`` is told each later step (zonal tables, analysis, provenance) as it starts.
     """
     started = time.time()
     cfg = _in_output_units(cfg)
@@ -324,7 +326,9 @@ def run(
         for p in styled:
             entries = style_entries(table, cfg.output.units)
             staged.path(_style_name(p)).write_text(raster_qml(3, entries, p.units, exact=cfg.flux_raster is None), encoding="utf-8")
+        say = status or (lambda _: None)
         for lc in series:
+            say(f"zonal tables{f' of {lc.year}' if lc.year else ''}")
             t1 = time.perf_counter()
             area_fx, code_count = totals[reduction_name(lc.year)]
             result = _date_outputs(ctx, lc, area_fx, code_count, staged, totals.get(flux_name(lc.year)))
@@ -339,6 +343,7 @@ def run(
         change = None
         if cfg.change is not None:
             rows_fx = {y: r.rows_fx for y, r in by_year.items()}
+            say("land-use change tables")
             change = run_change_stage(ctx, totals, rows_fx, _plural, pool_table)
             change = replace(change, tables={k: express_in(v, cfg.output.units) for k, v in change.tables.items()}, summary=summary_in(change.summary, cfg.output.units))
             for stem, frame in change.tables.items():
@@ -348,13 +353,14 @@ def run(
             if change is not None:
                 summary["change"] = change.summary
             staged.path(f"run_summary{ctx.suffix(lc.year)}.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-        analyses = _time_series_outputs(cfg, by_year, layers, analysed, staged, multi_year=ctx.multi_date)
+        analyses = _time_series_outputs(cfg, by_year, layers, analysed, staged, multi_year=ctx.multi_date, say=say)
         legend = legend_table(table, cfg.output.units)
         write_frame(legend, "legend", cfg.output.tables, staged.path, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
         if "xlsx" in cfg.output.tables:
             sheets = {z.output_stem() + ctx.suffix(y): r.tables[z.level] for y, r in by_year.items() for z in cfg.zones}
             sheets |= (change.tables if change is not None else {}) | {"legend": legend}
             write_workbook(staged.path(WORKBOOK), sheets, classes=table, lang=cfg.output.lang)
+        say("run.json: checksums of the inputs")
         config_dir = Path(cfg.source).parent if cfg.source else Path.cwd()
         record = run_record(
             config=cfg, config_dir=config_dir, inputs=hashes.result(config_dir), tables=_tables_used(table, pool_table, config_dir),
@@ -395,7 +401,7 @@ def analysed_levels(cfg: RunConfig, table: CoefficientTable, years: list[int | N
     return [(z, analysis.plan(settings, n_years, has_polygons=True)) for z in cfg.zones if z.level in levels]
 
 
-def _time_series_outputs(cfg: RunConfig, by_year: dict, layers: list[ZoneLayer], analysed, staged: StagedOutputs, multi_year: bool) -> dict[str, Any]:
+def _time_series_outputs(cfg: RunConfig, by_year: dict, layers: list[ZoneLayer], analysed, staged: StagedOutputs, multi_year: bool, say=lambda _: None) -> dict[str, Any]:
     """The unit-year tables of a multi-year run, and the analysis of each analysed level."""
     results = {}
     dated = all(y is not None for y in by_year)
@@ -411,6 +417,7 @@ def _time_series_outputs(cfg: RunConfig, by_year: dict, layers: list[ZoneLayer],
             continue
         from lucr import analysis
         log.info("analysis of %s: %s", zcfg.plural, ", ".join(sections) or "nothing to run")
+        say(f"analysis of {zcfg.plural}: {', '.join(sections) or 'nothing to run'}")
         level_table = analysis.UnitTable(
             frame=long, id_col="unit_id", year_col="year" if dated else None, label=zcfg.plural,
             polygons=layer.frame[["unit_id", "name", "geometry"]], source=zcfg.output_stem(), polygons_source=zcfg.path,
@@ -582,7 +589,7 @@ def _summary(lc, table, engine, scale_bits, grid_total_fx, finest_rows_fx, table
             "source_tc": source, "sink_tc": sink, "net_tc": source + sink, "cbc": source / -sink if sink < 0 else None,
         }
     summary = {
-        "landcover": lc.path.name, "year": lc.year, "legend": table.legend, "engine": engine,
+        "landcover": str(lc.path), "year": lc.year, "legend": table.legend, "engine": engine,
         "inside_units": inside,
         "whole_raster": {
             "note": "every cell of the raster, also outside the units (e.g. sea or neighbouring countries)",

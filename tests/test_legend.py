@@ -38,8 +38,8 @@ def test_igbp_water_is_0_in_mcd12c1_and_17_in_mcd12q1(tmp_path):
         dst.write(np.array([[17, 17], [1, 255]], np.uint8), 1)
     result = run(parse_config({"landcover": {"path": str(path)}, "legend": "igbp", "output": {"tables": ["csv"]}}, tmp_path), out_dir=tmp_path / "o")
     s = result.summary
-    assert s["class_area_ha"]["17"] == 50.0 and s["class_area_ha"]["1"] == 25.0
-    assert s["sink_tc"] == pytest.approx(50 * -0.218 + 25 * -0.644)
+    assert s["whole_raster"]["class_area_ha"]["17"] == 50.0 and s["whole_raster"]["class_area_ha"]["1"] == 25.0
+    assert s["whole_raster"]["sink_tc"] == pytest.approx(50 * -0.218 + 25 * -0.644)
 
 
 def test_class_columns_layout():

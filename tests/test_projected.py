@@ -39,7 +39,7 @@ def inputs(tmp_path_factory):
 def _run(d, chunks):
     cfg = parse_config({
         "landcover": {"path": "lc.tif"}, "legend": "clcd",
-        "zones": [{"level": "unit", "path": "units.gpkg", "id": "uid", "name": "label"}],
+        "zones": [{"level": "unit", "path": "units.gpkg", "id": "uid", "name": "label"}], "output": {"map_extent": "raster"},
     }, d)
     return run(cfg, out_dir=d / f"out{chunks}", chunks=chunks)
 

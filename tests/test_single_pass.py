@@ -44,7 +44,7 @@ def two_dates(tmp_path_factory):
 def _config(paths, tmp_path, **extra):
     zones = [{"level": "province", "path": str(SAMPLE_PROVINCES), "layer": "provinces", "id": "adcode", "name": "name"}]
     years = {y: str(p) for y, p in paths.items()}
-    return parse_config({"landcover": {"years": years}, "legend": "igbp", "zones": zones, "chunks": 512, "output": {"dir": str(tmp_path / "out"), "tables": ["csv"]}, **extra}, tmp_path)
+    return parse_config({"landcover": {"years": years}, "legend": "igbp", "zones": zones, "chunks": 512, "output": {"dir": str(tmp_path / "out"), "tables": ["csv"], "map_extent": "raster"}, **extra}, tmp_path)
 
 
 @pytest.fixture

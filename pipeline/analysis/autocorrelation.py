@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -206,6 +207,17 @@ def _excluded_rows(values: pd.Series, weights: SpatialWeights) -> pd.DataFrame:
     return rows
 
 
+def _say_first_compile() -> None:
+    """esda compiles its LISA permutation kernels (numba) the first time they run on a machine
+    (10-30 s on 2 cores, then cached beside esda): said, so that the wait is not taken for a hang."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("esda")
+    cache = Path(spec.origin).parent / "__pycache__" if spec and spec.origin else None
+    if cache is not None and not any(cache.glob("crand*.nbi")):
+        log.info("compiling esda's LISA permutation kernels: first use on this machine only (10-30 s)")
+
+
 def moran_panel(
     panel: pd.DataFrame, weights: SpatialWeights, variable: str, permutations: int = 999, seed: int = 12345, alpha: float = 0.05,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -222,6 +234,7 @@ def moran_panel(
     """
     if not isinstance(panel, pd.DataFrame):
         raise AnalysisError(f"a panel must be a DataFrame (index unit ids, columns years), not {type(panel).__name__}", fix="pivot the table to units x years")
+    _say_first_compile()
     morans, lisas = [], []
     for year in panel.columns:
         values = panel[year]

@@ -79,7 +79,9 @@ def read_unit_table(path: str | Path, layer: str | None = None) -> pd.DataFrame:
             return pd.read_parquet(path)
         import pyogrio
 
-        return pyogrio.read_dataframe(path, layer=layer, read_geometry=False)
+        from lucr.io import data_layer
+
+        return pyogrio.read_dataframe(path, layer=data_layer(path, layer, fix="give the layer: --layer NAME"), read_geometry=False)
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"cannot read the table ({str(exc).splitlines()[0]})", path=path, fix="save it as CSV (UTF-8), Parquet or GeoPackage") from None
     except Exception as exc:  # pyogrio/pyarrow raise their own error types

@@ -110,8 +110,11 @@ def analyse(table: UnitTable, settings: AnalysisConfig, strict: bool = True) -> 
     years = table.years if settings.years is None else sorted(settings.years)
     sections = plan(settings, len(years), table.polygons is not None)
     skipped = [s for s in ("forecast", "relational") if getattr(settings, s) is not None and s not in sections]
-    for s in skipped:
-        log.info("%s: %s skipped (needs %d or more years, the table has %d)", table.label, s, MIN_YEARS[s], len(years))
+    what = {"forecast": "forecasts", "relational": "grey relational analysis"}
+    for s in skipped:  # said without the table's name: once for all levels of a run
+        log.info("%s skipped: %d or more years needed, %d given", what[s], MIN_YEARS[s], len(years))
+    if table.polygons is None and (settings.spatial is not None or settings.gravity):
+        log.info("Moran's I, LISA and centres of gravity skipped: the table has no polygons (give --polygons FILE)")
     result = AnalysisResult(label=table.label)
     result.summary = {"label": table.label, "years": years if table.year_col else None, "sections": sections, "skipped": skipped, "panels": []}
     panels: dict[str, pd.DataFrame] = {}
@@ -309,6 +312,10 @@ def analyse_file(
 
     table_path = Path(table_path)
     frame = read_unit_table(table_path, layer=table_layer)
+    if polygons_path is None and _has_geometry(table_path, table_layer):  # e.g. a zonal GeoPackage of lucr run: its own polygons
+        polygons_path, polygons_layer = table_path, table_layer
+        name_col = name_col or ("name" if "name" in frame.columns else None)
+        log.info("%s: using its own polygons for Moran's I, LISA and centres of gravity", table_path.name)
     require_columns(frame, [id_col] + ([year_col] if year_col else []), what="id/year column", source=table_path)
     require_columns(frame, settings.columns(with_polygons=polygons_path is not None), what="analysis column", source=table_path, numeric=True)
     if year_col is not None:
@@ -334,14 +341,37 @@ def analyse_file(
         return result, staged.commit()
 
 
+def _has_geometry(path: Path, layer: str | None) -> bool:
+    """Whether a per-unit table file holds polygons (GeoPackage, shapefile, GeoJSON, GeoParquet)."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".txt"):
+        return False
+    if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return b"geo" in (pq.read_schema(path).metadata or {})
+    import pyogrio
+
+    from lucr.io import data_layer
+
+    try:
+        return pyogrio.read_info(path, layer=data_layer(path, layer, fix="")).get("geometry_type") not in (None, "Unknown", "None")
+    except Exception:  # not a vector file: read_unit_table says so
+        return False
+
+
 def _read_polygons(path: Path, id_col: str, name_col: str | None, layer: str | None) -> gpd.GeoDataFrame:
     from lucr.errors import InputFileError, MissingCRSError
     from lucr.analysis.panel import require_columns
 
     if not path.exists():
         raise InputFileError("polygon file not found", path=path, fix="give the path of a GeoPackage, shapefile or GeoJSON of the units")
+    from lucr.io import data_layer
+
     try:
-        units = gpd.read_file(path, layer=layer, engine="pyogrio")
+        units = gpd.read_file(path, layer=data_layer(path, layer, fix="give the layer: --polygons-layer NAME"), engine="pyogrio")
+    except InputFileError:
+        raise
     except Exception as exc:  # pyogrio's DataSourceError and friends
         raise InputFileError(f"cannot read the polygons ({str(exc).splitlines()[0]})", path=path, fix="give a GeoPackage, shapefile or GeoJSON (and --polygons-layer if it has several layers)") from None
     if units.crs is None:
