@@ -75,9 +75,9 @@ def raster_qml(band: int, entries: list[tuple[float, str]], unit: str, exact: bo
 
     def colour(v: float) -> str:  # by rank on its side of zero: the strongest sink darkest green, the strongest source darkest red
         if v < 0:
-            return DIVERGING[int(3 * neg.index(v) / len(neg))]
+            return DIVERGING[round(2 * neg.index(v) / (len(neg) - 1)) if len(neg) > 1 else 0]
         if v > 0:
-            return DIVERGING[3 + int(3 * pos.index(v) / len(pos))]
+            return DIVERGING[3 + (round(2 * pos.index(v) / (len(pos) - 1)) if len(pos) > 1 else 2)]
         return "#f7f7f7"
 
     items = "".join(f'        <item value="{v!r}" color="{colour(v)}" alpha="255" label={quoteattr(label)}/>\n' for v, label in entries)

@@ -207,13 +207,14 @@ def _excluded_rows(values: pd.Series, weights: SpatialWeights) -> pd.DataFrame:
     return rows
 
 
-def _say_first_compile() -> None:
+def _say_first_compile(cache: Path | None = None) -> None:
     """esda compiles its LISA permutation kernels (numba) the first time they run on a machine
-    (10-30 s on 2 cores, then cached beside esda): said, so that the wait is not taken for a hang."""
+    (10-30 s on 2 cores, then cached beside esda, or in ``cache``): said, so that the wait is not taken for a hang."""
     import importlib.util
 
-    spec = importlib.util.find_spec("esda")
-    cache = Path(spec.origin).parent / "__pycache__" if spec and spec.origin else None
+    if cache is None:
+        spec = importlib.util.find_spec("esda")
+        cache = Path(spec.origin).parent / "__pycache__" if spec and spec.origin else None
     if cache is not None and not any(cache.glob("crand*.nbi")):
         log.info("compiling esda's LISA permutation kernels: first use on this machine only (10-30 s)")
 
