@@ -268,10 +268,34 @@ class ChangeConfig(_Strict):
         return scenarios
 
 
+class DemandConfig(_Strict):
+    """Ecological-land demand (seed 003 Table 5): ecosystems should fix at least ``share`` of the release in ``year``."""
+
+    year: int = Field(2030, description="target year of the forecast release")
+    share: float = Field(1 / 3, gt=0, le=1, description="share of the human release ecosystems should fix (seed 003: 1/3)")
+
+
+class StatisticsConfig(_Strict):
+    """The statistics route (methods.md §2, §5): a per-unit, per-year table of statistics or component totals."""
+
+    path: Path = Field(description="CSV or xlsx, long or wide form (docs/configuration.md#statistics)")
+    sheet: str | None = Field(None, description="sheet of an xlsx workbook (default: the first)")
+    id: str = Field("unit_id", description="column of unit ids (joined to the ids of 'level')")
+    year: str = Field("year", description="column of years")
+    name: str | None = Field(None, description="column of unit names, copied to the outputs")
+    level: str | None = Field(None, description="the zone level the ids belong to (joins its polygons and, with a raster, its land areas)")
+    factors: str = Field("inventory_seed001", description="farm-input, energy and crop factors: a built-in table of configs/inventory or a YAML file")
+    carbon_oxygen: str = Field("carbon_oxygen_literature", description="carbon-oxygen factors: a built-in table of configs/inventory or a YAML file")
+    energy_factor: str = Field("seed001", description="K, t C per t standard coal, by name in the factor table (seed001 0.7476; ipcc_coal, ndrc_068, low_067, high_073)")
+    demand: DemandConfig | None = Field(DemandConfig(), description="ecological-land demand for a target year (needs >= 4 years to forecast)")
+    output: str = Field("inventory", description="stem of the output tables (inventory_<level>s or inventory)")
+
+
 class RunConfig(_Strict):
     """A whole lucr run."""
 
-    landcover: LandCoverConfig
+    landcover: LandCoverConfig | None = Field(None, description="required unless the run has only statistics")
+    statistics: StatisticsConfig | None = Field(None, description="statistics-based accounting and the carbon-oxygen balance (methods.md §2, §5)")
     legend: str | None = Field(None, description="built-in legend id (see `lucr legends`) or a legend YAML file")
     coefficients: Path | None = Field(None, description="flux table: a user CSV/YAML (by code or by category), or a built-in table id")
     unknown_classes: Literal["error", "nodata"] = "error"
@@ -287,6 +311,10 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_table(self) -> "RunConfig":
+        if self.landcover is None:
+            if self.statistics is None:
+                raise ValueError("give 'landcover' (a raster run), 'statistics' (a statistics-only run), or both")
+            return self
         if self.legend is None and self.coefficients is None:
             raise ValueError(
                 "give exactly one of 'legend' (a built-in legend with its default coefficients) or 'coefficients' "
@@ -376,12 +404,16 @@ def parse_config(data: dict[str, Any], base_dir: Path, source: Path | None = Non
     except ValidationError as exc:
         raise ConfigError(_explain(exc), path=source, fix="correct the keys named above (see configs/sample_china_2019.yaml)") from None
     lc = cfg.landcover
-    landcover = lc.model_copy(
+    landcover = None if lc is None else lc.model_copy(
         update={
             "path": _resolve(lc.path, base_dir),
             "years": None if lc.years is None else {y: _resolve(p, base_dir) for y, p in lc.years.items()},
         }
     )
+    statistics = None if cfg.statistics is None else cfg.statistics.model_copy(update={
+        "path": _resolve(cfg.statistics.path, base_dir),
+        **{k: str(_resolve(Path(getattr(cfg.statistics, k)), base_dir)) for k in ("factors", "carbon_oxygen") if Path(getattr(cfg.statistics, k)).suffix},
+    })
     zones = [z.model_copy(update={"path": _resolve(z.path, base_dir)}) for z in cfg.zones]
     change = None
     if cfg.change is not None:
@@ -393,7 +425,7 @@ def parse_config(data: dict[str, Any], base_dir: Path, source: Path | None = Non
     legend = str(_resolve(Path(cfg.legend), base_dir)) if cfg.legend and Path(cfg.legend).suffix else cfg.legend
     out_dir = cfg.output.dir if cfg.output.dir.is_absolute() else Path.cwd() / cfg.output.dir
     return cfg.model_copy(
-        update={"landcover": landcover, "zones": zones, "coefficients": coefficients, "legend": legend, "change": change, "flux_raster": flux_raster, "output": cfg.output.model_copy(update={"dir": out_dir})}
+        update={"landcover": landcover, "statistics": statistics, "zones": zones, "coefficients": coefficients, "legend": legend, "change": change, "flux_raster": flux_raster, "output": cfg.output.model_copy(update={"dir": out_dir})}
     )
 
 

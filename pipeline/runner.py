@@ -43,6 +43,8 @@ from lucr.qgis_style import raster_qml
 from lucr.units import express_in, renamed, summary_in
 from lucr.units import factor as unit_factor
 from lucr.xlsx import WORKBOOK, write_workbook
+from lucr.inventory.stage import output_stems as inventory_stems
+from lucr.inventory.stage import run_statistics
 from lucr.io import LandCover, ValueRaster, ZoneLayer, check_nesting, check_same_grid, no_data_error, open_landcover, open_value_raster, read_zone_layer
 from lucr.products.base import MapProduct, RunContext
 from lucr.products.registry import declared_maps, declared_reductions
@@ -86,6 +88,7 @@ class RunResult:
     maps : published map products by name (``carbon_balance``, ``carbon_balance_2019``) -> path
     reductions : the single pass's reduction totals by name (e.g. ``zone-class-area``)
     change : land-use change tables by stem (``transitions_provinces``), with a ``change`` section
+    inventory : the statistics route's tables and summary (:class:`lucr.inventory.stage.InventoryResult`), with a ``statistics`` section
     """
 
     out_dir: Path
@@ -95,6 +98,7 @@ class RunResult:
     maps: dict[str, Path] = field(default_factory=dict)
     reductions: dict[str, Any] = field(default_factory=dict)
     change: Any = None  # lucr.change.stage.ChangeResult of a run with a `change` section
+    inventory: Any = None  # lucr.inventory.stage.InventoryResult of a run with a `statistics` section
 
     @property
     def tables(self) -> dict[str, Any]:
@@ -273,6 +277,8 @@ def run(
     started = time.time()
     cfg = _in_output_units(cfg)
     out_dir = Path(out_dir or cfg.output.dir).absolute()
+    if cfg.landcover is None:  # a statistics-only run: tables from the statistics alone
+        return _statistics_only(cfg, out_dir, overwrite, started)
     chunks = chunks or cfg.chunks
     engine = engine or cfg.engine
     table = load_table(cfg.legend, cfg.coefficients)
@@ -314,6 +320,8 @@ def run(
         check_scenarios(cfg.change.scenarios, [lc.year for lc in series], layers, table)
         kinds = table_kinds(ctx.multi_date, pool_table is not None, bool(cfg.change.scenarios))
         names += [n for kind in kinds for label in labels for n in table_names(f"{kind}_{label}", cfg.output.tables)]
+    if cfg.statistics is not None:
+        names += [n for stem in inventory_stems(cfg) for n in table_names(stem, cfg.output.tables)]
     names.append(RUN_RECORD)
     by_year = {}
     inputs = _input_paths(cfg, series, table)
@@ -354,6 +362,11 @@ def run(
                 summary["change"] = change.summary
             staged.path(f"run_summary{ctx.suffix(lc.year)}.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         analyses = _time_series_outputs(cfg, by_year, layers, analysed, staged, multi_year=ctx.multi_date, say=say)
+        inventory = None
+        if cfg.statistics is not None:
+            say("statistics route: accounting, carbon-oxygen balance")
+            inventory = run_statistics(cfg, layers=layers, zonal_by_year={y: r.tables for y, r in by_year.items()}, table=table)
+            _write_inventory(inventory, cfg, staged)
         legend = legend_table(table, cfg.output.units)
         write_frame(legend, "legend", cfg.output.tables, staged.path, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
         if "xlsx" in cfg.output.tables:
@@ -370,8 +383,39 @@ def run(
         outputs = staged.commit()
     return RunResult(
         out_dir=out_dir, outputs=outputs, by_year=by_year, analyses=analyses,
-        maps={p.name: out_dir / p.filename for p in maps}, reductions=totals, change=change,
+        maps={p.name: out_dir / p.filename for p in maps}, reductions=totals, change=change, inventory=inventory,
     )
+
+
+def _write_inventory(inventory, cfg: RunConfig, staged: StagedOutputs) -> None:
+    for stem, frame in inventory.tables.items():
+        write_frame(express_in(frame, cfg.output.units), stem, cfg.output.tables, staged.path, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
+
+
+def _statistics_only(cfg: RunConfig, out_dir: Path, overwrite: bool, started: float) -> RunResult:
+    """A run without land cover: the statistics route's tables (joined to the polygons of ``statistics.level`` if given)."""
+    import geopandas as gpd
+    from types import SimpleNamespace
+
+    layers = []
+    for z in cfg.zones:
+        if z.level == cfg.statistics.level:
+            frame = gpd.read_file(z.path, layer=z.layer, engine="pyogrio")
+            frame = frame.rename(columns={z.id: "unit_id", **({z.name: "name"} if z.name else {})})
+            frame["unit_id"] = frame["unit_id"].astype(str)
+            layers.append(SimpleNamespace(level=z.level, frame=frame if "name" in frame else frame.assign(name=frame["unit_id"])))
+    names = [n for stem in inventory_stems(cfg) for n in table_names(stem, cfg.output.tables)] + [RUN_RECORD]
+    inputs = [p for p in (cfg.source, cfg.statistics.path, *(z.path for z in cfg.zones)) if p]
+    _refuse_replacing_inputs(out_dir, names, [Path(p) for p in inputs])
+    with InputHashes([Path(p) for p in inputs], cfg.output.input_hashes) as hashes, StagedOutputs(out_dir, names, overwrite) as staged:
+        inventory = run_statistics(cfg, layers=layers)
+        _write_inventory(inventory, cfg, staged)
+        config_dir = Path(cfg.source).parent if cfg.source else Path.cwd()
+        record = run_record(config=cfg, config_dir=config_dir, inputs=hashes.result(config_dir), tables=[], started=started,
+                            outputs=sorted(n for n in names if staged.path(n).exists()))
+        staged.path(RUN_RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+        outputs = staged.commit()
+    return RunResult(out_dir=out_dir, outputs=outputs, by_year={}, inventory=inventory)
 
 
 def analysed_levels(cfg: RunConfig, table: CoefficientTable, years: list[int | None]) -> list[tuple[ZoneLevelConfig, list[str]]]:
