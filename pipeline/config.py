@@ -299,6 +299,9 @@ class RunConfig(_Strict):
     legend: str | None = Field(None, description="built-in legend id (see `lucr legends`) or a legend YAML file")
     coefficients: Path | None = Field(None, description="flux table: a user CSV/YAML (by code or by category), or a built-in table id")
     unknown_classes: Literal["error", "nodata"] = "error"
+    unverified_warning_share: float = Field(
+        0.5, ge=0, le=1, description="warn when coefficients without a verified source carry more than this share of the source or sink inside the units",
+    )
     zones: list[ZoneLevelConfig] = []
     engine: Literal["fast", "exact"] = Field("exact", description="exact: coverage fractions at unit boundaries (default); fast: cell centres")
     chunks: int = Field(2048, ge=64, description="chunk side in cells (rounded to the file's tiles)")

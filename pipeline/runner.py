@@ -151,6 +151,31 @@ def legend_table(table: CoefficientTable, units: str) -> pd.DataFrame:
     })
 
 
+def _unverified_share(table: CoefficientTable, tables_tc: dict, threshold: float) -> dict[str, float]:
+    """Shares of the source and of the sink inside the units that unverified coefficients carry; a warning above ``threshold``."""
+    frame = next(iter(tables_tc.values()))  # the coarsest level holds every unit
+    flux = {"source": 0.0, "sink": 0.0}
+    unverified = {"source": 0.0, "sink": 0.0}
+    for c in table.classes:
+        column = f"area_ha_class_{c.code}"
+        if column not in frame or c.coef == 0:
+            continue
+        side = "source" if c.coef > 0 else "sink"
+        value = float(frame[column].sum()) * c.coef
+        flux[side] += value
+        if c.status == "unverified":
+            unverified[side] += value
+    shares = {side: (abs(unverified[side] / flux[side]) if flux[side] else 0.0) for side in flux}
+    for side, share in shares.items():
+        if share > threshold:
+            names = sorted({c.name for c in table.classes if c.status == "unverified" and (c.coef > 0) == (side == "source")})
+            log.warning(
+                "%.0f %% of the %s inside the units comes from coefficients without a verified source (%s): treat the totals as indicative; "
+                "give your own table, or use the statistics route (statistics:)", 100 * share, side, ", ".join(names),
+            )
+    return shares
+
+
 def _say_coefficient_sources(table: CoefficientTable) -> None:
     """One line per status of the coefficients not printed in a seed paper (the numbers a user should check)."""
     meaning = {"unverified": "have no verifiable primary source", "literature_default": "are literature defaults, not from the seed papers",
@@ -604,6 +629,7 @@ def _date_outputs(ctx: RunContext, lc: LandCover, area_fx: np.ndarray, code_coun
             _warn_small_units(frame, row_cell_area_ha(lc.grid), layer.level)
     finest_rows = unit_rows.get(finest.level) if finest is not None else None
     summary = _summary(lc, table, ctx.engine, ctx.scale_bits, area_fx.sum(axis=0), finest_rows, tables_tc, code_count, cols.offset, flux_raster)
+    summary["unverified_share"] = _unverified_share(table, tables_tc, cfg.unverified_warning_share) if tables_tc else None
     summary = summary_in(summary, cfg.output.units) | {"units": cfg.output.units}
     return YearResult(tables=tables, summary=summary, rows_fx={"grid": area_fx.sum(axis=0)[None], **unit_rows})
 

@@ -12,7 +12,8 @@ def test_builtin_tables_cover_their_legends_with_sources():
     tables = builtin_legends()
     assert {"igbp", "clcd", "worldcover", "cas_lucc"} <= set(tables)
     expected_codes = {"igbp": range(18),  # 17: MCD12Q1 water (MCD12C1 codes it 0)
-                       "clcd": range(1, 10), "worldcover": [10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100], "cas_lucc": range(1, 7)}
+                       "clcd": range(1, 10), "worldcover": [10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100], "cas_lucc": range(1, 7),
+                       "cas_lucc_l2": [11, 12, 21, 22, 23, 24, 31, 32, 33, 41, 42, 43, 44, 45, 46, 51, 52, 53, 61, 62, 63, 64, 65, 66, 67]}
     for legend, codes in expected_codes.items():
         t = load_table(legend)
         assert sorted(t.codes.tolist()) == list(codes), legend
@@ -20,6 +21,21 @@ def test_builtin_tables_cover_their_legends_with_sources():
             assert c.status in STATUSES and c.ref in t.references, (legend, c)
             if c.status == "paper":  # seed 001, Table 2 values
                 assert c.coef in (-0.644, -0.021, -0.005, -0.218), (legend, c)
+
+
+def test_cas_second_level_maps_glaciers_to_unused_and_swamp_to_water():
+    """As snow/ice and wetlands in the other legends (the first level cannot separate them)."""
+    t = {c.code: c for c in load_table("cas_lucc_l2").classes}
+    unused, water = {c.coef for c in load_table("igbp").classes if c.code == 15}, {c.coef for c in load_table("igbp").classes if c.code == 11}
+    assert {t[44].coef} == unused and t[44].category == "unused"
+    assert {t[64].coef} == water and t[64].category == "water"
+
+
+def test_flux_table_names_no_project_brief_as_a_source():
+    from lucr.config import CONFIG_DIR
+
+    text = (CONFIG_DIR / "parameters" / "flux_seed001.yaml").read_text(encoding="utf-8")
+    assert "project brief" not in text and "fang2007" in text
 
 
 def test_igbp_mapping_decisions():

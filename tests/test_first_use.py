@@ -307,3 +307,15 @@ def test_existing_outputs_are_refused_before_the_pass(tmp_path, monkeypatch):
     monkeypatch.setattr(run_module, "_single_pass", lambda *a, **k: pytest.fail("the pass ran"))
     with pytest.raises(OutputExistsError, match="--overwrite"):
         run(load_config(SAMPLE_CONFIG), out_dir=tmp_path)
+
+
+def test_unverified_coefficients_carrying_the_source_are_warned(exact_run, caplog):
+    """The sample's source is all cropland and built-up (both unverified): said, and recorded."""
+    share = exact_run.summary["unverified_share"]
+    assert share["source"] == pytest.approx(1.0) and share["sink"] == 0.0
+    from lucr.coefficients import load_table
+    from lucr.runner import _unverified_share
+
+    with caplog.at_level(logging.WARNING, logger="lucr"):
+        _unverified_share(load_table("igbp"), {"province": exact_run.tables["province"]}, 0.5)
+    assert "100 % of the source inside the units comes from coefficients without a verified source" in caplog.text

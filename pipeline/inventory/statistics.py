@@ -38,7 +38,7 @@ _TC = {"t C": 1.0, "10^4 t C": 1e4, "万吨": 1e4, "万吨碳": 1e4}  # componen
 _SHARE = {"1": 1.0, "fraction": 1.0, "%": 0.01}
 
 CROPS = ("rice", "wheat", "maize", "soybean", "tubers", "rapeseed", "peanut", "sugarcane", "tobacco")
-SINK_CATEGORIES = ("forest", "garden", "grassland", "water", "wetland", "unused")
+SINK_CATEGORIES = ("forest", "orchard", "grassland", "water", "wetland", "unused")  # the legends' categories (lucr.legend), wetland apart
 
 #: variable -> accepted units (factor to the canonical unit, the first)
 VARIABLES: dict[str, dict[str, float]] = {
