@@ -289,6 +289,7 @@ class StatisticsConfig(_Strict):
     energy_factor: str = Field("seed001", description="K, t C per t standard coal, by name in the factor table (seed001 0.7476; ipcc_coal, ndrc_068, low_067, high_073)")
     demand: DemandConfig | None = Field(DemandConfig(), description="ecological-land demand for a target year (needs >= 4 years to forecast)")
     output: str = Field("inventory", description="stem of the output tables (inventory_<level>s or inventory)")
+    allocate: bool = Field(True, description="with a raster and 'level': write the totals onto the cells of their category (inventory_allocated.tif, a second pass)")
 
 
 class RunConfig(_Strict):

@@ -43,6 +43,9 @@ from lucr.qgis_style import raster_qml
 from lucr.units import express_in, renamed, summary_in
 from lucr.units import factor as unit_factor
 from lucr.xlsx import WORKBOOK, write_workbook
+from lucr.inventory.allocation import allocated_name, finest_to_level
+from lucr.inventory.allocation import densities as allocation_densities
+from lucr.inventory.allocation import product as allocation_product
 from lucr.inventory.stage import output_stems as inventory_stems
 from lucr.inventory.stage import run_statistics
 from lucr.io import LandCover, ValueRaster, ZoneLayer, check_nesting, check_same_grid, no_data_error, open_landcover, open_value_raster, read_zone_layer
@@ -347,6 +350,8 @@ def run(
         names += [n for kind in kinds for label in labels for n in table_names(f"{kind}_{label}", cfg.output.tables)]
     if cfg.statistics is not None:
         names += [n for stem in inventory_stems(cfg) for n in table_names(stem, cfg.output.tables)]
+        if _allocates(cfg):
+            names += [allocated_name(ctx.suffix(lc.year)) + ".tif" for lc in series]
     names.append(RUN_RECORD)
     by_year = {}
     inputs = _input_paths(cfg, series, table)
@@ -392,6 +397,9 @@ def run(
             say("statistics route: accounting, carbon-oxygen balance")
             inventory = run_statistics(cfg, layers=layers, zonal_by_year={y: r.tables for y, r in by_year.items()}, table=table)
             _write_inventory(inventory, cfg, staged)
+            if _allocates(cfg):
+                say("statistics route: totals onto their cells (second pass)")
+                _allocate(ctx, inventory, by_year, layers, staged, client)
         legend = legend_table(table, cfg.output.units)
         write_frame(legend, "legend", cfg.output.tables, staged.path, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
         if "xlsx" in cfg.output.tables:
@@ -410,6 +418,28 @@ def run(
         out_dir=out_dir, outputs=outputs, by_year=by_year, analyses=analyses,
         maps={p.name: out_dir / p.filename for p in maps}, reductions=totals, change=change, inventory=inventory,
     )
+
+
+def _allocates(cfg: RunConfig) -> bool:
+    return cfg.statistics is not None and cfg.statistics.allocate and cfg.statistics.level is not None and cfg.landcover is not None
+
+
+def _allocate(ctx: RunContext, inventory, by_year: dict, layers, staged: StagedOutputs, client) -> None:
+    """Write each date's allocated density map. A SECOND PASS over the land cover, for a reason:
+    the densities are totals over the areas the first pass measured (lucr.inventory.allocation)."""
+    level = ctx.config.statistics.level
+    frame = pd.DataFrame(inventory.tables[inventory_stems(ctx.config)[0]]).set_index(["unit_id", "year"])
+    years = sorted(frame.index.get_level_values("year").unique())
+    finest_rows = finest_to_level(layers, level)
+    maps, summary = [], {}
+    for lc in ctx.dates:
+        year = min(years, key=lambda y: abs(y - lc.year)) if lc.year is not None else years[-1]
+        zonal = by_year[lc.year].tables[level]
+        dens, unallocated = allocation_densities(frame.xs(year, level="year"), zonal, ctx.table)
+        maps.append(allocation_product(ctx, lc.year, dens, finest_rows, ctx.suffix(lc.year)))
+        summary[str(lc.year)] = {"statistics_year": int(year), "unallocated_tc": unallocated}
+    _single_pass(ctx, maps, [], staged, client, None)
+    inventory.summary["allocation"] = summary
 
 
 def _write_inventory(inventory, cfg: RunConfig, staged: StagedOutputs) -> None:
@@ -589,7 +619,7 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         totals.pop(key)
     if _FUSED in totals:
         totals.update(zip([r.name for r in reductions], totals.pop(_FUSED)))
-    for lc in ctx.dates:
+    for lc in [lc for lc in ctx.dates if reduction_name(lc.year) in totals]:  # a pass of maps only checks nothing again
         cols = ctx.columns[lc.year]
         code_count = totals[reduction_name(lc.year)][1]
         _check_unknown(cols.unknown_codes(code_count), cfg.unknown_classes, ctx.table, lc.path)

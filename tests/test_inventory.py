@@ -166,3 +166,54 @@ def test_with_a_raster_fixation_comes_from_the_class_areas(tmp_path, caplog):
     assert "1 unit id(s) have no polygon in level 'province': 999999" in caplog.text
     assert "32 unit(s) of level 'province' have no statistics" in caplog.text
     assert (result.out_dir / "inventory_provinces.gpkg").exists()
+
+
+def test_allocation_conserves_every_unit_total(tmp_path):
+    """Fast engine (cell centres): the allocated map summed over each unit's cells, with true
+    cell areas, gives back the unit's statistical totals (1e-9); cells are rasterised here with
+    rasterio (cell centres), independently of lucr's own zone raster."""
+    import geopandas as gpd
+    import rasterio
+    from rasterio.features import rasterize
+
+    from lucr.area import row_cell_area_ha
+    from lucr.grid import Grid
+    from tests.conftest import SAMPLE_CITIES
+
+    stats = tmp_path / "s.csv"
+    stats.write_text("adcode,year,energy_use [万吨标准煤],fertiliser [万吨],yield_rice [万吨]\n520000,2019,10650,82.1,422\n530000,2019,12000,200,520\n")
+    cfg = parse_config({
+        "landcover": {"path": str(SAMPLE_RASTER), "year": 2019}, "legend": "igbp", "engine": "fast",
+        "zones": [{"level": "province", "path": str(SAMPLE_PROVINCES), "layer": "provinces", "id": "adcode", "name": "name"},
+                  {"level": "city", "path": str(SAMPLE_CITIES), "layer": "cities", "id": "adcode", "name": "name", "parent": "province_adcode"}],
+        "statistics": {"path": str(stats), "id": "adcode", "level": "province", "demand": None},
+        "output": {"dir": str(tmp_path / "out"), "tables": ["csv"]},
+    }, tmp_path)
+    result = run(cfg)
+    inv = result.inventory.tables["inventory_provinces"].set_index("unit_id")
+    with rasterio.open(result.out_dir / "inventory_allocated.tif") as src:
+        dens, transform, crs, shape = src.read().astype(np.float64), src.transform, src.crs, (src.height, src.width)
+        assert src.descriptions == ("builtup_emission", "farm_input_emission", "crop_uptake")
+    cities = gpd.read_file(SAMPLE_CITIES, layer="cities")
+    province_of = {i + 1: p for i, p in enumerate(cities["province_adcode"].astype(str))}
+    city_index = rasterize(((g, i + 1) for i, g in enumerate(cities.geometry)), out_shape=shape, transform=transform, dtype="int32")
+    area = row_cell_area_ha(Grid(shape[0], shape[1], transform, crs))[:, None] * np.ones(shape[1])
+    for unit in ("520000", "530000"):
+        cells = np.isin(city_index, [i for i, p in province_of.items() if p == unit])
+        for b, column, sign in ((0, "builtup_emission_tc", 1), (1, "farm_input_emission_tc", 1), (2, "crop_uptake_tc", -1)):
+            band = np.where(cells, dens[b], np.nan)
+            assert np.nansum(band * area) == pytest.approx(sign * inv.at[unit, column], rel=1e-9), (unit, column)
+    assert np.isnan(dens[0][~np.isin(city_index, [i for i, p in province_of.items() if p in ("520000", "530000")])]).all()
+
+
+def test_a_total_without_cells_of_its_category_is_reported_not_lost(caplog):
+    from lucr.coefficients import load_table
+    from lucr.inventory.allocation import densities
+
+    table = load_table("igbp")
+    zonal = pd.DataFrame({"unit_id": ["a", "b"], **{f"area_ha_class_{c.code}": [10.0, 10.0 if c.category != "built_up" else 0.0] for c in table.classes}})
+    totals = pd.DataFrame({"builtup_emission_tc": [100.0, 50.0]}, index=["a", "b"])
+    with caplog.at_level(logging.WARNING, logger="lucr"):
+        dens, unallocated = densities(totals, zonal, table)
+    assert unallocated == {"builtup_emission_tc": {"b": 50.0}} and "1 unit(s) have a total but no built_up cells" in caplog.text
+    assert dens[0, 0, [c.code for c in table.classes].index(13)] == pytest.approx(100.0 / 10.0)
