@@ -1,0 +1,315 @@
+"""Land-use carbon risk per unit and year (methods.md §7, seed 000): indicators, grades,
+types, early warning and their uncertainty.
+
+Seed 000 names the concepts and gives no numbers: every threshold, weight and window here
+is a documented, configurable default (``risk:`` in the run config, :class:`lucr.config.RiskConfig`).
+
+- **Indicators** per unit-year: source S, sink magnitude K, net N = S - K, CBC = S / K, net
+  per ha, sink share K / (S + K), built-up share.
+- **Grades**: 1..5 by breaks of the indicator; a value equal to a break takes the higher
+  grade; NaN -> grade 0 ("no data"). Schemes: ``fixed`` (CBC default 0.5, 1, 3, 10: 1 the
+  net-zero line, 3 seed 003's rule that ecosystems should fix at least a third), ``jenks``
+  (Fisher-Jenks, mapclassify), ``quantiles``, ``equal``; data-driven breaks are fitted on
+  the base year and frozen for the other years, so grades compare over time.
+- **Types**: balance type from the trends of S and K (Sen's slope, Mann-Kendall
+  significance): source-type (S rises), sink-type (K falls), source-sink dual (both),
+  stable; spatial type from LISA (HH aggregated, LL aggregated low, HL/LH transitional,
+  not significant dispersed); temporal type: long-term (a significant rising CBC trend,
+  or the risk threshold exceeded in >= ``long_term_years`` consecutive years), short-term
+  (exceeded, but not so), none.
+- **Composite index**: exposure (log CBC), sensitivity (Sen's slope of N over its mean
+  |N|), adaptive capacity (sink share), min-max normalised; ``risk = E + S + (1 - A)``
+  weighted equally and by entropy weights (both reported).
+- **Early warning**: blue (weak sink within ``margin`` of the net-zero line), yellow
+  (moderate risk), orange (high), red (severe); a unit below the risk threshold whose
+  ensemble forecast crosses it by ``warning_year`` gets the year of crossing.
+- **Uncertainty**: a Monte Carlo over the class coefficients (triangular between
+  ``coef x (1 -/+ r)``, r by the coefficient's status, or per-class ranges) on the
+  cross-tabs: fluxes are linear in the coefficients, so each draw is a matrix product (no
+  raster re-read): 5/50/95 % of S, K, N, CBC, the probability of each grade and of CBC > 1 and > 3.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger("lucr")
+
+CBC_BREAKS = (0.5, 1.0, 3.0, 10.0)
+LABELS = ("strong sink", "weak sink", "moderate risk", "high risk", "severe risk")
+WARNING_LEVELS = ("none", "blue", "yellow", "orange", "red")
+
+
+def grade(values, breaks) -> np.ndarray:
+    """Grade 1..len(breaks)+1 of each value (a value on a break takes the higher grade; NaN -> 0)."""
+    v = np.asarray(values, dtype=float)
+    g = np.searchsorted(np.asarray(breaks, dtype=float), v, side="right") + 1
+    return np.where(np.isfinite(v), g, 0).astype(np.int64)
+
+
+def fit_breaks(values, scheme: str, k: int = 5, fixed=None) -> tuple[float, ...]:
+    """``k - 1`` inner class bounds of a scheme: fixed, jenks (Fisher-Jenks), quantiles, equal intervals."""
+    if scheme == "fixed":
+        return tuple(float(b) for b in fixed)
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return tuple([np.nan] * (k - 1))
+    if scheme == "quantiles":
+        return tuple(float(q) for q in np.quantile(v, np.arange(1, k) / k))
+    if scheme == "equal":
+        return tuple(float(q) for q in np.linspace(v.min(), v.max(), k + 1)[1:-1])
+    if scheme == "jenks":
+        import mapclassify
+
+        distinct = np.unique(v)
+        if distinct.size < k:  # fewer distinct values than classes: each value a class of its own
+            return tuple(float(x) for x in distinct[1:]) + tuple([np.inf] * (k - distinct.size))
+        return tuple(float(b) for b in mapclassify.FisherJenks(v, k=k).bins[:-1])
+    raise ValueError(f"unknown scheme {scheme!r}")
+
+
+def sens_slope(y, t) -> float:
+    """Sen's slope: the median of the pairwise slopes (scipy's Theil-Sen)."""
+    from scipy.stats import theilslopes
+
+    y, t = np.asarray(y, float), np.asarray(t, float)
+    ok = np.isfinite(y)
+    if ok.sum() < 2:
+        return np.nan
+    return float(theilslopes(y[ok], t[ok]).slope)
+
+
+def mann_kendall(y) -> tuple[float, float]:
+    """Mann-Kendall trend test: (Z, two-sided p), the variance corrected for ties."""
+    from scipy.stats import norm
+
+    y = np.asarray(y, float)
+    y = y[np.isfinite(y)]
+    n = y.size
+    if n < 3:
+        return np.nan, np.nan
+    s = sum(np.sign(y[j] - y[i]) for i in range(n - 1) for j in range(i + 1, n))
+    _, counts = np.unique(y, return_counts=True)
+    var = (n * (n - 1) * (2 * n + 5) - sum(c * (c - 1) * (2 * c + 5) for c in counts)) / 18.0
+    if var <= 0:
+        return 0.0, 1.0
+    z = (s - np.sign(s)) / math.sqrt(var)
+    return float(z), float(2 * (1 - norm.cdf(abs(z))))
+
+
+def entropy_weights(matrix: np.ndarray) -> np.ndarray:
+    """Entropy weights of the columns of ``matrix`` (units x indicators, >= 0, larger = more of the indicator)."""
+    x = np.asarray(matrix, float)
+    n = x.shape[0]
+    p = x / np.where(x.sum(axis=0) > 0, x.sum(axis=0), 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = -np.nansum(np.where(p > 0, p * np.log(p), 0.0), axis=0) / math.log(n)
+    d = 1.0 - e
+    return d / d.sum() if d.sum() > 0 else np.full(x.shape[1], 1.0 / x.shape[1])
+
+
+def _minmax(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, float)
+    lo, hi = np.nanmin(v) if np.isfinite(v).any() else np.nan, np.nanmax(v) if np.isfinite(v).any() else np.nan
+    return np.where(np.isfinite(v), (v - lo) / (hi - lo) if hi > lo else 0.0, np.nan)
+
+
+def balance_type(source, sink_magnitude, years, alpha: float) -> str:
+    """source-type (S rises), sink-type (K falls), source-sink dual (both) or stable; significance by Mann-Kendall."""
+    s_up = sens_slope(source, years) > 0 and mann_kendall(source)[1] < alpha
+    k_down = sens_slope(sink_magnitude, years) < 0 and mann_kendall(sink_magnitude)[1] < alpha
+    return {(True, True): "source-sink dual", (True, False): "source-type", (False, True): "sink-type"}.get((s_up, k_down), "stable")
+
+
+def temporal_type(indicator, years, threshold: float, long_term_years: int, alpha: float) -> str:
+    """long-term: significant rising trend, or >= ``long_term_years`` consecutive years over the threshold;
+    short-term: over it, but not so; none."""
+    v = np.asarray(indicator, float)
+    over = np.isfinite(v) & (v >= threshold)
+    run, longest = 0, 0
+    for o in over:
+        run = run + 1 if o else 0
+        longest = max(longest, run)
+    rising = len(v) >= 3 and sens_slope(v, years) > 0 and mann_kendall(v)[1] < alpha
+    if rising or longest >= long_term_years:
+        return "long-term"
+    return "short-term" if over.any() else "none"
+
+
+SPATIAL = {"HH": "aggregated risk", "LL": "aggregated low risk", "HL": "transitional", "LH": "transitional", "not significant": "dispersed"}
+
+
+@dataclass
+class RiskResult:
+    table: pd.DataFrame
+    breaks: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+
+
+def indicators(frame: pd.DataFrame, classes, col) -> pd.DataFrame:
+    """Per unit-year indicators from a zonal table (``col`` maps t C names to the output unit's)."""
+    s = frame[col("source_tc")].to_numpy(float)
+    k = -frame[col("sink_tc")].to_numpy(float)
+    built = [f"area_ha_class_{c.code}" for c in classes if c.category == "built_up" and f"area_ha_class_{c.code}" in frame]
+    valid = frame["valid_fraction"].to_numpy(float) * frame["area_ha"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return pd.DataFrame({
+            "source": s, "sink": k, "net": s - k, "cbc": np.where(k > 0, s / k, np.nan),
+            "net_per_ha": frame[col("net_tc_per_ha")].to_numpy(float), "sink_share": np.where(s + k > 0, k / (s + k), np.nan),
+            "builtup_share": np.where(valid > 0, frame[built].sum(axis=1).to_numpy(float) / valid, np.nan) if built else np.nan,
+        }, index=frame.index)
+
+
+def monte_carlo(areas: np.ndarray, coefs: np.ndarray, low: np.ndarray, high: np.ndarray, draws: int, seed: int, breaks, thresholds=(1.0, 3.0)) -> dict[str, np.ndarray]:
+    """Percentiles of S, K, N, CBC per unit and the probability of each grade and of CBC >= each threshold.
+
+    ``areas``: (units, K) ha; coefficients drawn per class from a triangular distribution
+    (low, coef, high), the same draw for every unit (a coefficient is one number for all).
+    """
+    rng = np.random.default_rng(seed)
+    c = np.stack([rng.triangular(lo, mode, hi, draws) if hi > lo else np.full(draws, mode) for lo, mode, hi in zip(low, coefs, high)])  # (K, draws)
+    s = areas @ np.maximum(c, 0.0)
+    k = -(areas @ np.minimum(c, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cbc = np.where(k > 0, s / k, np.nan)
+    out = {}
+    for name, m in (("source", s), ("sink", k), ("net", s - k), ("cbc", cbc)):
+        q = np.nanpercentile(m, [5, 50, 95], axis=1) if np.isfinite(m).any() else np.full((3, m.shape[0]), np.nan)
+        out.update({f"{name}_p5": q[0], f"{name}_p50": q[1], f"{name}_p95": q[2]})
+    g = grade(cbc, breaks)
+    for j in range(1, len(breaks) + 2):
+        out[f"p_grade_{j}"] = (g == j).mean(axis=1)
+    for t in thresholds:
+        out[f"p_cbc_ge_{t:g}"] = np.nanmean(np.where(np.isfinite(cbc), cbc >= t, np.nan), axis=1)
+    return out
+
+
+def assess(frames: dict, level: str, table, cfg, units: str = "t C", lisa: pd.DataFrame | None = None) -> RiskResult:
+    """Risk of every unit-year of one level: ``frames`` are its zonal tables by year (output units)."""
+    from lucr.units import factor, renamed
+
+    col = lambda base: renamed(base, units)  # noqa: E731
+    years = [y for y in frames]
+    parts = []
+    for year, frame in frames.items():
+        ind = indicators(frame, table.classes, col)
+        parts.append(pd.concat([frame[["unit_id", "name"]].reset_index(drop=True).assign(year=year), ind.reset_index(drop=True)], axis=1))
+    long = pd.concat(parts, ignore_index=True)
+    values = long[cfg.indicator].to_numpy(float)
+    fixed = cfg.breaks or (CBC_BREAKS if cfg.indicator == "cbc" else (-0.5, 0.0, 0.5, 2.0))
+    base = cfg.base_year if cfg.base_year is not None else years[0]
+    k = len(cfg.labels)
+    if cfg.scheme == "fixed" or cfg.freeze:
+        b = fit_breaks(long.loc[long["year"] == base, cfg.indicator], cfg.scheme, k, fixed)
+        breaks_by_year = {y: b for y in years}
+    else:
+        breaks_by_year = {y: fit_breaks(long.loc[long["year"] == y, cfg.indicator], cfg.scheme, k, fixed) for y in years}
+    long["grade"] = np.concatenate([grade(long.loc[long["year"] == y, cfg.indicator], breaks_by_year[y]) for y in years])
+    long["grade_label"] = [cfg.labels[g - 1] if g > 0 else "no data" for g in long["grade"]]
+    threshold = cfg.risk_threshold
+    # types per unit (over the years)
+    by_unit = long.groupby("unit_id", sort=False)
+    n_years = len(years)
+    balance, temporal, sensitivity = {}, {}, {}
+    for unit, g in by_unit:
+        y = g["year"].to_numpy(float) if g["year"].notna().all() else np.arange(len(g), dtype=float)
+        if n_years >= 3:
+            balance[unit] = balance_type(g["source"], g["sink"], y, cfg.trend_alpha)
+            mean_net = np.nanmean(np.abs(g["net"]))
+            sensitivity[unit] = sens_slope(g["net"], y) / mean_net if mean_net > 0 else np.nan
+        else:
+            balance[unit], sensitivity[unit] = f"n/a ({n_years} year{'s' if n_years > 1 else ''})", np.nan
+        temporal[unit] = temporal_type(g[cfg.indicator], y, threshold, cfg.long_term_years, cfg.trend_alpha)
+    long["balance_type"] = long["unit_id"].map(balance)
+    long["temporal_type"] = long["unit_id"].map(temporal)
+    long["spatial_type"] = _spatial(long, lisa, col(cfg.indicator if cfg.indicator != "net_per_ha" else "net_tc_per_ha"))
+    # composite index: exposure - sensitivity - adaptive capacity
+    exposure = np.log(np.clip(long["cbc"].to_numpy(float), 1e-6, None))
+    comp = np.column_stack([_minmax(exposure), _minmax(long["unit_id"].map(sensitivity).to_numpy(float)), 1.0 - _minmax(long["sink_share"].to_numpy(float))])
+    used = [j for j in range(3) if np.isfinite(comp[:, j]).any()]
+    long["exposure"], long["sensitivity"], long["adaptive_capacity"] = comp[:, 0], comp[:, 1], 1.0 - comp[:, 2]
+    ok = np.isfinite(comp[:, used]).all(axis=1)
+    w_entropy = np.full(3, np.nan)
+    w_entropy[used] = entropy_weights(comp[ok][:, used]) if ok.sum() > 1 else np.full(len(used), 1.0 / len(used))
+    long["risk_index_equal"] = np.nanmean(comp[:, used], axis=1)
+    long["risk_index_entropy"] = comp[:, used] @ w_entropy[used]
+    # early warning
+    long["warning"] = [_warning(g, v, cfg.warning_margin, threshold) for g, v in zip(long["grade"], long[cfg.indicator])]
+    long = long.merge(_crossing(long, cfg, threshold), on="unit_id", how="left")
+    # uncertainty
+    if cfg.uncertainty is not None:
+        long = _with_uncertainty(long, frames, table, cfg, factor(units), breaks_by_year)
+    breaks = pd.DataFrame([{"year": y, "scheme": cfg.scheme, "indicator": cfg.indicator, **{f"break_{i + 1}": b for i, b in enumerate(bb)},
+                            "fitted_on": base if (cfg.scheme != "fixed" and cfg.freeze) else (y if cfg.scheme != "fixed" else "config")} for y, bb in breaks_by_year.items()])
+    summary = {"level": level, "indicator": cfg.indicator, "scheme": cfg.scheme, "labels": list(cfg.labels),
+               "entropy_weights": {n: (None if not np.isfinite(w) else float(w)) for n, w in zip(("exposure", "sensitivity", "adaptive_capacity"), w_entropy)},
+               "grades": long.groupby(["year", "grade_label"]).size().rename("units").reset_index().to_dict("records")}
+    return RiskResult(table=long, breaks=breaks, summary=summary)
+
+
+def _spatial(long: pd.DataFrame, lisa: pd.DataFrame | None, variable: str) -> list:
+    if lisa is None or not len(lisa):
+        return ["n/a (no LISA)"] * len(long)
+    part = lisa[lisa["variable"] == variable]
+    if not len(part):
+        return ["n/a (no LISA)"] * len(long)
+    key = dict(zip(zip(part["unit_id"].astype(str), part["year"].astype("Int64").astype(str)), part["cluster"]))
+    return [SPATIAL.get(key.get((str(u), str(y))), "n/a") for u, y in zip(long["unit_id"], long["year"])]
+
+
+def _warning(g: int, value: float, margin: float, threshold: float) -> str:
+    if g >= 3:
+        return WARNING_LEVELS[min(g - 1, 4)]  # moderate -> yellow, high -> orange, severe -> red
+    if g == 2 and np.isfinite(value) and value >= threshold - margin:
+        return "blue"  # a weak sink close to the net-zero line
+    return "none"
+
+
+def _crossing(long: pd.DataFrame, cfg, threshold: float) -> pd.DataFrame:
+    """Year the ensemble forecast crosses the threshold (units below it in the last year), with the GM(1,1) fit grade."""
+    years = sorted(long["year"].dropna().unique())
+    out = pd.DataFrame({"unit_id": long["unit_id"].unique()})
+    out["crossing_year"], out["forecast_grade"], out["low_confidence"] = np.nan, None, False
+    if len(years) < 4 or cfg.warning_year <= years[-1]:
+        return out
+    from lucr.analysis.forecast import forecast_panel
+
+    panel = long.pivot(index="unit_id", columns="year", values=cfg.indicator)
+    step = int(years[1] - years[0])
+    horizon = int(math.ceil((cfg.warning_year - years[-1]) / step))
+    result = forecast_panel(panel.dropna(), horizon, methods=("gm11", "ensemble"))
+    fc, fit = result["ensemble"].forecast, result["gm11"].stats
+    crossing = {}
+    for unit in fc.index:
+        if panel.at[unit, years[-1]] >= threshold:
+            continue
+        over = [y for y in fc.columns if np.isfinite(fc.at[unit, y]) and fc.at[unit, y] >= threshold]
+        crossing[unit] = over[0] if over else np.nan
+    out["crossing_year"] = out["unit_id"].map(crossing)
+    grades = fit["grade"] if "grade" in fit else pd.Series(dtype=object)
+    out["forecast_grade"] = out["unit_id"].map(grades)
+    out["low_confidence"] = out["forecast_grade"].isin(["barely", "unqualified"])
+    return out
+
+
+def _with_uncertainty(long: pd.DataFrame, frames: dict, table, cfg, to_units: float, breaks_by_year: dict) -> pd.DataFrame:
+    u = cfg.uncertainty
+    coefs = np.array([c.coef for c in table.classes]) * to_units
+    rel = np.array([u.relative.get(c.status, 0.3) for c in table.classes])
+    a, b = coefs * (1 - rel), coefs * (1 + rel)
+    low, high = np.minimum(a, b), np.maximum(a, b)
+    for code, (lo, hi) in u.ranges.items():
+        j = [c.code for c in table.classes].index(int(code))
+        low[j], high[j] = lo * to_units, hi * to_units
+    parts = []
+    for year, frame in frames.items():
+        areas = np.stack([frame[f"area_ha_class_{c.code}"].to_numpy(float) for c in table.classes], axis=1)
+        mc = monte_carlo(areas, coefs, low, high, u.draws, u.seed, breaks_by_year[year])
+        parts.append(pd.DataFrame({"unit_id": frame["unit_id"].to_numpy(), "year": year, **mc}))
+    return long.merge(pd.concat(parts, ignore_index=True), on=["unit_id", "year"], how="left")

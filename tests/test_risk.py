@@ -1,0 +1,85 @@
+"""Carbon risk: grades, trends, weights, types, warnings and the Monte Carlo, on hand cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lucr.analysis import risk
+
+
+def test_grade_boundaries_ties_and_nan():
+    g = risk.grade([0.2, 0.5, 0.99, 1.0, 2.5, 3.0, 10.0, 42.0, np.nan], risk.CBC_BREAKS)
+    assert g.tolist() == [1, 2, 2, 3, 3, 4, 5, 5, 0]  # a value on a break takes the higher grade; NaN: 0 (no data)
+
+
+def test_breaks_by_scheme():
+    v = np.array([1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    assert risk.fit_breaks(v, "equal", 5) == pytest.approx((2.8, 4.6, 6.4, 8.2))
+    assert risk.fit_breaks(v, "quantiles", 5) == pytest.approx(tuple(np.quantile(v, [0.2, 0.4, 0.6, 0.8])))
+    assert risk.fit_breaks(v, "fixed", 5, fixed=(1, 2, 3, 4)) == (1, 2, 3, 4)
+    jenks = risk.fit_breaks(np.array([1, 1.1, 1.2, 5, 5.1, 9, 9.2, 20, 21, 40.0]), "jenks", 5)
+    assert jenks == pytest.approx((1.2, 5.1, 9.2, 21.0))  # natural groups
+    same = risk.fit_breaks(np.full(6, 2.0), "jenks", 5)  # all equal: one class, the rest empty
+    assert risk.grade([2.0], same).tolist() == [1]
+
+
+def test_sens_slope_and_mann_kendall_against_hand_values():
+    from scipy.stats import norm
+
+    y = np.array([1.0, 3.0, 2.0, 5.0, 4.0, 6.0])
+    t = np.arange(6.0)
+    slopes = [(y[j] - y[i]) / (t[j] - t[i]) for i in range(6) for j in range(i + 1, 6)]
+    assert risk.sens_slope(y, t) == pytest.approx(np.median(slopes))
+    s = sum(np.sign(y[j] - y[i]) for i in range(6) for j in range(i + 1, 6))  # 11
+    var = 6 * 5 * 17 / 18
+    z, p = risk.mann_kendall(y)
+    assert s == 11 and z == pytest.approx((s - 1) / np.sqrt(var)) and p == pytest.approx(2 * (1 - norm.cdf(abs(z))))
+    assert risk.mann_kendall([2.0, 2.0, 2.0, 2.0]) == (0.0, 1.0)  # all ties: no trend
+
+
+def test_entropy_weights_textbook():
+    """Columns: a constant indicator carries no information (weight 0); the spread one takes it all."""
+    x = np.array([[1.0, 5.0], [2.0, 5.0], [7.0, 5.0]])
+    w = risk.entropy_weights(x)
+    assert w == pytest.approx([1.0, 0.0])
+    x2 = np.array([[0.2, 0.8], [0.5, 0.5], [0.9, 0.1]])
+    p = x2 / x2.sum(axis=0)
+    e = -(p * np.log(p)).sum(axis=0) / np.log(3)
+    assert risk.entropy_weights(x2) == pytest.approx((1 - e) / (1 - e).sum())
+
+
+def test_types_on_constructed_series():
+    years = np.arange(2010, 2020, dtype=float)
+    rising = np.linspace(1, 10, 10)
+    flat = np.full(10, 5.0)
+    assert risk.balance_type(rising, flat, years, 0.05) == "source-type"
+    assert risk.balance_type(flat, rising[::-1], years, 0.05) == "sink-type"
+    assert risk.balance_type(rising, rising[::-1], years, 0.05) == "source-sink dual"
+    assert risk.balance_type(flat, flat, years, 0.05) == "stable"
+    assert risk.temporal_type([0.5, 0.6, 1.2, 0.7, 0.5], years[:5], 1.0, 3, 0.05) == "short-term"
+    assert risk.temporal_type([0.5, 1.2, 1.3, 1.1, 0.5], years[:5], 1.0, 3, 0.05) == "long-term"
+    assert risk.temporal_type([0.2, 0.3, 0.2, 0.3], years[:4], 1.0, 3, 0.05) == "none"
+
+
+def test_warning_levels():
+    assert risk._warning(1, 0.2, 0.1, 1.0) == "none"
+    assert risk._warning(2, 0.95, 0.1, 1.0) == "blue" and risk._warning(2, 0.6, 0.1, 1.0) == "none"
+    assert [risk._warning(g, 5.0, 0.1, 1.0) for g in (3, 4, 5)] == ["yellow", "orange", "red"]
+
+
+def test_monte_carlo_intervals_against_the_triangular_distribution():
+    """One unit, one source class (triangular low 0, mode 1, high 2 t C/ha) on 100 ha, one fixed sink:
+    S = 100 x c, whose 5/50/95 % are analytic: symmetric triangle quantiles."""
+    areas = np.array([[100.0, 50.0]])
+    coefs, low, high = np.array([1.0, -1.0]), np.array([0.0, -1.0]), np.array([2.0, -1.0])
+    mc = risk.monte_carlo(areas, coefs, low, high, draws=200_000, seed=1, breaks=risk.CBC_BREAKS)
+    # symmetric triangle on [0, 2]: F(x) = x^2 / 2 below 1 -> q5 = sqrt(0.1), q95 = 2 - sqrt(0.1)
+    assert mc["source_p5"][0] == pytest.approx(100 * np.sqrt(0.1), rel=0.01)
+    assert mc["source_p50"][0] == pytest.approx(100.0, rel=0.01)
+    assert mc["source_p95"][0] == pytest.approx(100 * (2 - np.sqrt(0.1)), rel=0.01)
+    assert mc["sink_p50"][0] == pytest.approx(50.0)
+    # CBC = 2c: P(CBC >= 1) = P(c >= 0.5) = 1 - 0.125; P(CBC >= 3) = P(c >= 1.5) = 0.125
+    assert mc["p_cbc_ge_1"][0] == pytest.approx(0.875, abs=0.005) and mc["p_cbc_ge_3"][0] == pytest.approx(0.125, abs=0.005)
+    assert sum(mc[f"p_grade_{j}"][0] for j in range(1, 6)) == pytest.approx(1.0)
