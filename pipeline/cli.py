@@ -117,8 +117,12 @@ def run(
             for line in headline(s, cfg.zones[0].plural if cfg.zones else None, lang):
                 out.print(line, highlight=False)
             out.print(text("timing", lang, seconds=s["seconds"]), highlight=False)
-        from lucr.report import analysis_tables
+        from lucr.report import analysis_tables, risk_lines
 
+        for zcfg in cfg.zones:
+            if zcfg.level in result.risk:
+                for line in risk_lines(result.risk[zcfg.level], zcfg.plural, lang):
+                    out.print(line, highlight=False)
         for analysed in result.analyses.values():
             for rich_table in analysis_tables(analysed):
                 if rich_table.row_count <= 60:

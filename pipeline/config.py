@@ -292,11 +292,47 @@ class StatisticsConfig(_Strict):
     allocate: bool = Field(True, description="with a raster and 'level': write the totals onto the cells of their category (inventory_allocated.tif, a second pass)")
 
 
+class UncertaintyConfig(_Strict):
+    """Monte Carlo over the class coefficients (methods.md §7): triangular (coef x (1 -/+ r)), r by status, or per-class ranges."""
+
+    draws: int = Field(1000, ge=10, le=1_000_000)
+    seed: int = 12345
+    relative: dict[str, float] = Field(
+        {"paper": 0.1, "literature_default": 0.3, "unverified": 0.5, "user": 0.3},
+        description="half-width of each coefficient's range as a share of it, by status (assumed defaults: no source gives ranges)",
+    )
+    ranges: dict[int, tuple[float, float]] = Field({}, description="class code -> (low, high) coefficient, t C / ha / yr, in place of the relative range")
+
+
+class RiskConfig(_Strict):
+    """Carbon risk per unit and year (methods.md §7, seed 000: every number here is a documented default)."""
+
+    indicator: Literal["cbc", "net_per_ha"] = Field("cbc", description="what is graded")
+    scheme: Literal["fixed", "jenks", "quantiles", "equal"] = Field("fixed", description="class breaks: fixed thresholds or data-driven")
+    breaks: list[float] | None = Field(None, description="fixed inner bounds (default CBC 0.5, 1, 3, 10; net per ha -0.5, 0, 0.5, 2)")
+    labels: list[str] = Field(["strong sink", "weak sink", "moderate risk", "high risk", "severe risk"], min_length=2)
+    base_year: int | None = Field(None, description="year data-driven breaks are fitted on (default: the first)")
+    freeze: bool = Field(True, description="keep the base year's breaks for every year, so grades compare over time")
+    risk_threshold: float = Field(1.0, description="the indicator value where risk starts (CBC 1: net zero)")
+    warning_margin: float = Field(0.1, ge=0, description="a weak sink within this margin below the threshold gets a blue warning")
+    warning_year: int = Field(2030, description="year by which a forecast crossing of the threshold is warned")
+    trend_alpha: float = Field(0.05, gt=0, lt=1, description="Mann-Kendall significance of trends")
+    long_term_years: int = Field(3, ge=2, description="consecutive years over the threshold that make a risk long-term")
+    uncertainty: UncertaintyConfig | None = UncertaintyConfig()
+
+    @model_validator(mode="after")
+    def _breaks(self) -> "RiskConfig":
+        if self.breaks is not None and (len(self.breaks) != len(self.labels) - 1 or sorted(self.breaks) != list(self.breaks)):
+            raise ValueError(f"give {len(self.labels) - 1} increasing breaks for {len(self.labels)} labels")
+        return self
+
+
 class RunConfig(_Strict):
     """A whole lucr run."""
 
     landcover: LandCoverConfig | None = Field(None, description="required unless the run has only statistics")
     statistics: StatisticsConfig | None = Field(None, description="statistics-based accounting and the carbon-oxygen balance (methods.md §2, §5)")
+    risk: RiskConfig | None = Field(RiskConfig(), description="carbon risk grades, types, warnings and uncertainty per unit (needs zones); null: off")
     legend: str | None = Field(None, description="built-in legend id (see `lucr legends`) or a legend YAML file")
     coefficients: Path | None = Field(None, description="flux table: a user CSV/YAML (by code or by category), or a built-in table id")
     unknown_classes: Literal["error", "nodata"] = "error"

@@ -69,6 +69,27 @@ def dask_progress(console: Console, description: str = "single pass over the lan
         progress.update(task_id, completed=progress.tasks[0].total or 0)
 
 
+def risk_lines(result, plural: str, lang: str = "en", shown: int = 6) -> list[str]:
+    """The risk of one level in a few lines: units per grade (latest year) and the red and orange warnings."""
+    t = result.table
+    year = t["year"].max() if t["year"].notna().any() else None
+    last = t[t["year"] == year] if year is not None else t
+    counts = last["grade_label"].value_counts()
+    labels = [lbl for lbl in result.summary["labels"][::-1] if lbl in counts] + (["no data"] if "no data" in counts else [])
+    head = (f"{plural} 风险等级 {year or ''}（{result.summary['indicator']}，{result.summary['scheme']}）：" if lang == "zh"
+            else f"Risk of the {plural}, {year or ''} ({result.summary['indicator']}, {result.summary['scheme']} breaks):")
+    lines = [head, "  " + " · ".join(f"{lbl} {counts[lbl]}" for lbl in labels)]
+    for level in ("red", "orange"):
+        names = last.loc[last["warning"] == level].sort_values("risk_index_equal", ascending=False)["name"].astype(str).tolist()
+        if names:
+            more = f" and {len(names) - shown} more" if len(names) > shown else ""
+            lines.append(f"  {level} {'预警' if lang == 'zh' else 'warning'}: {', '.join(names[:shown])}{more}")
+    crossing = last.dropna(subset=["crossing_year"]) if "crossing_year" in last else last.iloc[:0]
+    if len(crossing):
+        lines.append(f"  forecast to cross the threshold by {int(crossing['crossing_year'].max())}: " + ", ".join(crossing["name"].astype(str).tolist()[:shown]))
+    return lines
+
+
 class StepStatus:
     """A spinner naming the step a run is in after its pass (analysis, tables): call it with each step."""
 

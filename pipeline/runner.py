@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 import dask
 import dask.array as da
 import dask.threaded
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 from rasterio.errors import RasterioIOError
@@ -102,6 +103,7 @@ class RunResult:
     reductions: dict[str, Any] = field(default_factory=dict)
     change: Any = None  # lucr.change.stage.ChangeResult of a run with a `change` section
     inventory: Any = None  # lucr.inventory.stage.InventoryResult of a run with a `statistics` section
+    risk: dict[str, Any] = field(default_factory=dict)  # level -> lucr.analysis.risk.RiskResult
 
     @property
     def tables(self) -> dict[str, Any]:
@@ -348,6 +350,8 @@ def run(
         check_scenarios(cfg.change.scenarios, [lc.year for lc in series], layers, table)
         kinds = table_kinds(ctx.multi_date, pool_table is not None, bool(cfg.change.scenarios))
         names += [n for kind in kinds for label in labels for n in table_names(f"{kind}_{label}", cfg.output.tables)]
+    if cfg.risk is not None:
+        names += [n for z in cfg.zones for stem in (f"risk_{z.plural}", f"risk_{z.plural}_breaks") for n in table_names(stem, cfg.output.tables)]
     if cfg.statistics is not None:
         names += [n for stem in inventory_stems(cfg) for n in table_names(stem, cfg.output.tables)]
         if _allocates(cfg):
@@ -392,6 +396,7 @@ def run(
                 summary["change"] = change.summary
             staged.path(f"run_summary{ctx.suffix(lc.year)}.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         analyses = _time_series_outputs(cfg, by_year, layers, analysed, staged, multi_year=ctx.multi_date, say=say)
+        risks = _risk(cfg, by_year, analyses, table, staged, say) if cfg.risk is not None else {}
         inventory = None
         if cfg.statistics is not None:
             say("statistics route: accounting, carbon-oxygen balance")
@@ -416,8 +421,27 @@ def run(
         outputs = staged.commit()
     return RunResult(
         out_dir=out_dir, outputs=outputs, by_year=by_year, analyses=analyses,
-        maps={p.name: out_dir / p.filename for p in maps}, reductions=totals, change=change, inventory=inventory,
+        maps={p.name: out_dir / p.filename for p in maps}, reductions=totals, change=change, inventory=inventory, risk=risks,
     )
+
+
+def _risk(cfg: RunConfig, by_year: dict, analyses: dict, table: CoefficientTable, staged: StagedOutputs, say) -> dict:
+    """Risk of every level (lucr.analysis.risk) from its zonal tables of every year and its LISA."""
+    from lucr.analysis import risk
+
+    out = {}
+    for z in cfg.zones:
+        say(f"risk of {z.plural}: grades, types, warnings, uncertainty")
+        frames = {y: r.tables[z.level] for y, r in by_year.items()}
+        analysed = analyses.get(z.plural)
+        lisa = analysed.tables.get("lisa") if analysed is not None else None
+        result = risk.assess(frames, z.level, table, cfg.risk, cfg.output.units, lisa)
+        geometry = next(iter(frames.values()))[["unit_id", "geometry"]]
+        frame = gpd.GeoDataFrame(result.table.merge(geometry, on="unit_id", how="left"), geometry="geometry", crs=next(iter(frames.values())).crs)
+        write_frame(frame, f"risk_{z.plural}", cfg.output.tables, staged.path, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
+        write_frame(result.breaks, f"risk_{z.plural}_breaks", cfg.output.tables, staged.path, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
+        out[z.level] = result
+    return out
 
 
 def _allocates(cfg: RunConfig) -> bool:

@@ -30,11 +30,13 @@ def test_cli_outputs_exist_and_summary_printed(cli_run):
     assert names == {
         "carbon_balance.tif", "carbon_balance.qml", "run_summary.json", "run.json", "lucr_outputs.json",
         *(f"legend.{ext}" for ext in ("gpkg", "csv", "parquet")),
+        *(f"risk_{lvl}{t}.{ext}" for lvl in ("provinces", "cities") for t in ("", "_breaks") for ext in ("gpkg", "csv", "parquet")),
         *(f"zonal_{lvl}.{ext}" for lvl in ("provinces", "cities") for ext in ("gpkg", "csv", "parquet")),
         *(f"analysis_{lvl}_{t}.{ext}" for lvl in ("provinces", "cities") for t in ("moran", "lisa", "gravity", "gravity_ellipses") for ext in ("gpkg", "csv", "parquet")),
         *(f"analysis_{lvl}_summary.json" for lvl in ("provinces", "cities")),
     }
     assert "province totals" in proc.stdout and "贵州省" in proc.stdout
+    assert "Risk of the provinces" in proc.stdout and "red warning" in proc.stdout
     assert "Inside the 34 provinces" in proc.stdout and "Whole raster, cells outside the units included" in proc.stdout
     assert "provinces: global Moran's I" in proc.stdout and "cities: LISA clusters" in proc.stdout
     assert "single pass over the land cover" in proc.stderr  # the progress bar

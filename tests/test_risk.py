@@ -83,3 +83,51 @@ def test_monte_carlo_intervals_against_the_triangular_distribution():
     # CBC = 2c: P(CBC >= 1) = P(c >= 0.5) = 1 - 0.125; P(CBC >= 3) = P(c >= 1.5) = 0.125
     assert mc["p_cbc_ge_1"][0] == pytest.approx(0.875, abs=0.005) and mc["p_cbc_ge_3"][0] == pytest.approx(0.125, abs=0.005)
     assert sum(mc[f"p_grade_{j}"][0] for j in range(1, 6)) == pytest.approx(1.0)
+
+
+def test_sample_run_grades_types_warnings_and_uncertainty(exact_run):
+    """The bundled sample: every province graded by CBC on the default breaks, the Monte Carlo
+    coherent with the point values, warnings following the grades."""
+    result = exact_run.risk["province"]
+    t = result.table.set_index("unit_id")
+    prov = exact_run.tables["province"].set_index("unit_id")
+    cbc = prov["source_tc"] / -prov["sink_tc"]
+    np.testing.assert_allclose(t["cbc"], cbc.loc[t.index], rtol=1e-12)
+    assert (t["grade"] == risk.grade(t["cbc"], risk.CBC_BREAKS)).all()
+    assert set(t["grade_label"]) <= {"strong sink", "weak sink", "moderate risk", "high risk", "severe risk", "no data"}
+    assert (t.loc[t["grade"] == 5, "warning"] == "red").all() and (t.loc[t["grade"] == 1, "warning"] == "none").all()
+    probs = t[[f"p_grade_{j}" for j in range(1, 6)]].sum(axis=1)
+    np.testing.assert_allclose(probs, 1.0)
+    assert ((t["cbc_p5"] <= t["cbc_p50"]) & (t["cbc_p50"] <= t["cbc_p95"])).all()
+    inside = (t["cbc"] >= t["cbc_p5"]) & (t["cbc"] <= t["cbc_p95"])
+    assert inside.mean() > 0.9  # the point value lies in its 90 % interval
+    assert t.loc["520000", "spatial_type"] in ("aggregated risk", "aggregated low risk", "transitional", "dispersed")
+    assert t["balance_type"].str.startswith("n/a").all()  # one year: no trend
+    breaks = result.breaks.iloc[0]
+    assert [breaks[f"break_{i}"] for i in range(1, 5)] == list(risk.CBC_BREAKS) and breaks["fitted_on"] == "config"
+    assert (exact_run.out_dir / "risk_provinces.gpkg").exists() and (exact_run.out_dir / "risk_cities_breaks.csv").exists()
+
+
+def test_data_driven_breaks_are_frozen_on_the_base_year():
+    from lucr.coefficients import load_table
+    from lucr.config import RiskConfig
+
+    table = load_table("igbp")
+    codes = [c.code for c in table.classes]
+
+    def frame(scale):
+        rows = {f"area_ha_class_{c}": np.linspace(1, 10, 8) * (scale if c == 13 else 1.0) for c in codes}
+        f = pd.DataFrame({"unit_id": [f"u{i}" for i in range(8)], "name": [f"u{i}" for i in range(8)], "area_ha": 1e3, "valid_fraction": 1.0, **rows})
+        coefs = np.array([c.coef for c in table.classes])
+        areas = f[[f"area_ha_class_{c}" for c in codes]].to_numpy()
+        f["source_tc"], f["sink_tc"] = areas @ np.maximum(coefs, 0), areas @ np.minimum(coefs, 0)
+        f["net_tc_per_ha"] = (f["source_tc"] + f["sink_tc"]) / 1e3
+        return f
+
+    cfg = RiskConfig(scheme="quantiles", uncertainty=None)
+    result = risk.assess({2010: frame(1.0), 2020: frame(3.0)}, "unit", table, cfg)
+    assert result.breaks["fitted_on"].tolist() == [2010, 2010]
+    later = result.table[result.table["year"] == 2020]
+    assert (later["grade"] >= result.table[result.table["year"] == 2010]["grade"].to_numpy()).all()  # more built-up: never a lower grade
+    unfrozen = risk.assess({2010: frame(1.0), 2020: frame(3.0)}, "unit", table, RiskConfig(scheme="quantiles", freeze=False, uncertainty=None))
+    assert unfrozen.breaks["fitted_on"].tolist() == [2010, 2020]

@@ -179,14 +179,18 @@ def monte_carlo(areas: np.ndarray, coefs: np.ndarray, low: np.ndarray, high: np.
     with np.errstate(divide="ignore", invalid="ignore"):
         cbc = np.where(k > 0, s / k, np.nan)
     out = {}
+    defined = np.isfinite(cbc).any(axis=1)  # units without sink land have no CBC in any draw
     for name, m in (("source", s), ("sink", k), ("net", s - k), ("cbc", cbc)):
-        q = np.nanpercentile(m, [5, 50, 95], axis=1) if np.isfinite(m).any() else np.full((3, m.shape[0]), np.nan)
+        q = np.full((3, m.shape[0]), np.nan)
+        rows = np.isfinite(m).any(axis=1)
+        q[:, rows] = np.nanpercentile(m[rows], [5, 50, 95], axis=1)
         out.update({f"{name}_p5": q[0], f"{name}_p50": q[1], f"{name}_p95": q[2]})
     g = grade(cbc, breaks)
     for j in range(1, len(breaks) + 2):
-        out[f"p_grade_{j}"] = (g == j).mean(axis=1)
+        out[f"p_grade_{j}"] = np.where(defined, (g == j).mean(axis=1), np.nan)
     for t in thresholds:
-        out[f"p_cbc_ge_{t:g}"] = np.nanmean(np.where(np.isfinite(cbc), cbc >= t, np.nan), axis=1)
+        hits = np.where(np.isfinite(cbc), cbc >= t, False).sum(axis=1)
+        out[f"p_cbc_ge_{t:g}"] = np.where(defined, hits / np.maximum(np.isfinite(cbc).sum(axis=1), 1), np.nan)
     return out
 
 
