@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-.PHONY: install sample test bench peers
+.PHONY: install sample test bench peers browser
 install: $(STAMP)
 
 sample: $(STAMP)  ## run the main job on the bundled China 2019 sample -> lucr-output/
@@ -67,3 +67,18 @@ $(PEERS_STAMP): $(PEERS_CONS)
 	@$(PEERS_VENV)/bin/python -c "import natcap.invest, natcap.invest.carbon, pygeoprocessing; from osgeo import gdal; \
 	  print('peers: OK: natcap.invest', natcap.invest.__version__, '| pygeoprocessing', pygeoprocessing.__version__, '| osgeo', gdal.__version__)"
 	@touch $(PEERS_STAMP)
+
+# ---- the report test's browser and fonts --------------------------------------------
+# Headless Chromium renders report.html in tests/test_report.py; a CJK font draws the Chinese
+# unit names in the figures (Debian packages; installed with apt-get when missing).
+BROWSER_APT := chromium fonts-noto-cjk
+browser:  ## headless Chromium and a CJK font for the report test (needs root/sudo for apt)
+	@missing=""; for p in $(BROWSER_APT); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "browser: apt-get install$$missing"; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi

@@ -260,6 +260,20 @@ def _print_legend(name: str, units: str) -> None:
     out.print(f"table: {t.path}", highlight=False)
 
 
+@app.command()
+def report(
+    folder: Path = typer.Argument(Path("lucr-output"), help="output folder of lucr run"),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="where to write it (default FOLDER/report.html)"),
+) -> None:
+    """Rebuild report.html from the outputs of a run (no recomputation)."""
+    from lucr.report_html import write
+
+    _setup_logging(quiet=False)
+    if not folder.is_dir():
+        raise LucrError("output folder not found", fix="give the --out folder of a lucr run")
+    out.print(f"wrote {write(folder, out_file)}", highlight=False)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so that the run unwinds as on Ctrl-C."""
 

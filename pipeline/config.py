@@ -120,6 +120,7 @@ class OutputConfig(_Strict):
     map_extent: Literal["units", "raster"] | None = Field(
         None, description="cells the map holds: inside the finest level's units (default when zones are given) or the whole raster",
     )
+    report: bool = Field(True, description="write report.html: the headline, risk maps and tables, coefficients and their sources, methods")
     input_hashes: Literal["sha256", "size"] = Field(
         "sha256", description="run.json records each input's SHA-256 (read in the background during the pass), or only its size and time",
     )

@@ -41,6 +41,8 @@ from lucr import nesting
 from lucr.provenance import InputHashes, run_record, table_digest
 from lucr.products.carbon_balance import style_entries
 from lucr.qgis_style import raster_qml
+from lucr.report_html import REPORT
+from lucr.report_html import write as write_report
 from lucr.units import express_in, renamed, summary_in
 from lucr.units import factor as unit_factor
 from lucr.xlsx import WORKBOOK, write_workbook
@@ -357,6 +359,8 @@ def run(
         if _allocates(cfg):
             names += [allocated_name(ctx.suffix(lc.year)) + ".tif" for lc in series]
     names.append(RUN_RECORD)
+    if cfg.output.report and cfg.zones:
+        names.append(REPORT)
     by_year = {}
     inputs = _input_paths(cfg, series, table)
     _refuse_replacing_inputs(out_dir, names, inputs)
@@ -418,6 +422,9 @@ def run(
             started=started, outputs=sorted(n for n in names if staged.path(n).exists()),
         )
         staged.path(RUN_RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+        if REPORT in names:
+            say("report.html: figures and tables")
+            write_report(staged.staging, staged.path(REPORT), levels=[z.plural for z in cfg.zones])
         outputs = staged.commit()
     return RunResult(
         out_dir=out_dir, outputs=outputs, by_year=by_year, analyses=analyses,

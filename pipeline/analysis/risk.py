@@ -160,7 +160,8 @@ def indicators(frame: pd.DataFrame, classes, col) -> pd.DataFrame:
     valid = frame["valid_fraction"].to_numpy(float) * frame["area_ha"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         return pd.DataFrame({
-            "source": s, "sink": k, "net": s - k, "cbc": np.where(k > 0, s / k, np.nan),
+            "source": s, "sink": k, "net": s - k,
+            "cbc": np.where(k > 0, s / k, np.where(s > 0, np.inf, np.nan)),  # a source without sink land: unbounded, the highest grade
             "net_per_ha": frame[col("net_tc_per_ha")].to_numpy(float), "sink_share": np.where(s + k > 0, k / (s + k), np.nan),
             "builtup_share": np.where(valid > 0, frame[built].sum(axis=1).to_numpy(float) / valid, np.nan) if built else np.nan,
         }, index=frame.index)
@@ -177,13 +178,13 @@ def monte_carlo(areas: np.ndarray, coefs: np.ndarray, low: np.ndarray, high: np.
     s = areas @ np.maximum(c, 0.0)
     k = -(areas @ np.minimum(c, 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        cbc = np.where(k > 0, s / k, np.nan)
+        cbc = np.where(k > 0, s / k, np.where(s > 0, np.inf, np.nan))
     out = {}
     defined = np.isfinite(cbc).any(axis=1)  # units without sink land have no CBC in any draw
     for name, m in (("source", s), ("sink", k), ("net", s - k), ("cbc", cbc)):
         q = np.full((3, m.shape[0]), np.nan)
         rows = np.isfinite(m).any(axis=1)
-        q[:, rows] = np.nanpercentile(m[rows], [5, 50, 95], axis=1)
+        q[:, rows] = np.nanpercentile(m[rows], [5, 50, 95], axis=1, method="nearest")  # "nearest": no arithmetic on an infinite CBC
         out.update({f"{name}_p5": q[0], f"{name}_p50": q[1], f"{name}_p95": q[2]})
     g = grade(cbc, breaks)
     for j in range(1, len(breaks) + 2):
@@ -205,16 +206,18 @@ def assess(frames: dict, level: str, table, cfg, units: str = "t C", lisa: pd.Da
         ind = indicators(frame, table.classes, col)
         parts.append(pd.concat([frame[["unit_id", "name"]].reset_index(drop=True).assign(year=year), ind.reset_index(drop=True)], axis=1))
     long = pd.concat(parts, ignore_index=True)
-    values = long[cfg.indicator].to_numpy(float)
+    at = lambda y: long["year"].isna() if y is None else long["year"] == y  # noqa: E731  (an undated raster: year None)
     fixed = cfg.breaks or (CBC_BREAKS if cfg.indicator == "cbc" else (-0.5, 0.0, 0.5, 2.0))
     base = cfg.base_year if cfg.base_year is not None else years[0]
     k = len(cfg.labels)
     if cfg.scheme == "fixed" or cfg.freeze:
-        b = fit_breaks(long.loc[long["year"] == base, cfg.indicator], cfg.scheme, k, fixed)
+        b = fit_breaks(long.loc[at(base), cfg.indicator], cfg.scheme, k, fixed)
         breaks_by_year = {y: b for y in years}
     else:
-        breaks_by_year = {y: fit_breaks(long.loc[long["year"] == y, cfg.indicator], cfg.scheme, k, fixed) for y in years}
-    long["grade"] = np.concatenate([grade(long.loc[long["year"] == y, cfg.indicator], breaks_by_year[y]) for y in years])
+        breaks_by_year = {y: fit_breaks(long.loc[at(y), cfg.indicator], cfg.scheme, k, fixed) for y in years}
+    long["grade"] = 0
+    for y in years:
+        long.loc[at(y), "grade"] = grade(long.loc[at(y), cfg.indicator], breaks_by_year[y])
     long["grade_label"] = [cfg.labels[g - 1] if g > 0 else "no data" for g in long["grade"]]
     threshold = cfg.risk_threshold
     # types per unit (over the years)
@@ -234,14 +237,16 @@ def assess(frames: dict, level: str, table, cfg, units: str = "t C", lisa: pd.Da
     long["temporal_type"] = long["unit_id"].map(temporal)
     long["spatial_type"] = _spatial(long, lisa, col(cfg.indicator if cfg.indicator != "net_per_ha" else "net_tc_per_ha"))
     # composite index: exposure - sensitivity - adaptive capacity
-    exposure = np.log(np.clip(long["cbc"].to_numpy(float), 1e-6, None))
+    cbc = long["cbc"].to_numpy(float)
+    top = np.nanmax(cbc[np.isfinite(cbc)]) if np.isfinite(cbc).any() else 1.0
+    exposure = np.log(np.clip(np.where(np.isposinf(cbc), top, cbc), 1e-6, None))  # no sink land: as exposed as the most exposed unit
     comp = np.column_stack([_minmax(exposure), _minmax(long["unit_id"].map(sensitivity).to_numpy(float)), 1.0 - _minmax(long["sink_share"].to_numpy(float))])
     used = [j for j in range(3) if np.isfinite(comp[:, j]).any()]
     long["exposure"], long["sensitivity"], long["adaptive_capacity"] = comp[:, 0], comp[:, 1], 1.0 - comp[:, 2]
     ok = np.isfinite(comp[:, used]).all(axis=1)
     w_entropy = np.full(3, np.nan)
     w_entropy[used] = entropy_weights(comp[ok][:, used]) if ok.sum() > 1 else np.full(len(used), 1.0 / len(used))
-    long["risk_index_equal"] = np.nanmean(comp[:, used], axis=1)
+    long["risk_index_equal"] = np.where(np.isfinite(comp[:, 0]), np.nanmean(comp[:, used], axis=1), np.nan)  # no CBC, no index
     long["risk_index_entropy"] = comp[:, used] @ w_entropy[used]
     # early warning
     long["warning"] = [_warning(g, v, cfg.warning_margin, threshold) for g, v in zip(long["grade"], long[cfg.indicator])]
@@ -253,7 +258,7 @@ def assess(frames: dict, level: str, table, cfg, units: str = "t C", lisa: pd.Da
                             "fitted_on": base if (cfg.scheme != "fixed" and cfg.freeze) else (y if cfg.scheme != "fixed" else "config")} for y, bb in breaks_by_year.items()])
     summary = {"level": level, "indicator": cfg.indicator, "scheme": cfg.scheme, "labels": list(cfg.labels),
                "entropy_weights": {n: (None if not np.isfinite(w) else float(w)) for n, w in zip(("exposure", "sensitivity", "adaptive_capacity"), w_entropy)},
-               "grades": long.groupby(["year", "grade_label"]).size().rename("units").reset_index().to_dict("records")}
+               "grades": long.groupby(["year", "grade_label"], dropna=False).size().rename("units").reset_index().to_dict("records")}
     return RiskResult(table=long, breaks=breaks, summary=summary)
 
 
