@@ -153,7 +153,7 @@ def lucr_config(path: Path, inputs: dict) -> None:
         "  - {level: province, path: " + inputs["polygons"] + ", layer: provinces, id: prov_id, name: name}",
         "  - {level: city, path: " + inputs["polygons"] + ", layer: cities, id: city_id, name: name, parent: prov_id}",
         "change:", f"  pools: {inputs['pools']}", "  maps: [sequestration]",
-        "output:", "  tables: [parquet]",
+        "risk: null", "output:", "  tables: [parquet]", "  report: false",
     ]) + "\n")
 
 

@@ -79,7 +79,7 @@ def main(argv=None):
         "zones:",
         "  - {level: province, path: " + inputs["polygons"] + ", layer: provinces, id: prov_id, name: name}",
         "  - {level: city, path: " + inputs["polygons"] + ", layer: cities, id: city_id, name: name, parent: prov_id}",
-        "output:", "  tables: [parquet]",
+        "risk: null", "output:", "  tables: [parquet]", "  report: false",
     ]) + "\n")
     results = {}
     for setting in args.settings.split(","):

@@ -785,8 +785,10 @@ def write_lucr_config(path: Path, inputs, args, engine: str | None = None):
         f"engine: {engine or args.engine}",
         f"chunks: {args.chunks}",
     ]
+    # the spine only: risk and the report are timed apart (they read the tables, not the raster)
+    lines += ["risk: null", "output:", "  report: false"]
     if args.compress != "default":
-        lines += ["output:", f"  compress: {args.compress}"]
+        lines += [f"  compress: {args.compress}"]
     lines += list(args.config_line or [])
     path.write_text("\n".join(lines) + "\n")
 

@@ -87,7 +87,7 @@ def main(argv=None):
                 "zones:",
                 "  - {level: province, path: " + inputs["polygons"] + ", layer: provinces, id: prov_id, name: name}",
                 "  - {level: city, path: " + str(path) + ", layer: cities, id: city_id, name: name, parent: prov_id}",
-                f"engine: {engine}", "output:", "  tables: [parquet]",
+                f"engine: {engine}", "risk: null", "output:", "  tables: [parquet]", "  report: false",
             ]) + "\n")
             os.sync()
             if args.wait_quiet:

@@ -74,19 +74,30 @@ def _map_furniture(ax, frame) -> None:
     """North arrow and a scale bar (km, from the map's CRS at its centre latitude)."""
     x0, x1 = ax.get_xlim()
     y0, y1 = ax.get_ylim()
+    ax.set_xticks([])
+    ax.set_yticks([])
     ax.annotate("N", xy=(0.95, 0.93), xytext=(0.95, 0.80), xycoords="axes fraction", ha="center", va="center", fontsize=11, fontweight="bold",
                 arrowprops=dict(arrowstyle="-|>", color="black", lw=1.5))
-    geographic = frame.crs is not None and frame.crs.is_geographic
-    km_per_unit = 111.32 * math.cos(math.radians((y0 + y1) / 2)) if geographic else 1e-3
+    crs = getattr(frame, "crs", None)
+    if crs is None:
+        return
+    import pyproj
+
+    crs = pyproj.CRS.from_user_input(crs)  # rasterio's CRS too
+    if crs.is_geographic:
+        km_per_unit = 111.32 * math.cos(math.radians(max(-89.0, min(89.0, (y0 + y1) / 2))))
+    else:
+        km_per_unit = (crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0) / 1000.0
     width_km = (x1 - x0) * km_per_unit
+    if not (math.isfinite(width_km) and width_km > 0):
+        return
     nice = 10 ** math.floor(math.log10(width_km / 5))
     length_km = next(m * nice for m in (5, 2, 1) if m * nice <= width_km / 4)
     length = length_km / km_per_unit
     xs, ys = x0 + 0.05 * (x1 - x0), y0 + 0.05 * (y1 - y0)
     ax.plot([xs, xs + length], [ys, ys], color="black", lw=3, solid_capstyle="butt")
     ax.text(xs + length / 2, ys + 0.02 * (y1 - y0), f"{length_km:g} km", ha="center", va="bottom", fontsize=8)
-    ax.set_xticks([])
-    ax.set_yticks([])
+
 
 
 def grade_map(frame, labels: list[str], title: str) -> bytes:
@@ -108,7 +119,7 @@ def grade_map(frame, labels: list[str], title: str) -> bytes:
     return _png(fig)
 
 
-def flux_map(net: np.ndarray, extent, borders, unit: str, title: str) -> bytes:
+def flux_map(net: np.ndarray, extent, borders, unit: str, title: str, crs=None) -> bytes:
     """Net flux density (a decimated band of the carbon map), diverging at zero on a symmetric log scale, with unit borders."""
     plt = _setup()
     from matplotlib.colors import SymLogNorm
@@ -122,15 +133,12 @@ def flux_map(net: np.ndarray, extent, borders, unit: str, title: str) -> bytes:
     cbar = fig.colorbar(image, ax=ax, shrink=0.7)
     cbar.set_label(f"net flux density, {unit} (sources > 0)")
     ax.set_title(title, fontsize=11)
-    _map_furniture(ax, borders if borders is not None else _Crs(True))
+    if borders is None and crs is not None:
+        import types
+
+        borders = types.SimpleNamespace(crs=crs)
+    _map_furniture(ax, borders if borders is not None else object())
     return _png(fig)
-
-
-class _Crs:
-    def __init__(self, geographic: bool):
-        import pyproj
-
-        self.crs = pyproj.CRS.from_epsg(4326) if geographic else None
 
 
 def lisa_map(frame, title: str) -> bytes:

@@ -122,9 +122,10 @@ def build(folder: str | Path, levels: list[str] | None = None) -> str:
             net = src.read(3, out_shape=(max(1, src.height // f), max(1, src.width // f))).astype(float)
             b = src.bounds
             unit = src.tags(3).get("units", f"{units} / ha / yr")
+            crs = src.crs
         borders = _read(folder, f"zonal_{levels[0]}") if levels else None
         borders = borders if borders is not None and hasattr(borders, "geometry") else None
-        body.append("<h2>Net carbon flux density</h2>" + _img(figures.flux_map(net, (b.left, b.right, b.bottom, b.top), borders, unit, "net flux density (symmetric log scale)"), "net flux density map"))
+        body.append("<h2>Net carbon flux density</h2>" + _img(figures.flux_map(net, (b.left, b.right, b.bottom, b.top), borders if borders is None else borders.to_crs(crs), unit, "net flux density (symmetric log scale)", crs=crs), "net flux density map"))
     if levels:
         zonal = _read(folder, f"zonal_{levels[0]}")
         legend = _read(folder, "legend")

@@ -284,7 +284,7 @@ def test_a_skipped_section_is_said_once_with_what_enables_it(tmp_path):
 def test_run_reports_each_step_after_the_pass(tmp_path):
     steps: list[str] = []
     run(load_config(SAMPLE_CONFIG), out_dir=tmp_path, status=steps.append)
-    assert steps[0] == "zonal tables of 2019" and any(s.startswith("analysis of provinces") for s in steps) and steps[-1].startswith("run.json")
+    assert steps[0] == "zonal tables of 2019" and any(s.startswith("analysis of provinces") for s in steps) and any(s.startswith("run.json") for s in steps)
 
 
 def test_esda_first_compile_is_said(tmp_path, caplog):
