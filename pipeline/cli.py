@@ -264,6 +264,7 @@ def _print_legend(name: str, units: str) -> None:
 def report(
     folder: Path = typer.Argument(Path("lucr-output"), help="output folder of lucr run"),
     out_file: Optional[Path] = typer.Option(None, "--out", help="where to write it (default FOLDER/report.html)"),
+    lang: str = typer.Option("en", "--lang", help="headings and headline: en or zh"),
 ) -> None:
     """Rebuild report.html from the outputs of a run (no recomputation)."""
     from lucr.report_html import write
@@ -271,7 +272,9 @@ def report(
     _setup_logging(quiet=False)
     if not folder.is_dir():
         raise LucrError("output folder not found", fix="give the --out folder of a lucr run")
-    out.print(f"wrote {write(folder, out_file)}", highlight=False)
+    if lang not in ("en", "zh"):
+        raise LucrError(f"unknown language {lang!r}", fix="use --lang en or --lang zh")
+    out.print(f"wrote {write(folder, out_file, lang=lang)}", highlight=False)
 
 
 class Terminated(KeyboardInterrupt):

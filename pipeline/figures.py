@@ -76,6 +76,8 @@ def _map_furniture(ax, frame) -> None:
     y0, y1 = ax.get_ylim()
     ax.set_xticks([])
     ax.set_yticks([])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
     ax.annotate("N", xy=(0.95, 0.93), xytext=(0.95, 0.80), xycoords="axes fraction", ha="center", va="center", fontsize=11, fontweight="bold",
                 arrowprops=dict(arrowstyle="-|>", color="black", lw=1.5))
     crs = getattr(frame, "crs", None)

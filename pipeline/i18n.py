@@ -19,6 +19,10 @@ MESSAGES = {
         "timing": "pass and outputs in {seconds:.1f} s",
         "wrote": "wrote {n} files into {folder}:",
         "undated": "undated",
+        "r_title": "Land-use carbon balance and risk", "r_headline": "Headline", "r_risk": "Risk of the {plural}",
+        "r_top": "Units at highest risk", "r_flux": "Net carbon flux density", "r_land": "Land use",
+        "r_coefs": "Coefficients and their sources", "r_coef_note": "Sources positive, sinks negative. ⚠ unverified: no primary source was found.",
+        "r_warnings": "Warnings", "r_none": "none", "r_methods": "Methods and defaults", "r_provenance": "Provenance",
     },
     "zh": {
         "totals": "{level}合计，{year}（{units}）",
@@ -32,6 +36,10 @@ MESSAGES = {
         "timing": "计算与输出用时 {seconds:.1f} 秒",
         "wrote": "已写出 {n} 个文件到 {folder}：",
         "undated": "未注明年份",
+        "r_title": "土地利用碳收支与碳风险", "r_headline": "主要结果", "r_risk": "{plural} 碳风险",
+        "r_top": "风险最高的单元", "r_flux": "净碳通量密度", "r_land": "土地利用",
+        "r_coefs": "碳排放系数及其来源", "r_coef_note": "碳源为正，碳汇为负。⚠ unverified：未找到原始文献来源。",
+        "r_warnings": "预警与提示", "r_none": "无", "r_methods": "方法与默认值", "r_provenance": "数据来源与可复现信息",
     },
 }
 

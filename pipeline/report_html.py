@@ -63,10 +63,14 @@ def _levels(folder: Path) -> list[str]:
     return sorted(found, key=lambda p: ranked.index(p) if p in ranked else 99)
 
 
-def build(folder: str | Path, levels: list[str] | None = None) -> str:
-    """The report of an output folder, as HTML text (``levels``: plural level names, coarsest first; default from the manifest)."""
+def build(folder: str | Path, levels: list[str] | None = None, lang: str = "en") -> str:
+    """The report of an output folder, as HTML text (``levels``: plural level names, coarsest first; default
+    from the manifest; ``lang``: en or zh headings and headline; figures and column names stay English)."""
     from lucr import figures
+    from lucr.i18n import text
     from lucr.report import headline
+
+    t_ = lambda key, **kw: html.escape(text(key, lang, **kw))  # noqa: E731
 
     folder = Path(folder)
     summaries = sorted(folder.glob("run_summary*.json"))
@@ -78,10 +82,10 @@ def build(folder: str | Path, levels: list[str] | None = None) -> str:
     record = json.loads((folder / "run.json").read_text(encoding="utf-8")) if (folder / "run.json").exists() else {}
     units = summary.get("units", "t C")
     levels = levels or _levels(folder)
-    body = [f"<h1>Land-use carbon balance and risk</h1><p class='sub'>lucr {html.escape(str(record.get('lucr_version', '')))}, "
+    body = [f"<h1>{t_('r_title')}</h1><p class='sub'>lucr {html.escape(str(record.get('lucr_version', '')))}, "
             f"{html.escape(str(record.get('created', '')))}; land cover {html.escape(Path(str(summary.get('landcover', ''))).name)} "
             f"({html.escape(str(summary.get('year') or 'undated'))}), legend {html.escape(str(summary.get('legend')))}, engine {html.escape(str(summary.get('engine')))}</p>"]
-    body.append("<h2>Headline</h2><ul class='head'>" + "".join(f"<li>{html.escape(line.strip())}</li>" for line in headline(summary, levels[0] if levels else None)) + "</ul>")
+    body.append(f"<h2>{t_('r_headline')}</h2><ul class='head'>" + "".join(f"<li>{html.escape(line.strip())}</li>" for line in headline(summary, levels[0] if levels else None, lang)) + "</ul>")
     warnings = []
     share = summary.get("unverified_share") or {}
     for side, value in share.items():
@@ -94,14 +98,14 @@ def build(folder: str | Path, levels: list[str] | None = None) -> str:
         year = t["year"].max() if "year" in t and t["year"].notna().any() else None
         last = t[t["year"] == year] if year is not None else t
         labels = [lbl for lbl in ("strong sink", "weak sink", "moderate risk", "high risk", "severe risk")]
-        body.append(f"<h2>Risk of the {html.escape(plural)}{f', {int(year)}' if year is not None else ''}</h2>")
+        body.append(f"<h2>{t_('r_risk', plural=plural)}{f', {int(year)}' if year is not None else ''}</h2>")
         if hasattr(last, "geometry") and last.geometry.notna().any():
             body.append(_img(figures.grade_map(last, labels, f"risk grade of the {plural} (CBC)"), f"risk grade of the {plural}"))
         counts = last["grade_label"].value_counts().reindex([*labels[::-1], "no data"]).dropna().astype(int)
         body.append("<p>" + " · ".join(f"{html.escape(k)}: {v}" for k, v in counts.items()) + "</p>")
         top = last.sort_values("risk_index_equal", ascending=False).head(12)
         cols = [c for c in ("name", "unit_id", "cbc", "cbc_p5", "cbc_p95", "p_cbc_ge_1", "grade_label", "warning", "spatial_type", "temporal_type", "balance_type") if c in top]
-        body.append("<h3>Units at highest risk</h3>" + _table(pd.DataFrame(top[cols])))
+        body.append(f"<h3>{t_('r_top')}</h3>" + _table(pd.DataFrame(top[cols])))
         red = last.loc[last["warning"] == "red", "name"].astype(str).tolist()
         if red:
             warnings.append(f"red warning ({plural}): {', '.join(red[:20])}{' and more' if len(red) > 20 else ''}")
@@ -125,27 +129,30 @@ def build(folder: str | Path, levels: list[str] | None = None) -> str:
             crs = src.crs
         borders = _read(folder, f"zonal_{levels[0]}") if levels else None
         borders = borders if borders is not None and hasattr(borders, "geometry") else None
-        body.append("<h2>Net carbon flux density</h2>" + _img(figures.flux_map(net, (b.left, b.right, b.bottom, b.top), borders if borders is None else borders.to_crs(crs), unit, "net flux density (symmetric log scale)", crs=crs), "net flux density map"))
+        body.append(f"<h2>{t_('r_flux')}</h2>" + _img(figures.flux_map(net, (b.left, b.right, b.bottom, b.top), borders if borders is None else borders.to_crs(crs), unit, "net flux density (symmetric log scale)", crs=crs), "net flux density map"))
     if levels:
         zonal = _read(folder, f"zonal_{levels[0]}")
         legend = _read(folder, "legend")
         if zonal is not None and legend is not None:
             names = dict(zip(legend["code"].astype(int), legend["name"].astype(str)))
-            body.append("<h2>Land use</h2>" + _img(figures.class_area_bars(pd.DataFrame(zonal), names, f"class areas of the largest {levels[0]}"), "class areas"))
+            body.append(f"<h2>{t_('r_land')}</h2>" + _img(figures.class_area_bars(pd.DataFrame(zonal), names, f"class areas of the largest {levels[0]}"), "class areas"))
     legend = _read(folder, "legend")
     if legend is not None:
-        flagged = legend.assign(status=[f"⚠ {s}" if s == "unverified" else s for s in legend["status"]])
-        body.append("<h2>Coefficients and their sources</h2><p>Sources positive, sinks negative. ⚠ unverified: no primary source was found.</p>" + _table(pd.DataFrame(flagged), digits=4))
-    body.append("<h2>Warnings</h2>" + ("<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>" if warnings else "<p>none</p>"))
-    body.append(_methods())
+        flagged = legend.assign(
+            status=[f"⚠ {s}" if s == "unverified" else s for s in legend["status"]],
+            ref=[r if len(str(r)) <= 180 else str(r)[:177] + "…" for r in legend["ref"].fillna("")],
+        )
+        body.append(f"<h2>{t_('r_coefs')}</h2><p>{t_('r_coef_note')}</p>" + _table(pd.DataFrame(flagged), digits=4))
+    body.append(f"<h2>{t_('r_warnings')}</h2>" + ("<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>" if warnings else f"<p>{t_('r_none')}</p>"))
+    body.append(_methods(t_("r_methods")))
     if record:
         inputs = pd.DataFrame(record.get("inputs", []))
-        body.append("<h2>Provenance</h2>" + (_table(inputs[[c for c in ("path", "bytes", "sha256") if c in inputs]]) if len(inputs) else "")
+        body.append(f"<h2>{t_('r_provenance')}</h2>" + (_table(inputs[[c for c in ("path", "bytes", "sha256") if c in inputs]]) if len(inputs) else "")
                     + f"<p>packages: {html.escape(', '.join(f'{k} {v}' for k, v in record.get('packages', {}).items()))}</p>")
-    return _page("\n".join(body))
+    return _page("\n".join(body), lang)
 
 
-def _methods() -> str:
+def _methods(heading: str) -> str:
     from lucr.analysis.risk import CBC_BREAKS
     from lucr.config import RiskConfig
 
@@ -160,12 +167,12 @@ def _methods() -> str:
         f"Uncertainty: {d.uncertainty.draws} Monte Carlo draws of the coefficients (triangular, half-widths by status: "
         + ", ".join(f"{k} {v:.0%}" for k, v in d.uncertainty.relative.items()) + " — assumed, no source gives ranges), on the cross-tabs; 5/50/95 % and grade probabilities.",
     ]
-    return "<h2>Methods and defaults</h2><ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in rules) + "</ul>"
+    return f"<h2>{heading}</h2><ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in rules) + "</ul>"
 
 
-def _page(body: str) -> str:
+def _page(body: str, lang: str = "en") -> str:
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"/><meta name="viewport" content="width=device-width"/>
+<html lang="{'zh-CN' if lang == 'zh' else 'en'}"><head><meta charset="utf-8"/><meta name="viewport" content="width=device-width"/>
 <title>lucr report</title>
 <style>
 body{{font-family:"Noto Sans CJK SC","Noto Sans",sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}}
@@ -187,8 +194,8 @@ window.addEventListener("load", function () {{
 """
 
 
-def write(folder: str | Path, dest: str | Path | None = None, levels: list[str] | None = None) -> Path:
+def write(folder: str | Path, dest: str | Path | None = None, levels: list[str] | None = None, lang: str = "en") -> Path:
     """Build the report of ``folder`` and write it (default ``folder/report.html``)."""
     path = Path(dest) if dest is not None else Path(folder) / REPORT
-    path.write_text(build(folder, levels), encoding="utf-8")
+    path.write_text(build(folder, levels, lang), encoding="utf-8")
     return path

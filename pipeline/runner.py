@@ -424,7 +424,7 @@ def run(
         staged.path(RUN_RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
         if REPORT in names:
             say("report.html: figures and tables")
-            write_report(staged.staging, staged.path(REPORT), levels=[z.plural for z in cfg.zones])
+            write_report(staged.staging, staged.path(REPORT), levels=[z.plural for z in cfg.zones], lang=cfg.output.lang)
         outputs = staged.commit()
     return RunResult(
         out_dir=out_dir, outputs=outputs, by_year=by_year, analyses=analyses,

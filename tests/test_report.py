@@ -70,3 +70,11 @@ def test_lucr_report_rebuilds_from_the_outputs(exact_run, tmp_path):
     text = out.read_text(encoding="utf-8")
     assert "Risk of the cities" in text and text.count("<img") == (exact_run.out_dir / "report.html").read_text(encoding="utf-8").count("<img")
     assert np.isfinite(len(text))
+
+
+def test_report_in_chinese(exact_run):
+    from lucr.report_html import build
+
+    page = build(exact_run.out_dir, ["provinces", "cities"], lang="zh")
+    assert '<html lang="zh-CN">' in page and "<h2>主要结果</h2>" in page and "provinces 碳风险" in page
+    assert "34 个province单元内" in page and "碳排放系数及其来源" in page
