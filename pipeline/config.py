@@ -291,6 +291,9 @@ class StatisticsConfig(_Strict):
     demand: DemandConfig | None = Field(DemandConfig(), description="ecological-land demand for a target year (needs >= 4 years to forecast)")
     output: str = Field("inventory", description="stem of the output tables (inventory_<level>s or inventory)")
     allocate: bool = Field(True, description="with a raster and 'level': write the totals onto the cells of their category (inventory_allocated.tif, a second pass)")
+    year_policy: Literal["nearest", "error"] = Field(
+        "nearest", description="a statistics year that is not a land-cover year of the run: use the nearest land-cover year (said), or stop",
+    )
 
 
 class UncertaintyConfig(_Strict):

@@ -217,3 +217,23 @@ def test_a_total_without_cells_of_its_category_is_reported_not_lost(caplog):
         dens, unallocated = densities(totals, zonal, table)
     assert unallocated == {"builtup_emission_tc": {"b": 50.0}} and "1 unit(s) have a total but no built_up cells" in caplog.text
     assert dens[0, 0, [c.code for c in table.classes].index(13)] == pytest.approx(100.0 / 10.0)
+
+
+def test_statistics_years_outside_the_land_cover_years(tmp_path):
+    from lucr.errors import ConfigError
+
+    stats = tmp_path / "s.csv"
+    stats.write_text("adcode,year,energy_use [tce]\n520000,2018,1\n520000,2019,1\n")
+    cfg = {
+        "landcover": {"path": str(SAMPLE_RASTER), "year": 2019}, "legend": "igbp", "risk": None,
+        "zones": [{"level": "province", "path": str(SAMPLE_PROVINCES), "layer": "provinces", "id": "adcode", "name": "name"}],
+        "statistics": {"path": str(stats), "id": "adcode", "level": "province", "demand": None, "allocate": False, "year_policy": "error"},
+        "output": {"dir": str(tmp_path / "out"), "tables": ["csv"], "report": False},
+    }
+    with pytest.raises(ConfigError, match=r"statistics years \[2018\] are not land-cover years of the run \(\[2019\]\)"):
+        run(parse_config(cfg, tmp_path))
+    assert not (tmp_path / "out").exists()
+    cfg["statistics"]["year_policy"] = "nearest"
+    result = run(parse_config(cfg, tmp_path))
+    inv = result.inventory.tables["inventory_provinces"].set_index(["unit_id", "year"])
+    assert inv.loc[("520000", 2018), "ecosystem_fixation_tc"] == inv.loc[("520000", 2019), "ecosystem_fixation_tc"]  # 2019's areas, said

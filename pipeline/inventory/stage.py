@@ -55,6 +55,14 @@ def run_statistics(cfg, *, layers=(), zonal_by_year: dict | None = None, table=N
     if flagged:
         log.info("statistics route: %d factor(s) used are literature defaults, not from a seed paper: %s", len(flagged), ", ".join(flagged))
     names = _names(s)
+    if zonal_by_year and s.year_policy == "error":
+        land_years = {y for y in zonal_by_year if y is not None}
+        other = sorted({int(y) for y in stats.index.get_level_values("year")} - land_years)
+        if other:
+            raise ConfigError(
+                f"statistics years {other} are not land-cover years of the run ({sorted(land_years)})", path=s.path,
+                fix="add land cover of those years, drop them from the table, or set statistics.year_policy: nearest",
+            )
     if from_areas:
         stats = stats.assign(ecosystem_fixation=_fixation_from_areas(stats, zonal_by_year, s.level, co, table))
     result, notes = account(stats, factors, co, s.energy_factor)
