@@ -237,3 +237,18 @@ def test_statistics_years_outside_the_land_cover_years(tmp_path):
     result = run(parse_config(cfg, tmp_path))
     inv = result.inventory.tables["inventory_provinces"].set_index(["unit_id", "year"])
     assert inv.loc[("520000", 2018), "ecosystem_fixation_tc"] == inv.loc[("520000", 2019), "ecosystem_fixation_tc"]  # 2019's areas, said
+
+
+def test_illustrative_raw_statistics_run_end_to_end(tmp_path):
+    """The bundled illustrative table (made-up raw statistics of two provinces): every component
+    computed from the raw columns, CBC and OBC defined, the demand forecast to 2030."""
+    result = run(load_config(CONFIG_DIR / "illustrative_statistics_provinces.yaml"), out_dir=tmp_path)
+    t = result.inventory.tables["inventory"].set_index(["unit_id", "year"])
+    row = t.loc[("520000", 2019)]
+    farm = (92e4 * 895.6 + 5520e3 * 16.47 + 2650e4 * 0.18 + 1150e3 * 266.48 + 5.2e7 * 5.18) / 1000
+    assert row["farm_input_emission_tc"] == pytest.approx(farm, rel=1e-12)
+    assert row["builtup_emission_tc"] == pytest.approx(0.90 * (6000 + 8000) * 1e4 * 0.7476, rel=1e-12)
+    assert row["crop_uptake_tc"] == pytest.approx((0.4709 * 422e4 + 0.4709 * 455e4 + 0.4853 * 40e4) / 0.40, rel=1e-12)
+    assert (t["cbc"] > 0).all() and (t["obc"] > 0).all()
+    demand = result.inventory.tables["inventory_eco_land_demand"].set_index("unit_id")
+    assert demand["increase_carbon_pct"].notna().all() and demand["increase_oxygen_pct"].notna().all()
