@@ -28,7 +28,7 @@ def test_cli_outputs_exist_and_summary_printed(cli_run):
     out, proc = cli_run
     names = {p.name for p in out.iterdir()}
     assert names == {
-        "carbon_balance.tif", "carbon_balance.qml", "run_summary.json", "run.json", "lucr_outputs.json", "report.html",
+        "carbon_balance.tif", "carbon_balance.qml", "run_summary.json", "run.json", "lucr_outputs.json", "report.html", "risk_grade.tif", "risk_grade_probability.tif",
         *(f"legend.{ext}" for ext in ("gpkg", "csv", "parquet")),
         *(f"risk_{lvl}{t}.{ext}" for lvl in ("provinces", "cities") for t in ("", "_breaks") for ext in ("gpkg", "csv", "parquet")),
         *(f"zonal_{lvl}.{ext}" for lvl in ("provinces", "cities") for ext in ("gpkg", "csv", "parquet")),

@@ -131,3 +131,32 @@ def test_data_driven_breaks_are_frozen_on_the_base_year():
     assert (later["grade"] >= result.table[result.table["year"] == 2010]["grade"].to_numpy()).all()  # more built-up: never a lower grade
     unfrozen = risk.assess({2010: frame(1.0), 2020: frame(3.0)}, "unit", table, RiskConfig(scheme="quantiles", freeze=False, uncertainty=None))
     assert unfrozen.breaks["fitted_on"].tolist() == [2010, 2020]
+
+
+def test_per_cell_risk_map_grades_each_cells_net_density(exact_run):
+    """risk_grade.tif: each cell inside the units has the grade of its class's coefficient on the
+    net-per-ha breaks; its probability band matches the triangular distribution of the class."""
+    import rasterio
+
+    from lucr.coefficients import load_table
+    from tests.conftest import SAMPLE_RASTER
+
+    with rasterio.open(exact_run.out_dir / "risk_grade.tif") as src:
+        grades, cmap, tags = src.read(1), src.colormap(1), src.tags()
+    with rasterio.open(exact_run.out_dir / "risk_grade_probability.tif") as src:
+        prob = src.read(1)
+    with rasterio.open(SAMPLE_RASTER) as src:
+        codes = src.read(1)
+    table = {c.code: c for c in load_table("igbp").classes}
+    mapped = grades > 0
+    assert 0.2 < mapped.mean() < 0.4  # inside the units only
+    expected = np.zeros(256, np.uint8)
+    for code, c in table.items():
+        expected[code] = risk.grade([c.coef], (-0.5, 0.0, 0.5, 2.0))[0]
+    np.testing.assert_array_equal(grades[mapped], expected[codes[mapped]])
+    assert cmap[5][:3] == (215, 48, 39) and "5 severe risk" in tags["lucr_legend"]
+    # cropland 0.422, unverified (+-50 %): triangular(0.211, 0.422, 0.633); P(< 0.5) = 1 - (0.633 - 0.5)^2 / (0.422 * 0.211)
+    p = 1 - (0.633 - 0.5) ** 2 / ((0.633 - 0.211) * (0.633 - 0.422))
+    cropland = mapped & (codes == 12)
+    assert np.unique(prob[cropland]).size == 1 and prob[cropland][0] == pytest.approx(100 * p, abs=4)
+    assert (prob[mapped & (codes == 1)] == 100).all()  # forest, paper (+-10 %): always below -0.5

@@ -5,11 +5,11 @@ Adding a product is one module in this package plus one line here.
 
 from __future__ import annotations
 
-from lucr.products import carbon_balance, carbon_stock, raster_sums, transition_map, transitions, zone_class_area
+from lucr.products import carbon_balance, carbon_stock, raster_sums, risk_map, transition_map, transitions, zone_class_area
 from lucr.products.base import MapProduct, Reduction, RunContext
 
 #: Map products: each ``declare(ctx) -> list[MapProduct]``.
-MAP_PRODUCTS = [carbon_balance.declare, carbon_stock.declare, transition_map.declare]
+MAP_PRODUCTS = [carbon_balance.declare, carbon_stock.declare, transition_map.declare, risk_map.declare]
 #: Reductions: each ``declare(ctx) -> list[Reduction]``.
 REDUCTIONS = [zone_class_area.declare, transitions.declare, raster_sums.declare]
 
