@@ -160,3 +160,10 @@ def test_per_cell_risk_map_grades_each_cells_net_density(exact_run):
     cropland = mapped & (codes == 12)
     assert np.unique(prob[cropland]).size == 1 and prob[cropland][0] == pytest.approx(100 * p, abs=4)
     assert (prob[mapped & (codes == 1)] == 100).all()  # forest, paper (+-10 %): always below -0.5
+
+
+def test_a_source_without_sink_land_is_severe_not_no_data():
+    """CBC = S / 0 = +inf: the highest grade, certain in every draw (as a planner reads it)."""
+    assert risk.grade([np.inf, np.nan], risk.CBC_BREAKS).tolist() == [5, 0]
+    mc = risk.monte_carlo(np.array([[100.0, 0.0]]), np.array([1.0, -1.0]), np.array([0.5, -1.5]), np.array([1.5, -0.5]), 200, 1, risk.CBC_BREAKS)
+    assert mc["p_grade_5"][0] == 1.0 and mc["p_cbc_ge_3"][0] == 1.0 and mc["cbc_p50"][0] == np.inf

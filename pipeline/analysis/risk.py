@@ -46,10 +46,10 @@ WARNING_LEVELS = ("none", "blue", "yellow", "orange", "red")
 
 
 def grade(values, breaks) -> np.ndarray:
-    """Grade 1..len(breaks)+1 of each value (a value on a break takes the higher grade; NaN -> 0)."""
+    """Grade 1..len(breaks)+1 of each value (a value on a break takes the higher grade; +inf the highest; NaN -> 0)."""
     v = np.asarray(values, dtype=float)
     g = np.searchsorted(np.asarray(breaks, dtype=float), v, side="right") + 1
-    return np.where(np.isfinite(v), g, 0).astype(np.int64)
+    return np.where(np.isnan(v), 0, g).astype(np.int64)
 
 
 def fit_breaks(values, scheme: str, k: int = 5, fixed=None) -> tuple[float, ...]:
@@ -180,18 +180,18 @@ def monte_carlo(areas: np.ndarray, coefs: np.ndarray, low: np.ndarray, high: np.
     with np.errstate(divide="ignore", invalid="ignore"):
         cbc = np.where(k > 0, s / k, np.where(s > 0, np.inf, np.nan))
     out = {}
-    defined = np.isfinite(cbc).any(axis=1)  # units without sink land have no CBC in any draw
+    defined = ~np.isnan(cbc).all(axis=1)  # a unit with neither source nor sink has no CBC in any draw
     for name, m in (("source", s), ("sink", k), ("net", s - k), ("cbc", cbc)):
         q = np.full((3, m.shape[0]), np.nan)
-        rows = np.isfinite(m).any(axis=1)
+        rows = ~np.isnan(m).all(axis=1)
         q[:, rows] = np.nanpercentile(m[rows], [5, 50, 95], axis=1, method="nearest")  # "nearest": no arithmetic on an infinite CBC
         out.update({f"{name}_p5": q[0], f"{name}_p50": q[1], f"{name}_p95": q[2]})
     g = grade(cbc, breaks)
     for j in range(1, len(breaks) + 2):
         out[f"p_grade_{j}"] = np.where(defined, (g == j).mean(axis=1), np.nan)
     for t in thresholds:
-        hits = np.where(np.isfinite(cbc), cbc >= t, False).sum(axis=1)
-        out[f"p_cbc_ge_{t:g}"] = np.where(defined, hits / np.maximum(np.isfinite(cbc).sum(axis=1), 1), np.nan)
+        hits = np.where(np.isnan(cbc), False, cbc >= t).sum(axis=1)
+        out[f"p_cbc_ge_{t:g}"] = np.where(defined, hits / np.maximum((~np.isnan(cbc)).sum(axis=1), 1), np.nan)
     return out
 
 
