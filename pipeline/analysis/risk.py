@@ -246,7 +246,10 @@ def assess(frames: dict, level: str, table, cfg, units: str = "t C", lisa: pd.Da
     ok = np.isfinite(comp[:, used]).all(axis=1)
     w_entropy = np.full(3, np.nan)
     w_entropy[used] = entropy_weights(comp[ok][:, used]) if ok.sum() > 1 else np.full(len(used), 1.0 / len(used))
-    long["risk_index_equal"] = np.where(np.isfinite(comp[:, 0]), np.nanmean(comp[:, used], axis=1), np.nan)  # no CBC, no index
+    parts = comp[:, used]
+    counted = np.isfinite(parts).sum(axis=1)
+    mean = np.where(counted > 0, np.nansum(parts, axis=1) / np.maximum(counted, 1), np.nan)  # nanmean without its empty-row warning
+    long["risk_index_equal"] = np.where(np.isfinite(comp[:, 0]), mean, np.nan)  # no CBC, no index
     long["risk_index_entropy"] = comp[:, used] @ w_entropy[used]
     # early warning
     long["warning"] = [_warning(g, v, cfg.warning_margin, threshold) for g, v in zip(long["grade"], long[cfg.indicator])]
