@@ -50,4 +50,4 @@ def test_run_accepts_a_mapping_with_overrides(tmp_path, fast_run):
     cfg = {"landcover": {"path": str(SAMPLE_RASTER), "year": 2019}, "legend": "igbp", "output": {"tables": ["csv"]}}
     result = lucr.run(cfg, out_dir=tmp_path / "o", chunks=256)
     assert result.summary["whole_raster"]["net_tc"] == fast_run.summary["whole_raster"]["net_tc"]
-    assert result.maps == {"carbon_balance": tmp_path / "o" / "carbon_balance.tif"}
+    assert result.maps == {n: tmp_path / "o" / f"{n}.tif" for n in ("carbon_balance", "risk_grade", "risk_grade_probability")}
