@@ -19,13 +19,14 @@ from typing import Any, Callable, Iterator
 import dask
 import dask.array as da
 import dask.threaded
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 from rasterio.errors import RasterioIOError
 
 from lucr.area import fixed_point_scale_bits, from_fixed_point, row_cell_area_ha
 from lucr.chunk import ChunkLayers
+from lucr.analysis.risk import assess_levels as assess_risk
+from lucr.coefficient_notes import legend_table, say_sources, unverified_share
 from lucr.coefficients import CoefficientTable, load_table
 from lucr.change.stage import run_stage as run_change_stage
 from lucr.change.stage import table_kinds
@@ -44,7 +45,6 @@ from lucr.qgis_style import raster_qml
 from lucr.report_html import REPORT
 from lucr.report_html import write as write_report
 from lucr.units import express_in, renamed, summary_in
-from lucr.units import factor as unit_factor
 from lucr.xlsx import WORKBOOK, write_workbook
 from lucr.inventory.allocation import allocated_name, finest_to_level
 from lucr.inventory.allocation import densities as allocation_densities
@@ -146,55 +146,6 @@ def _input_paths(cfg: RunConfig, series: list[LandCover], table: CoefficientTabl
         stock = cfg.change.stock_raster
         paths += [Path(p) for p in (stock.values() if isinstance(stock, dict) else [stock]) if p]
     return paths
-
-
-def legend_table(table: CoefficientTable, units: str) -> pd.DataFrame:
-    """The classes of the run's table with their coefficient (in ``units``), status and source: ``legend.*`` in every output set."""
-    to_units = unit_factor(units)
-    return pd.DataFrame({
-        "code": [c.code for c in table.classes], "name": [c.name for c in table.classes],
-        renamed("coef_tc_per_ha", units): [c.coef * to_units for c in table.classes],
-        "status": [c.status for c in table.classes], "ref": [table.references.get(c.ref, c.ref) for c in table.classes],
-    })
-
-
-def _unverified_share(table: CoefficientTable, tables_tc: dict, threshold: float) -> dict[str, float]:
-    """Shares of the source and of the sink inside the units that unverified coefficients carry; a warning above ``threshold``."""
-    frame = next(iter(tables_tc.values()))  # the coarsest level holds every unit
-    flux = {"source": 0.0, "sink": 0.0}
-    unverified = {"source": 0.0, "sink": 0.0}
-    for c in table.classes:
-        column = f"area_ha_class_{c.code}"
-        if column not in frame or c.coef == 0:
-            continue
-        side = "source" if c.coef > 0 else "sink"
-        value = float(frame[column].sum()) * c.coef
-        flux[side] += value
-        if c.status == "unverified":
-            unverified[side] += value
-    shares = {side: (abs(unverified[side] / flux[side]) if flux[side] else 0.0) for side in flux}
-    for side, share in shares.items():
-        if share > threshold:
-            names = sorted({c.name for c in table.classes if c.status == "unverified" and (c.coef > 0) == (side == "source")})
-            log.warning(
-                "%.0f %% of the %s inside the units comes from coefficients without a verified source (%s): treat the totals as indicative; "
-                "give your own table, or use the statistics route (statistics:)", 100 * share, side, ", ".join(names),
-            )
-    return shares
-
-
-def _say_coefficient_sources(table: CoefficientTable) -> None:
-    """One line per status of the coefficients not printed in a seed paper (the numbers a user should check)."""
-    meaning = {"unverified": "have no verifiable primary source", "literature_default": "are literature defaults, not from the seed papers",
-               "user": "come from your table"}
-    by_status: dict[str, list] = {}
-    for c in table.not_from_papers():
-        by_status.setdefault(c.status, []).append(f"{c.code} {c.name} {c.coef:g}")
-    for status, classes in by_status.items():
-        log.info(
-            "%d coefficient(s) %s (status '%s' in %s): %s t C/ha/yr", len(classes), meaning.get(status, status), status,
-            Path(table.path).name if table.path else table.legend, "; ".join(classes),
-        )
 
 
 def _style_name(product) -> str:
@@ -314,7 +265,7 @@ def run(
     chunks = chunks or cfg.chunks
     engine = engine or cfg.engine
     table = load_table(cfg.legend, cfg.coefficients)
-    _say_coefficient_sources(table)
+    say_sources(table)
     series = [open_landcover(p, chunks=chunks, band=cfg.landcover.band, year=y) for y, p in cfg.landcover.series().items()]
     check_same_grid(series)
     layers = read_zones(cfg, series[0])
@@ -400,7 +351,7 @@ def run(
                 summary["change"] = change.summary
             staged.path(f"run_summary{ctx.suffix(lc.year)}.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         analyses = _time_series_outputs(cfg, by_year, layers, analysed, staged, multi_year=ctx.multi_date, say=say)
-        risks = _risk(cfg, by_year, analyses, table, staged, say) if cfg.risk is not None else {}
+        risks = assess_risk(cfg, by_year, analyses, table, staged.path, say) if cfg.risk is not None else {}
         inventory = None
         if cfg.statistics is not None:
             say("statistics route: accounting, carbon-oxygen balance")
@@ -430,25 +381,6 @@ def run(
         out_dir=out_dir, outputs=outputs, by_year=by_year, analyses=analyses,
         maps={p.name: out_dir / p.filename for p in maps}, reductions=totals, change=change, inventory=inventory, risk=risks,
     )
-
-
-def _risk(cfg: RunConfig, by_year: dict, analyses: dict, table: CoefficientTable, staged: StagedOutputs, say) -> dict:
-    """Risk of every level (lucr.analysis.risk) from its zonal tables of every year and its LISA."""
-    from lucr.analysis import risk
-
-    out = {}
-    for z in cfg.zones:
-        say(f"risk of {z.plural}: grades, types, warnings, uncertainty")
-        frames = {y: r.tables[z.level] for y, r in by_year.items()}
-        analysed = analyses.get(z.plural)
-        lisa = analysed.tables.get("lisa") if analysed is not None else None
-        result = risk.assess(frames, z.level, table, cfg.risk, cfg.output.units, lisa)
-        geometry = next(iter(frames.values()))[["unit_id", "geometry"]]
-        frame = gpd.GeoDataFrame(result.table.merge(geometry, on="unit_id", how="left"), geometry="geometry", crs=next(iter(frames.values())).crs)
-        write_frame(frame, f"risk_{z.plural}", cfg.output.tables, staged.path, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
-        write_frame(result.breaks, f"risk_{z.plural}_breaks", cfg.output.tables, staged.path, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
-        out[z.level] = result
-    return out
 
 
 def _allocates(cfg: RunConfig) -> bool:
@@ -690,7 +622,7 @@ def _date_outputs(ctx: RunContext, lc: LandCover, area_fx: np.ndarray, code_coun
             _warn_small_units(frame, row_cell_area_ha(lc.grid), layer.level)
     finest_rows = unit_rows.get(finest.level) if finest is not None else None
     summary = _summary(lc, table, ctx.engine, ctx.scale_bits, area_fx.sum(axis=0), finest_rows, tables_tc, code_count, cols.offset, flux_raster)
-    summary["unverified_share"] = _unverified_share(table, tables_tc, cfg.unverified_warning_share) if tables_tc else None
+    summary["unverified_share"] = unverified_share(table, tables_tc, cfg.unverified_warning_share) if tables_tc else None
     summary = summary_in(summary, cfg.output.units) | {"units": cfg.output.units}
     return YearResult(tables=tables, summary=summary, rows_fx={"grid": area_fx.sum(axis=0)[None], **unit_rows})
 

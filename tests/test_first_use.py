@@ -314,8 +314,8 @@ def test_unverified_coefficients_carrying_the_source_are_warned(exact_run, caplo
     share = exact_run.summary["unverified_share"]
     assert share["source"] == pytest.approx(1.0) and share["sink"] == 0.0
     from lucr.coefficients import load_table
-    from lucr.runner import _unverified_share
+    from lucr.coefficient_notes import unverified_share
 
     with caplog.at_level(logging.WARNING, logger="lucr"):
-        _unverified_share(load_table("igbp"), {"province": exact_run.tables["province"]}, 0.5)
+        unverified_share(load_table("igbp"), {"province": exact_run.tables["province"]}, 0.5)
     assert "100 % of the source inside the units comes from coefficients without a verified source" in caplog.text

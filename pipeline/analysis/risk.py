@@ -325,3 +325,25 @@ def _with_uncertainty(long: pd.DataFrame, frames: dict, table, cfg, to_units: fl
         mc = monte_carlo(areas, coefs, low, high, u.draws, u.seed, breaks_by_year[year])
         parts.append(pd.DataFrame({"unit_id": frame["unit_id"].to_numpy(), "year": year, **mc}))
     return long.merge(pd.concat(parts, ignore_index=True), on=["unit_id", "year"], how="left")
+
+
+def assess_levels(cfg, by_year: dict, analyses: dict, table, path_of, say=lambda _: None) -> dict:
+    """Risk of every level of a run from its zonal tables of every year and its LISA; writes
+    ``risk_<level>s`` and ``risk_<level>s_breaks`` at ``path_of(name)``. Returns level -> :class:`RiskResult`."""
+    import geopandas as gpd
+
+    from lucr.export import write_frame
+
+    out = {}
+    for z in cfg.zones:
+        say(f"risk of {z.plural}: grades, types, warnings, uncertainty")
+        frames = {y: r.tables[z.level] for y, r in by_year.items()}
+        analysed = analyses.get(z.plural)
+        lisa = analysed.tables.get("lisa") if analysed is not None else None
+        result = assess(frames, z.level, table, cfg.risk, cfg.output.units, lisa)
+        geometry = next(iter(frames.values()))[["unit_id", "geometry"]]
+        frame = gpd.GeoDataFrame(result.table.merge(geometry, on="unit_id", how="left"), geometry="geometry", crs=next(iter(frames.values())).crs)
+        write_frame(frame, f"risk_{z.plural}", cfg.output.tables, path_of, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
+        write_frame(result.breaks, f"risk_{z.plural}_breaks", cfg.output.tables, path_of, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
+        out[z.level] = result
+    return out
