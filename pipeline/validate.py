@@ -53,6 +53,10 @@ def _counts(codes: np.ndarray) -> dict[int, int]:
 def validate_config(cfg: RunConfig) -> ValidationReport:
     """Open every input, check CRSs, legend coverage, nesting and overlaps; raise on errors."""
     report = ValidationReport()
+    if cfg.statistics is not None:
+        _check_statistics(cfg, report)
+    if cfg.landcover is None:  # a statistics-only run
+        return report
     table = load_table(cfg.legend, cfg.coefficients)
     report.notes.append(f"coefficient table '{table.legend}': {table.n_classes} classes, nodata {list(table.nodata)}")
     for c in table.not_from_papers():
@@ -107,6 +111,22 @@ def validate_config(cfg: RunConfig) -> ValidationReport:
         for zcfg, sections in analysed_levels(cfg, table, years):  # raises on unknown columns or years
             report.notes.append(f"analysis of {zcfg.plural}: {', '.join(sections) or 'nothing to run'} ({len(years)} year(s))")
     return report
+
+
+def _check_statistics(cfg: RunConfig, report: ValidationReport) -> None:
+    """The statistics table and factor tables, read and checked as the run reads them."""
+    from lucr.errors import ConfigError
+    from lucr.inventory import load_carbon_oxygen_factors, load_inventory_factors, read_statistics
+
+    s = cfg.statistics
+    factors, _ = load_inventory_factors(s.factors), load_carbon_oxygen_factors(s.carbon_oxygen)
+    if s.energy_factor not in factors.energy_factors:
+        raise ConfigError(f"statistics.energy_factor {s.energy_factor!r} is not in table {factors.table!r}", path=cfg.source, fix=f"use one of: {', '.join(factors.energy_factors)}")
+    if s.level is not None and s.level not in [z.level for z in cfg.zones]:
+        raise ConfigError(f"statistics.level {s.level!r} is not a zone level of the run", path=cfg.source, fix=f"use one of: {[z.level for z in cfg.zones]}")
+    stats = read_statistics(s.path, id_col=s.id, year_col=s.year, sheet=s.sheet, other=tuple(c for c in (s.name,) if c))
+    years = sorted({int(y) for y in stats.index.get_level_values("year")})
+    report.notes.append(f"statistics {s.path.name}: {stats.index.get_level_values('unit_id').nunique()} units, years {years[0]}-{years[-1]}, variables {', '.join(stats.columns)}")
 
 
 def _run_checks(cfg: RunConfig, series, layers, table) -> None:

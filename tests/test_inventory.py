@@ -252,3 +252,17 @@ def test_illustrative_raw_statistics_run_end_to_end(tmp_path):
     assert (t["cbc"] > 0).all() and (t["obc"] > 0).all()
     demand = result.inventory.tables["inventory_eco_land_demand"].set_index("unit_id")
     assert demand["increase_carbon_pct"].notna().all() and demand["increase_oxygen_pct"].notna().all()
+
+
+def test_validate_checks_the_statistics(tmp_path, capsys):
+    """lucr validate reads the statistics as the run would: a statistics-only config is valid,
+    a table with an unknown variable is refused before any run."""
+    from lucr.validate import validate_config
+    from tests.test_bad_inputs import run_cli
+
+    report = validate_config(load_config(CONFIG_DIR / "guizhou_seed001_inventory.yaml"))
+    assert any("guizhou_seed001_table5.csv: 1 units, years 2005-2019" in n for n in report.notes), report.notes
+    bad = tmp_path / "s.csv"
+    bad.write_text("unit_id,year,fertilizer [t]\na,2019,1\n")
+    code, shown = run_cli(tmp_path, {"statistics": {"path": str(bad)}}, capsys=capsys, command="validate")
+    assert code == 2 and "unknown variable 'fertilizer' (did you mean 'fertiliser'?)" in shown and "Fix:" in shown
