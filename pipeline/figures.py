@@ -177,22 +177,160 @@ def grade_probability_bars(table, labels: list[str], title: str, top: int = 15) 
 
 
 def class_area_bars(frame, names: dict, title: str, top: int = 12) -> bytes:
-    """Stacked bars of class areas (Mha) of the ``top`` largest units."""
+    """Stacked bars of class areas (ha, thousand ha or Mha) of the ``top`` largest units."""
     plt = _setup()
     cols = [c for c in frame.columns if c.startswith("area_ha_class_")]
     t = frame.sort_values("area_ha", ascending=False).head(top)
+    scale, unit_label = _area_scale(t["area_ha"].to_numpy(float))
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(t) + 1.2))
     left = np.zeros(len(t))
     cmap = plt.get_cmap("tab20")
     for i, c in enumerate(cols):
-        v = t[c].to_numpy(float) / 1e6
+        v = t[c].to_numpy(float) / scale
         if v.sum() <= 0:
             continue
         code = int(c.removeprefix("area_ha_class_"))
         ax.barh(t["name"].astype(str), v, left=left, color=cmap(i % 20), label=names.get(code, str(code)))
         left += v
     ax.invert_yaxis()
-    ax.set_xlabel("area, Mha")
+    ax.set_xlabel(f"area, {unit_label}")
     ax.legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     ax.set_title(title, fontsize=11)
+    return _png(fig)
+
+
+def _area_scale(values) -> tuple[float, str]:
+    """Divisor and label that keep areas readable (ha, thousand ha, Mha)."""
+    top = float(np.nanmax(np.abs(values))) if np.size(values) else 0.0
+    return (1e6, "Mha") if top >= 1e6 else (1e3, "thousand ha") if top >= 1e4 else (1.0, "ha")
+
+
+def forecast_series(forecast, risk, indicator: str, threshold: float, warning_year: int, title: str, top: int = 6) -> bytes:
+    """Small multiples of the indicator's series per unit: observed points, the GM(1,1) fit and
+    forecast, the ensemble forecast, and the band between the lowest and highest of the three
+    methods (GM(1,1), linear, growth); the risk threshold and the warning year as lines.
+
+    ``forecast``: the ``risk_*_forecast`` table; ``risk``: the risk table (units ranked by the
+    risk index of their last year, units forecast to cross the threshold first)."""
+    plt = _setup()
+    last = risk[risk["year"] == risk["year"].max()]
+    ranked = last.assign(_cross=last["crossing_year"].notna()).sort_values(["_cross", "risk_index_equal"], ascending=False)
+    units = [u for u in ranked["unit_id"].astype(str) if u in set(forecast["unit_id"].astype(str))][:top]
+    names = dict(zip(last["unit_id"].astype(str), last["name"].astype(str)))
+    n = max(1, len(units))
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(3.6 * cols, 6.5), 2.9 * rows + 0.6), squeeze=False)
+    f = forecast.assign(unit_id=forecast["unit_id"].astype(str))
+    for ax, unit in zip(axes.flat, units):
+        part = f[f["unit_id"] == unit]
+        obs = part[part["method"] == "observed"]
+        ahead = part[part["kind"] == "forecast"]
+        members = ahead[ahead["method"].isin(["gm11", "linear", "growth"])].pivot(index="year", columns="method", values="value")
+        if len(members):
+            ax.fill_between(members.index, members.min(axis=1), members.max(axis=1), color="#9ecae1", alpha=0.5, lw=0, label="range of the 3 methods")
+        gm = part[part["method"] == "gm11"].sort_values("year")
+        ax.plot(gm["year"], gm["value"], color="#3182bd", lw=1.2, label="GM(1,1) fit and forecast")
+        ens = ahead[ahead["method"] == "ensemble"].sort_values("year")
+        ax.plot(ens["year"], ens["value"], color="#08519c", lw=1.2, ls="--", label="ensemble forecast")
+        ax.plot(obs["year"], obs["value"], "o", ms=3, color="black", label="observed")
+        ax.axhline(threshold, color="#d73027", lw=0.8, label=f"threshold {threshold:g}")
+        ax.axvline(warning_year, color="#777777", lw=0.6, ls=":")
+        ax.set_title(names.get(unit, unit), fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(units):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(title, fontsize=11)
+    fig.supylabel(indicator, fontsize=9)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    return _png(fig)
+
+
+def transition_matrices(transitions, names: dict, title: str, top: int = 4) -> bytes:
+    """Heat maps of the transition matrix (area moved from each class to each, first -> last date)
+    of the ``top`` units with the most changed land; the diagonal (unchanged land) greyed out."""
+    plt = _setup()
+    from matplotlib.colors import LogNorm
+
+    first, last = transitions["year_from"].min(), transitions["year_to"].max()
+    t = transitions[(transitions["year_from"] == first) & (transitions["year_to"] == last)]
+    changed = t[t["class_from"] != t["class_to"]].groupby("unit_id")["area_ha"].sum().sort_values(ascending=False)
+    units = list(changed.index[:top]) or list(t["unit_id"].unique()[:1])
+    codes = sorted(set(t["class_from"]) | set(t["class_to"]))
+    cols = min(2, len(units))
+    rows = math.ceil(len(units) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.8 * cols + 1.0, 4.2 * rows), squeeze=False, layout="constrained")
+    off = t.loc[t["class_from"] != t["class_to"], "area_ha"]
+    norm = LogNorm(vmin=max(float(off[off > 0].min()) if (off > 0).any() else 1.0, 1e-3), vmax=max(float(off.max()) if len(off) else 1.0, 1e-3))
+    scale, unit_label = _area_scale(off.to_numpy(float))
+    image = None
+    label_of = {c: str(names.get(int(c), c))[:14] for c in codes}
+    for ax, unit in zip(axes.flat, units):
+        part = t[t["unit_id"] == unit]
+        m = np.full((len(codes), len(codes)), np.nan)
+        for r in part.itertuples():
+            m[codes.index(r.class_from), codes.index(r.class_to)] = r.area_ha
+        diagonal = np.eye(len(codes), dtype=bool)
+        image = ax.imshow(np.ma.masked_where(diagonal | ~(m > 0), m), cmap="YlOrRd", norm=norm)
+        ax.imshow(np.ma.masked_where(~diagonal, np.ones_like(m)), cmap="Greys", vmin=0, vmax=4)
+        for i in range(len(codes)):
+            for j in range(len(codes)):
+                if i != j and m[i, j] > 0:
+                    v = m[i, j] / scale
+                    dark = norm(m[i, j]) > 0.6
+                    ax.text(j, i, f"{v:,.0f}" if v >= 100 else f"{v:,.3g}", ha="center", va="center", fontsize=6, color="white" if dark else "black")
+        ax.set_xticks(range(len(codes)), [label_of[c] for c in codes], rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(len(codes)), [label_of[c] for c in codes], fontsize=7)
+        ax.set_xlabel(f"class in {last}", fontsize=8)
+        ax.set_ylabel(f"class in {first}", fontsize=8)
+        name = part["name"].iloc[0] if "name" in part and len(part) else unit
+        moved = changed.get(unit, 0.0) / scale
+        ax.set_title(f"{name}: {moved:,.0f} {unit_label} changed" if moved >= 100 else f"{name}: {moved:,.3g} {unit_label} changed", fontsize=9)
+    for ax in list(axes.flat)[len(units):]:
+        ax.axis("off")
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="area moved, ha")
+    fig.suptitle(f"{title} (numbers in {unit_label})", fontsize=11)
+    return _png(fig)
+
+
+def gravity_track(centres, borders, title: str, track=None) -> bytes:
+    """The centre of gravity of each variable per year, joined in time order over the unit borders;
+    zoomed to the tracks (a centre moves far less than a unit is wide), with each track's length
+    and direction from ``track`` (the ``gravity_track`` table) in the legend."""
+    plt = _setup()
+    fig, ax = plt.subplots(figsize=(8, 6))
+    if borders is not None:
+        borders.plot(ax=ax, color="#f4f4f4", edgecolor="#999999", linewidth=0.6)
+    colours = plt.get_cmap("tab10")
+    xs, ys = [], []
+    for i, (variable, part) in enumerate(centres.groupby("variable", sort=False)):
+        part = part.sort_values("year")
+        x, y = part.geometry.x.to_numpy(), part.geometry.y.to_numpy()
+        label = str(variable)
+        if track is not None and len(track):
+            moved = track[track["variable"] == variable]
+            if len(moved):
+                label += f": {moved['cumulative_km'].iloc[-1]:,.2f} km, mostly {moved.loc[moved['distance_km'].idxmax(), 'direction']}"
+        ax.plot(x, y, "-", color=colours(i), lw=1.2, label=label)
+        ax.scatter(x, y, color=colours(i), s=14, zorder=3)
+        for j in range(len(x) - 1):
+            ax.annotate("", xy=(x[j + 1], y[j + 1]), xytext=(x[j], y[j]), arrowprops=dict(arrowstyle="->", color=colours(i), lw=1.2))
+        for k in sorted({0, len(x) - 1}):  # the first and last year (the steps between are often too close to label)
+            ax.annotate(str(int(part["year"].iloc[k])), (x[k], y[k]), textcoords="offset points", xytext=(5, -10 if k == 0 else 5), fontsize=7, color=colours(i))
+        xs += list(x)
+        ys += list(y)
+    span = max(np.ptp(xs), np.ptp(ys)) if xs else 0.0
+    if borders is not None and len(xs):
+        b = borders.total_bounds
+        span = max(span, 0.05 * max(b[2] - b[0], b[3] - b[1]))
+    if span > 0:
+        cx, cy = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
+        ax.set_xlim(cx - 0.8 * span, cx + 0.8 * span)
+        ax.set_ylim(cy - 0.6 * span, cy + 0.6 * span)
+    ax.legend(fontsize=8, loc="lower right", title="centre of gravity of", title_fontsize=8)
+    ax.set_title(title, fontsize=11)
+    _map_furniture(ax, centres)
     return _png(fig)

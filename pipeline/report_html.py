@@ -57,16 +57,22 @@ def _read(folder: Path, stem: str):
 
 def _levels(folder: Path) -> list[str]:
     """Plural level names with risk tables, coarsest first (as the zonal tables were written)."""
-    found = {p.stem.removeprefix("risk_") for p in folder.glob("risk_*.*") if not p.stem.endswith("_breaks")}
+    found = {p.stem.removeprefix("risk_") for p in folder.glob("risk_*.*")
+             if not p.stem.endswith(("_breaks", "_forecast")) and not p.stem.startswith("risk_inventory") and p.suffix != ".tif"}
     order = json.loads((folder / "lucr_outputs.json").read_text(encoding="utf-8"))["files"] if (folder / "lucr_outputs.json").exists() else []
     ranked = [n.split(".")[0].removeprefix("zonal_") for n in order if n.startswith("zonal_")]
     return sorted(found, key=lambda p: ranked.index(p) if p in ranked else 99)
 
 
+def _statistics_stems(folder: Path) -> list[str]:
+    """Risk tables of the statistics route (``risk_inventory``, ``risk_inventory_provinces``)."""
+    return sorted({p.stem for p in folder.glob("risk_inventory*.*") if not p.stem.endswith(("_breaks", "_forecast"))})
+
+
 def build(folder: str | Path, levels: list[str] | None = None, lang: str = "en") -> str:
     """The report of an output folder, as HTML text (``levels``: plural level names, coarsest first; default
-    from the manifest; ``lang``: en or zh headings and headline; figures and column names stay English)."""
-    from lucr import figures
+    from the manifest; ``lang``: en or zh headings and headline; figures and column names stay English).
+    A statistics-only run (no land cover) gets the statistics route's headline and risk."""
     from lucr.i18n import text
     from lucr.report import headline
 
@@ -74,68 +80,35 @@ def build(folder: str | Path, levels: list[str] | None = None, lang: str = "en")
 
     folder = Path(folder)
     summaries = sorted(folder.glob("run_summary*.json"))
-    if not summaries:
+    record = json.loads((folder / "run.json").read_text(encoding="utf-8")) if (folder / "run.json").exists() else {}
+    statistics = _statistics_stems(folder)
+    if not summaries and not statistics:
         from lucr.errors import InputFileError
 
-        raise InputFileError("no run_summary.json: not an output folder of lucr run", path=folder, fix="give the folder a run wrote (its --out)")
-    summary = json.loads(summaries[-1].read_text(encoding="utf-8"))
-    record = json.loads((folder / "run.json").read_text(encoding="utf-8")) if (folder / "run.json").exists() else {}
-    units = summary.get("units", "t C")
+        raise InputFileError("no run_summary.json and no statistics risk table: not an output folder of lucr run", path=folder, fix="give the folder a run wrote (its --out)")
+    summary = json.loads(summaries[-1].read_text(encoding="utf-8")) if summaries else {}
+    units = summary.get("units", record.get("config", {}).get("output", {}).get("units", "t C"))
     levels = levels or _levels(folder)
-    body = [f"<h1>{t_('r_title')}</h1><p class='sub'>lucr {html.escape(str(record.get('lucr_version', '')))}, "
-            f"{html.escape(str(record.get('created', '')))}; land cover {html.escape(Path(str(summary.get('landcover', ''))).name)} "
-            f"({html.escape(str(summary.get('year') or 'undated'))}), legend {html.escape(str(summary.get('legend')))}, engine {html.escape(str(summary.get('engine')))}</p>"]
-    body.append(f"<h2>{t_('r_headline')}</h2><ul class='head'>" + "".join(f"<li>{html.escape(line.strip())}</li>" for line in headline(summary, levels[0] if levels else None, lang)) + "</ul>")
+    if summary:
+        sub = (f"land cover {html.escape(Path(str(summary.get('landcover', ''))).name)} ({html.escape(str(summary.get('year') or 'undated'))}), "
+               f"legend {html.escape(str(summary.get('legend')))}, engine {html.escape(str(summary.get('engine')))}")
+    else:
+        sub = "statistics route only (no land cover)"
+    body = [f"<h1>{t_('r_title')}</h1><p class='sub'>lucr {html.escape(str(record.get('lucr_version', '')))}, {html.escape(str(record.get('created', '')))}; {sub}</p>"]
+    lines = headline(summary, levels[0] if levels else None, lang) if summary else []
+    for stem in statistics:
+        lines += _statistics_headline(_read(folder, stem), units)
+    body.append(f"<h2>{t_('r_headline')}</h2><ul class='head'>" + "".join(f"<li>{html.escape(line.strip())}</li>" for line in lines) + "</ul>")
     warnings = []
     share = summary.get("unverified_share") or {}
     for side, value in share.items():
         if value and value > 0.5:
             warnings.append(f"{value:.0%} of the {side} inside the units comes from coefficients without a verified source: treat the totals as indicative.")
-    for plural in levels:
-        t = _read(folder, f"risk_{plural}")
-        if t is None or not len(t):
-            continue
-        year = t["year"].max() if "year" in t and t["year"].notna().any() else None
-        last = t[t["year"] == year] if year is not None else t
-        labels = [lbl for lbl in ("strong sink", "weak sink", "moderate risk", "high risk", "severe risk")]
-        body.append(f"<h2>{t_('r_risk', plural=plural)}{f', {int(year)}' if year is not None else ''}</h2>")
-        if hasattr(last, "geometry") and last.geometry.notna().any():
-            body.append(_img(figures.grade_map(last, labels, f"risk grade of the {plural} (CBC)"), f"risk grade of the {plural}"))
-        counts = last["grade_label"].value_counts().reindex([*labels[::-1], "no data"]).dropna().astype(int)
-        body.append("<p>" + " · ".join(f"{html.escape(k)}: {v}" for k, v in counts.items()) + "</p>")
-        top = last.sort_values("risk_index_equal", ascending=False).head(12)
-        cols = [c for c in ("name", "unit_id", "cbc", "cbc_p5", "cbc_p95", "p_cbc_ge_1", "grade_label", "warning", "spatial_type", "temporal_type", "balance_type") if c in top]
-        body.append(f"<h3>{t_('r_top')}</h3>" + _table(pd.DataFrame(top[cols])))
-        red = last.loc[last["warning"] == "red", "name"].astype(str).tolist()
-        if red:
-            warnings.append(f"red warning ({plural}): {', '.join(red[:20])}{' and more' if len(red) > 20 else ''}")
-        if "p_grade_1" in last and last["p_grade_1"].notna().any():
-            body.append(_img(figures.grade_probability_bars(pd.DataFrame(last), labels, f"grade probabilities, {plural} at highest risk"), f"grade probabilities of the {plural}"))
-        lisa = _read(folder, f"analysis_{plural}_lisa")
-        if lisa is not None and hasattr(lisa, "geometry") and "cluster" in lisa:
-            part = lisa[lisa["variable"] == "cbc"] if (lisa["variable"] == "cbc").any() else lisa[lisa["variable"] == lisa["variable"].iloc[0]]
-            if "year" in part and part["year"].notna().any():
-                part = part[part["year"] == part["year"].max()]
-            body.append(_img(figures.lisa_map(part, f"LISA clusters of {part['variable'].iloc[0]}, {plural}"), f"LISA clusters, {plural}"))
-    maps = sorted(folder.glob("carbon_balance*.tif"))
-    if maps:
-        import rasterio
-
-        with rasterio.open(maps[-1]) as src:
-            f = max(1, int(np.ceil(max(src.width, src.height) / 1200)))
-            net = src.read(3, out_shape=(max(1, src.height // f), max(1, src.width // f))).astype(float)
-            b = src.bounds
-            unit = src.tags(3).get("units", f"{units} / ha / yr")
-            crs = src.crs
-        borders = _read(folder, f"zonal_{levels[0]}") if levels else None
-        borders = borders if borders is not None and hasattr(borders, "geometry") else None
-        body.append(f"<h2>{t_('r_flux')}</h2>" + _img(figures.flux_map(net, (b.left, b.right, b.bottom, b.top), borders if borders is None else borders.to_crs(crs), unit, "net flux density (symmetric log scale)", crs=crs), "net flux density map"))
+    for stem, title in [*((f"risk_{p}", t_("r_risk", plural=p)) for p in levels), *((s, "Risk from the statistics (seed 003 CBC)") for s in statistics)]:
+        body += _risk_section(folder, stem, title, t_, warnings)
     if levels:
-        zonal = _read(folder, f"zonal_{levels[0]}")
-        legend = _read(folder, "legend")
-        if zonal is not None and legend is not None:
-            names = dict(zip(legend["code"].astype(int), legend["name"].astype(str)))
-            body.append(f"<h2>{t_('r_land')}</h2>" + _img(figures.class_area_bars(pd.DataFrame(zonal), names, f"class areas of the largest {levels[0]}"), "class areas"))
+        body += _maps_section(folder, levels, units, t_)
+    body += _change_section(folder, levels)
     legend = _read(folder, "legend")
     if legend is not None:
         flagged = legend.assign(
@@ -150,6 +123,129 @@ def build(folder: str | Path, levels: list[str] | None = None, lang: str = "en")
         body.append(f"<h2>{t_('r_provenance')}</h2>" + (_table(inputs[[c for c in ("path", "bytes", "sha256") if c in inputs]]) if len(inputs) else "")
                     + f"<p>packages: {html.escape(', '.join(f'{k} {v}' for k, v in record.get('packages', {}).items()))}</p>")
     return _page("\n".join(body), lang)
+
+
+def _statistics_headline(table: pd.DataFrame | None, units: str) -> list[str]:
+    """One line per unit (up to 5) of the statistics route's last year: release, fixation, CBC, OBC, grade."""
+    from lucr.report import scale_for
+
+    if table is None or not len(table):
+        return []
+    last = table[table["year"] == table["year"].max()].sort_values("risk_index_equal", ascending=False)
+    scale, prefix = scale_for([*last["source"], *last["sink"]], "t")
+    unit_word = units.removeprefix("t ")
+    out = []
+    for r in last.head(5).itertuples():
+        obc = f", OBC {r.obc:.2f}" if "obc" in last and np.isfinite(getattr(r, "obc", np.nan)) else ""
+        out.append(f"{r.name} {int(r.year)} (statistics): human release {r.source / scale:,.2f} {prefix} {unit_word}, ecosystem fixation "
+                   f"{r.sink / scale:,.2f} {prefix} {unit_word}, CBC {r.cbc:.2f}{obc}: {r.grade_label}, {r.warning} warning.")
+    return out
+
+
+def _risk_section(folder: Path, stem: str, title: str, t_, warnings: list[str]) -> list[str]:
+    """Grade map, units per grade, top units, grade probabilities, series with forecasts and LISA of one risk table."""
+    from lucr import figures
+    from lucr.config import RiskConfig
+
+    t = _read(folder, stem)
+    if t is None or not len(t):
+        return []
+    plural = stem.removeprefix("risk_")
+    breaks = _read(folder, f"{stem}_breaks")
+    run_cfg = json.loads((folder / "run.json").read_text(encoding="utf-8")).get("config", {}) if (folder / "run.json").exists() else {}
+    risk_cfg = RiskConfig(**{k: v for k, v in (run_cfg.get("risk") or {}).items() if k in RiskConfig.model_fields and k != "uncertainty"})
+    labels = list(risk_cfg.labels)
+    year = t["year"].max() if "year" in t and t["year"].notna().any() else None
+    last = t[t["year"] == year] if year is not None else t
+    out = [f"<h2>{title}{f', {int(year)}' if year is not None else ''}</h2>"]
+    if breaks is not None and len(breaks):
+        b = breaks.iloc[-1]
+        bounds = [b[c] for c in breaks.columns if c.startswith("break_")]
+        out.append(f"<p>{html.escape(str(b['indicator']))} graded by {html.escape(str(b['scheme']))} breaks "
+                   f"{', '.join(f'{v:g}' for v in bounds)} (fitted on {html.escape(str(b['fitted_on']))}).</p>")
+    if hasattr(last, "geometry") and last.geometry.notna().any():
+        out.append(_img(figures.grade_map(last, labels, f"risk grade of the {plural} ({risk_cfg.indicator})"), f"risk grade of the {plural}"))
+    counts = last["grade_label"].value_counts().reindex([*labels[::-1], "no data"]).dropna().astype(int)
+    out.append("<p>" + " · ".join(f"{html.escape(k)}: {v}" for k, v in counts.items()) + "</p>")
+    top = last.sort_values("risk_index_equal", ascending=False).head(12)
+    cols = [c for c in ("name", "unit_id", "cbc", "cbc_p5", "cbc_p95", "p_cbc_ge_1", "obc", "grade_label", "warning", "crossing_year", "assessment") if c in top and top[c].notna().any()]
+    out.append(f"<h3>{t_('r_top')}</h3>" + _table(pd.DataFrame(top[cols])))
+    red = last.loc[last["warning"] == "red", "name"].astype(str).tolist()
+    if red:
+        warnings.append(f"red warning ({plural}): {', '.join(red[:20])}{' and more' if len(red) > 20 else ''}")
+    crossing = last[last["crossing_year"].notna()] if "crossing_year" in last else last.iloc[:0]
+    for r in crossing.itertuples():
+        confidence = " (low confidence: GM(1,1) fit " + str(r.forecast_grade) + ")" if getattr(r, "low_confidence", False) else ""
+        warnings.append(f"{r.name}: forecast to cross the threshold {risk_cfg.risk_threshold:g} in {int(r.crossing_year)}{confidence}.")
+    if "p_grade_1" in last and last["p_grade_1"].notna().any():
+        out.append(_img(figures.grade_probability_bars(pd.DataFrame(last), labels, f"grade probabilities, {plural} at highest risk"), f"grade probabilities of the {plural}"))
+    forecast = _read(folder, f"{stem}_forecast")
+    if forecast is not None and len(forecast):
+        out.append(_img(figures.forecast_series(pd.DataFrame(forecast), pd.DataFrame(t), risk_cfg.indicator, risk_cfg.risk_threshold, risk_cfg.warning_year,
+                                                f"{risk_cfg.indicator.upper() if risk_cfg.indicator == 'cbc' else risk_cfg.indicator}: observed, GM(1,1) and ensemble forecasts"),
+                        f"{risk_cfg.indicator} series and forecasts of the {plural}"))
+    lisa = _read(folder, f"analysis_{plural}_lisa")
+    if lisa is not None and hasattr(lisa, "geometry") and "cluster" in lisa:
+        part = lisa[lisa["variable"] == "cbc"] if (lisa["variable"] == "cbc").any() else lisa[lisa["variable"] == lisa["variable"].iloc[0]]
+        if "year" in part and part["year"].notna().any():
+            part = part[part["year"] == part["year"].max()]
+        out.append(_img(figures.lisa_map(part, f"LISA clusters of {part['variable'].iloc[0]}, {plural}"), f"LISA clusters, {plural}"))
+    return out
+
+
+def _maps_section(folder: Path, levels: list[str], units: str, t_) -> list[str]:
+    """The net flux density map with the unit borders, and the class areas of the largest units."""
+    from lucr import figures
+
+    out = []
+    maps = sorted(folder.glob("carbon_balance*.tif"))
+    if maps:
+        import rasterio
+
+        with rasterio.open(maps[-1]) as src:
+            f = max(1, int(np.ceil(max(src.width, src.height) / 1200)))
+            net = src.read(3, out_shape=(max(1, src.height // f), max(1, src.width // f))).astype(float)
+            b = src.bounds
+            unit = src.tags(3).get("units", f"{units} / ha / yr")
+            crs = src.crs
+        borders = _zonal_last(folder, levels[0])
+        borders = borders if borders is not None and hasattr(borders, "geometry") else None
+        out.append(f"<h2>{t_('r_flux')}</h2>" + _img(figures.flux_map(net, (b.left, b.right, b.bottom, b.top), borders if borders is None else borders.to_crs(crs), unit, "net flux density (symmetric log scale)", crs=crs), "net flux density map"))
+    zonal = _zonal_last(folder, levels[0])
+    legend = _read(folder, "legend")
+    if zonal is not None and legend is not None:
+        names = dict(zip(legend["code"].astype(int), legend["name"].astype(str)))
+        out.append(f"<h2>{t_('r_land')}</h2>" + _img(figures.class_area_bars(pd.DataFrame(zonal), names, f"class areas of the largest {levels[0]}"), "class areas"))
+    return out
+
+
+def _zonal_last(folder: Path, plural: str):
+    """The zonal table of a level (of the last date in a multi-date run)."""
+    dated = sorted(folder.glob(f"zonal_{plural}_[0-9]*.*"))
+    return _read(folder, dated[-1].stem) if dated else _read(folder, f"zonal_{plural}")
+
+
+def _change_section(folder: Path, levels: list[str]) -> list[str]:
+    """Transition matrices of the units that changed most, and the centre of gravity's track."""
+    from lucr import figures
+
+    out = []
+    legend = _read(folder, "legend")
+    names = dict(zip(legend["code"].astype(int), legend["name"].astype(str))) if legend is not None else {}
+    for plural in levels:
+        transitions = _read(folder, f"transitions_{plural}")
+        if transitions is not None and len(transitions):
+            out.append(f"<h2>Land-use change of the {html.escape(plural)}</h2>")
+            out.append(_img(figures.transition_matrices(pd.DataFrame(transitions), names, f"transitions {int(transitions['year_from'].min())} -> {int(transitions['year_to'].max())}, {plural} that changed most"),
+                            f"transition matrices of the {plural}"))
+        centres = _read(folder, f"analysis_{plural}_gravity")
+        if centres is not None and hasattr(centres, "geometry") and centres["year"].nunique() > 1:
+            borders = _zonal_last(folder, plural)
+            borders = borders.to_crs(centres.crs) if borders is not None and hasattr(borders, "geometry") else None
+            track = _read(folder, f"analysis_{plural}_gravity_track")
+            out.append(_img(figures.gravity_track(centres, borders, f"centre of gravity of the {plural}, {int(centres['year'].min())}-{int(centres['year'].max())}", track),
+                            f"centre of gravity track of the {plural}"))
+    return out
 
 
 def _methods(heading: str) -> str:

@@ -26,6 +26,7 @@ from rasterio.errors import RasterioIOError
 from lucr.area import fixed_point_scale_bits, from_fixed_point, row_cell_area_ha
 from lucr.chunk import ChunkLayers
 from lucr.analysis.risk import assess_levels as assess_risk
+from lucr.analysis.risk import output_stems as risk_stems
 from lucr.coefficient_notes import legend_table, say_sources, unverified_share
 from lucr.coefficients import CoefficientTable, load_table
 from lucr.change.stage import run_stage as run_change_stage
@@ -49,6 +50,9 @@ from lucr.xlsx import WORKBOOK, write_workbook
 from lucr.inventory.allocation import allocated_name, finest_to_level
 from lucr.inventory.allocation import densities as allocation_densities
 from lucr.inventory.allocation import product as allocation_product
+from lucr.inventory.outputs import output_names as inventory_output_names
+from lucr.inventory.outputs import statistics_only
+from lucr.inventory.outputs import write as write_inventory
 from lucr.inventory.stage import output_stems as inventory_stems
 from lucr.inventory.stage import run_statistics
 from lucr.io import LandCover, ValueRaster, ZoneLayer, check_nesting, check_same_grid, no_data_error, open_landcover, open_value_raster, read_zone_layer
@@ -174,7 +178,7 @@ def _tables_used(table: CoefficientTable, pools, base: Path) -> list[dict]:
     return used
 
 
-def _refuse_replacing_inputs(out_dir: Path, names: list[str], inputs: list[Path]) -> None:
+def refuse_replacing_inputs(out_dir: Path, names: list[str], inputs: list[Path]) -> None:
     """An output never replaces a file the run reads, whatever ``--overwrite`` says."""
     for name in names:
         target = out_dir / name
@@ -261,7 +265,7 @@ def run(
     cfg = _in_output_units(cfg)
     out_dir = Path(out_dir or cfg.output.dir).absolute()
     if cfg.landcover is None:  # a statistics-only run: tables from the statistics alone
-        return _statistics_only(cfg, out_dir, overwrite, started)
+        return statistics_only(cfg, out_dir, overwrite, started)
     chunks = chunks or cfg.chunks
     engine = engine or cfg.engine
     table = load_table(cfg.legend, cfg.coefficients)
@@ -304,9 +308,9 @@ def run(
         kinds = table_kinds(ctx.multi_date, pool_table is not None, bool(cfg.change.scenarios))
         names += [n for kind in kinds for label in labels for n in table_names(f"{kind}_{label}", cfg.output.tables)]
     if cfg.risk is not None:
-        names += [n for z in cfg.zones for stem in (f"risk_{z.plural}", f"risk_{z.plural}_breaks") for n in table_names(stem, cfg.output.tables)]
+        names += [n for z in cfg.zones for stem in risk_stems(f"risk_{z.plural}") for n in table_names(stem, cfg.output.tables)]
     if cfg.statistics is not None:
-        names += [n for stem in inventory_stems(cfg) for n in table_names(stem, cfg.output.tables)]
+        names += inventory_output_names(cfg)
         if _allocates(cfg):
             names += [allocated_name(ctx.suffix(lc.year)) + ".tif" for lc in series]
     names.append(RUN_RECORD)
@@ -314,7 +318,7 @@ def run(
         names.append(REPORT)
     by_year = {}
     inputs = _input_paths(cfg, series, table)
-    _refuse_replacing_inputs(out_dir, names, inputs)
+    refuse_replacing_inputs(out_dir, names, inputs)
     hashes = InputHashes(inputs, cfg.output.input_hashes)  # in the background, during the pass (see lucr.provenance)
     with hashes, StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads) as client:
         t0 = time.perf_counter()
@@ -351,12 +355,14 @@ def run(
                 summary["change"] = change.summary
             staged.path(f"run_summary{ctx.suffix(lc.year)}.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         analyses = _time_series_outputs(cfg, by_year, layers, analysed, staged, multi_year=ctx.multi_date, say=say)
-        risks = assess_risk(cfg, by_year, analyses, table, staged.path, say) if cfg.risk is not None else {}
+        risks = assess_risk(cfg, by_year, analyses, table, staged.path, say, change) if cfg.risk is not None else {}
         inventory = None
         if cfg.statistics is not None:
             say("statistics route: accounting, carbon-oxygen balance")
             inventory = run_statistics(cfg, layers=layers, zonal_by_year={y: r.tables for y, r in by_year.items()}, table=table)
-            _write_inventory(inventory, cfg, staged)
+            statistics_risk = write_inventory(inventory, cfg, staged.path)
+            if statistics_risk is not None:
+                risks["statistics"] = statistics_risk
             if _allocates(cfg):
                 say("statistics route: totals onto their cells (second pass)")
                 _allocate(ctx, inventory, by_year, layers, staged, client)
@@ -403,37 +409,6 @@ def _allocate(ctx: RunContext, inventory, by_year: dict, layers, staged: StagedO
         summary[str(lc.year)] = {"statistics_year": int(year), "unallocated_tc": unallocated}
     _single_pass(ctx, maps, [], staged, client, None)
     inventory.summary["allocation"] = summary
-
-
-def _write_inventory(inventory, cfg: RunConfig, staged: StagedOutputs) -> None:
-    for stem, frame in inventory.tables.items():
-        write_frame(express_in(frame, cfg.output.units), stem, cfg.output.tables, staged.path, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
-
-
-def _statistics_only(cfg: RunConfig, out_dir: Path, overwrite: bool, started: float) -> RunResult:
-    """A run without land cover: the statistics route's tables (joined to the polygons of ``statistics.level`` if given)."""
-    import geopandas as gpd
-    from types import SimpleNamespace
-
-    layers = []
-    for z in cfg.zones:
-        if z.level == cfg.statistics.level:
-            frame = gpd.read_file(z.path, layer=z.layer, engine="pyogrio")
-            frame = frame.rename(columns={z.id: "unit_id", **({z.name: "name"} if z.name else {})})
-            frame["unit_id"] = frame["unit_id"].astype(str)
-            layers.append(SimpleNamespace(level=z.level, frame=frame if "name" in frame else frame.assign(name=frame["unit_id"])))
-    names = [n for stem in inventory_stems(cfg) for n in table_names(stem, cfg.output.tables)] + [RUN_RECORD]
-    inputs = [p for p in (cfg.source, cfg.statistics.path, *(z.path for z in cfg.zones)) if p]
-    _refuse_replacing_inputs(out_dir, names, [Path(p) for p in inputs])
-    with InputHashes([Path(p) for p in inputs], cfg.output.input_hashes) as hashes, StagedOutputs(out_dir, names, overwrite) as staged:
-        inventory = run_statistics(cfg, layers=layers)
-        _write_inventory(inventory, cfg, staged)
-        config_dir = Path(cfg.source).parent if cfg.source else Path.cwd()
-        record = run_record(config=cfg, config_dir=config_dir, inputs=hashes.result(config_dir), tables=[], started=started,
-                            outputs=sorted(n for n in names if staged.path(n).exists()))
-        staged.path(RUN_RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
-        outputs = staged.commit()
-    return RunResult(out_dir=out_dir, outputs=outputs, by_year={}, inventory=inventory)
 
 
 def analysed_levels(cfg: RunConfig, table: CoefficientTable, years: list[int | None]) -> list[tuple[ZoneLevelConfig, list[str]]]:

@@ -52,6 +52,27 @@ def test_guizhou_demand_is_forecast_and_written(guizhou):
     assert (guizhou.out_dir / "inventory.csv").exists() and (guizhou.out_dir / "run.json").exists()
 
 
+def test_guizhou_risk_from_the_statistics_cbc(guizhou):
+    """A statistics-only run grades seed 003's CBC (release / fixation), types its trend, forecasts it
+    and reports it: Guizhou's CBC rises from 2.07 (2005) to 3.77 (2019): a significant rise of the
+    source, graded by the fixed breaks 0.5, 1, 3, 10."""
+    from lucr.analysis.risk import CBC_BREAKS, grade
+
+    out = guizhou.out_dir
+    risk = pd.read_csv(out / "risk_inventory.csv", dtype={"unit_id": str}, encoding="utf-8-sig")
+    inv = guizhou.inventory.tables["inventory"].set_index("year")
+    assert risk["cbc"].to_numpy() == pytest.approx(inv.loc[risk["year"], "human_release_tc"].to_numpy() / inv.loc[risk["year"], "ecosystem_fixation_tc"].to_numpy())
+    assert (risk["grade"] == grade(risk["cbc"], CBC_BREAKS)).all()
+    last = risk.set_index("year").loc[2019]
+    assert last["grade_label"] == "high risk" and last["warning"] == "orange"
+    assert last["balance_type"] in ("source-type", "source-sink dual") and last["temporal_type"] == "long-term"
+    assert last["driver_type"] == "n/a (statistics)"
+    forecast = pd.read_csv(out / "risk_inventory_forecast.csv", dtype={"unit_id": str}, encoding="utf-8-sig")
+    assert forecast.query("method == 'ensemble' and kind == 'forecast'")["year"].max() == 2030
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Risk from the statistics" in page and "series and forecasts" in page and "贵州省" in page
+
+
 @pytest.mark.parametrize("unit, carbon, oxygen", [("Shanghai", 556.37, 1245.60), ("Jiangsu", 51.76, 155.40), ("Ningxia", 183.52, 345.67), ("Tianjin", 113.43, 400.48)])
 def test_demand_formula_reproduces_seed003_table5(unit, carbon, oxygen):
     """increase = max(0, B / 3 - 1): the balance coefficients these increases imply give them back."""

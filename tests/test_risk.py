@@ -167,3 +167,73 @@ def test_a_source_without_sink_land_is_severe_not_no_data():
     assert risk.grade([np.inf, np.nan], risk.CBC_BREAKS).tolist() == [5, 0]
     mc = risk.monte_carlo(np.array([[100.0, 0.0]]), np.array([1.0, -1.0]), np.array([0.5, -1.5]), np.array([1.5, -0.5]), 200, 1, risk.CBC_BREAKS)
     assert mc["p_grade_5"][0] == 1.0 and mc["p_cbc_ge_3"][0] == 1.0 and mc["cbc_p50"][0] == np.inf
+
+
+def _long(series: dict[str, list[float]], years: list[int]) -> pd.DataFrame:
+    """Unit-year indicators with the given CBC series (source = CBC, sink 1)."""
+    rows = [{"unit_id": u, "name": u, "year": y, "source": v, "sink": 1.0, "net": v - 1.0, "cbc": v, "net_per_ha": np.nan,
+             "sink_share": 1.0 / (1.0 + v), "builtup_share": np.nan} for u, values in series.items() for y, v in zip(years, values)]
+    return pd.DataFrame(rows)
+
+
+def test_forecast_crossing_year_on_a_hand_case():
+    """CBC 0.5, 0.6, 0.7, 0.8 (2016-2019): every method stays below 1 in 2020 (linear 0.9, growth
+    0.8 x 1.17 = 0.94, GM(1,1) ~0.92) and reaches it in 2021 (linear exactly 1.0), so the ensemble
+    crosses in 2021. A unit already over the threshold gets no crossing; a flat one none either."""
+    from lucr.config import RiskConfig
+
+    long = _long({"rising": [0.5, 0.6, 0.7, 0.8], "flat": [0.30, 0.31, 0.30, 0.31], "over": [1.2, 1.3, 1.4, 1.5]}, [2016, 2017, 2018, 2019])
+    result, _ = risk.assess_indicators(long, "unit", RiskConfig(warning_year=2030, uncertainty=None), None, None, None)
+    t = result.table[result.table["year"] == 2019].set_index("unit_id")
+    assert t.at["rising", "crossing_year"] == 2021
+    assert np.isnan(t.at["flat", "crossing_year"]) and np.isnan(t.at["over", "crossing_year"])
+    fc = result.forecast
+    ens = fc[(fc["unit_id"] == "rising") & (fc["method"] == "ensemble") & (fc["kind"] == "forecast")].set_index("year")["value"]
+    assert ens[2020] < 1.0 <= ens[2021] and ens.index.max() == 2030
+    linear = fc[(fc["unit_id"] == "rising") & (fc["method"] == "linear") & (fc["kind"] == "forecast")].set_index("year")["value"]
+    assert linear[2021] == pytest.approx(1.0)  # the hand value
+    assert set(fc["method"]) == {"observed", "gm11", "linear", "growth", "ensemble"}
+    assert t.at["rising", "forecast_grade"] in ("good", "qualified", "barely", "unqualified")
+    assert "forecast to cross in 2021" in t.at["rising", "assessment"]
+    assert t.at["over", "assessment"].startswith("high risk - ") or t.at["over", "assessment"].startswith("moderate risk - ")
+
+
+def test_no_forecast_with_uneven_or_few_years():
+    from lucr.config import RiskConfig
+
+    cfg = RiskConfig(uncertainty=None)
+    uneven, _ = risk.assess_indicators(_long({"a": [0.5, 0.6, 0.7, 0.8]}, [2000, 2005, 2015, 2020]), "unit", cfg, None, None, None)
+    few, _ = risk.assess_indicators(_long({"a": [0.5, 0.6, 0.7]}, [2017, 2018, 2019]), "unit", cfg, None, None, None)
+    assert uneven.forecast is None and few.forecast is None
+    assert uneven.table["crossing_year"].isna().all()
+
+
+def test_driver_types_on_constructed_transitions():
+    """Each rule: the transition category that releases most carbon names the driver."""
+    from lucr.analysis.risk_drivers import driver_types
+    from types import SimpleNamespace as C  # a class needs only code, name, category and coef here
+
+    classes = [C(code=1, name="Forest", category="forest", coef=-0.6), C(code=2, name="Dry land", category="cropland", coef=0.4),
+               C(code=3, name="Urban land", category="built_up", coef=50.0), C(code=4, name="Industrial, mining and transport land", category="built_up", coef=50.0),
+               C(code=5, name="Grassland", category="grassland", coef=-0.02)]
+    rows = [  # unit, from, to, ha
+        ("urban", 1, 3, 10.0), ("urban", 1, 2, 5.0), ("urban", 1, 1, 100.0),
+        ("mine", 5, 4, 3.0), ("mine", 1, 3, 1.0),
+        ("farm", 1, 2, 50.0), ("farm", 5, 3, 0.1),
+        ("natural", 1, 5, 20.0),
+        ("restored", 2, 1, 30.0),
+        ("still", 1, 1, 40.0),
+    ]
+    t = pd.DataFrame(rows, columns=["unit_id", "class_from", "class_to", "area_ha"]).assign(year_from=2000, year_to=2020)
+    d = driver_types(t, classes).set_index("unit_id")
+    assert d.at["urban", "driver_type"] == "urban expansion"
+    assert d.at["urban", "driver_share"] == pytest.approx(10 * 50.6 / (10 * 50.6 + 5 * 1.0))  # t C / yr of each transition
+    assert d.at["mine", "driver_type"] == "industry/mining"
+    assert d.at["farm", "driver_type"] == "agricultural"  # 50 ha x 1.0 = 50 > 0.1 ha x 50.02 = 5
+    assert d.at["natural", "driver_type"] == "natural background"  # forest -> grassland: a loss between natural classes
+    assert d.at["restored", "driver_type"] == "restoration"
+    assert d.at["still", "driver_type"] == "natural background" and d.at["still", "driver_transition"] == "no land changed"
+    assert "Forest -> Urban land: 10.0 ha" in d.at["urban", "driver_transition"]
+    # with pools, the stock lost decides: here the cropland conversion loses more stock than the urban one
+    cc = pd.DataFrame({"unit_id": ["urban", "urban"], "class_from": [1, 1], "class_to": [3, 2], "year_from": 2000, "year_to": 2020, "carbon_tc": [-100.0, -900.0]})
+    assert driver_types(t[t["unit_id"] == "urban"], classes, change_carbon=cc).iloc[0]["driver_type"] == "agricultural"

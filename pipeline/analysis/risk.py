@@ -150,6 +150,7 @@ class RiskResult:
     table: pd.DataFrame
     breaks: pd.DataFrame
     summary: dict = field(default_factory=dict)
+    forecast: pd.DataFrame | None = None  # the indicator's series, fits and forecasts by method (4 or more equally spaced years)
 
 
 def indicators(frame: pd.DataFrame, classes, col) -> pd.DataFrame:
@@ -195,17 +196,65 @@ def monte_carlo(areas: np.ndarray, coefs: np.ndarray, low: np.ndarray, high: np.
     return out
 
 
-def assess(frames: dict, level: str, table, cfg, units: str = "t C", lisa: pd.DataFrame | None = None) -> RiskResult:
-    """Risk of every unit-year of one level: ``frames`` are its zonal tables by year (output units)."""
-    from lucr.units import factor, renamed
+def zonal_indicators(frames: dict, classes, units: str = "t C") -> pd.DataFrame:
+    """``unit_id, name, year`` and the indicators of every unit-year of a level's zonal tables (``frames``: year -> table, output units)."""
+    from lucr.units import renamed
 
     col = lambda base: renamed(base, units)  # noqa: E731
-    years = [y for y in frames]
     parts = []
     for year, frame in frames.items():
-        ind = indicators(frame, table.classes, col)
+        ind = indicators(frame, classes, col)
         parts.append(pd.concat([frame[["unit_id", "name"]].reset_index(drop=True).assign(year=year), ind.reset_index(drop=True)], axis=1))
-    long = pd.concat(parts, ignore_index=True)
+    return pd.concat(parts, ignore_index=True)
+
+
+def statistics_indicators(frame: pd.DataFrame) -> pd.DataFrame:
+    """Indicators of the statistics route's table (seed 003's definitions, methods.md §11): S the human
+    release (seed 001's source where the table has no fuels, cement or population), K the ecosystem
+    fixation, CBC and OBC as accounted (release / fixation, O2 consumed / O2 released). Carbon in the
+    table's unit; no areas, so ``net_per_ha`` and ``builtup_share`` are NaN."""
+    carbon = next((u for u in ("tc", "tco2") if f"net_{u}" in frame), "tc")
+    s = frame[f"human_release_{carbon}"].fillna(frame[f"source_{carbon}"]).to_numpy(float) if f"human_release_{carbon}" in frame else frame[f"source_{carbon}"].to_numpy(float)
+    k = frame[f"ecosystem_fixation_{carbon}"].fillna(frame[f"sink_{carbon}"]).to_numpy(float) if f"ecosystem_fixation_{carbon}" in frame else frame[f"sink_{carbon}"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cbc = frame["cbc"].to_numpy(float) if "cbc" in frame else np.where(k > 0, s / k, np.where(s > 0, np.inf, np.nan))
+        return pd.DataFrame({
+            "unit_id": frame["unit_id"].astype(str).to_numpy(), "name": frame["name"].to_numpy() if "name" in frame else frame["unit_id"].astype(str).to_numpy(),
+            "year": frame["year"].to_numpy(), "source": s, "sink": k, "net": s - k, "cbc": cbc,
+            "obc": frame["obc"].to_numpy(float) if "obc" in frame else np.nan, "net_per_ha": np.nan,
+            "sink_share": np.where(s + k > 0, k / (s + k), np.nan), "builtup_share": np.nan,
+        })
+
+
+def assess(frames: dict, level: str, table, cfg, units: str = "t C", lisa: pd.DataFrame | None = None, drivers: pd.DataFrame | None = None) -> RiskResult:
+    """Risk of every unit-year of one level: ``frames`` are its zonal tables by year (output units);
+    ``drivers``: :func:`driver_types` of the level (multi-date runs), else ``driver_type`` is n/a."""
+    from lucr.units import factor, renamed
+
+    long = zonal_indicators(frames, table.classes, units)
+    result, breaks_by_year = assess_indicators(long, level, cfg, lisa, renamed(cfg.indicator if cfg.indicator != "net_per_ha" else "net_tc_per_ha", units), drivers)
+    if cfg.uncertainty is not None:
+        result.table = _with_uncertainty(result.table, frames, table, cfg, factor(units), breaks_by_year)
+    return result
+
+
+def assess_statistics(frame: pd.DataFrame, level: str, cfg) -> RiskResult:
+    """Risk of every unit-year of the statistics route's table (seed 003's CBC; no Monte Carlo: the
+    factor tables give no ranges)."""
+    if cfg.indicator != "cbc":
+        from lucr.errors import ConfigError
+
+        raise ConfigError(f"risk.indicator {cfg.indicator!r} needs unit areas; the statistics route grades CBC", fix="set risk.indicator: cbc, or add land cover to the run")
+    result, _ = assess_indicators(statistics_indicators(frame), level, cfg, None, None, "statistics")
+    result.summary["indicators_from"] = "statistics (seed 003: CBC = human release / ecosystem fixation)"
+    return result
+
+
+def assess_indicators(long: pd.DataFrame, level: str, cfg, lisa: pd.DataFrame | None, lisa_variable: str | None,
+                      drivers: pd.DataFrame | str | None) -> tuple[RiskResult, dict]:
+    """Grades, types, composite index and warnings of the unit-year indicators ``long``; and the breaks of
+    each year. ``drivers``: :func:`driver_types`, or why there are none (said in ``driver_type``)."""
+    years = list(dict.fromkeys(long["year"]))
     at = lambda y: long["year"].isna() if y is None else long["year"] == y  # noqa: E731  (an undated raster: year None)
     fixed = cfg.breaks or (CBC_BREAKS if cfg.indicator == "cbc" else (-0.5, 0.0, 0.5, 2.0))
     base = cfg.base_year if cfg.base_year is not None else years[0]
@@ -235,7 +284,12 @@ def assess(frames: dict, level: str, table, cfg, units: str = "t C", lisa: pd.Da
         temporal[unit] = temporal_type(g[cfg.indicator], y, threshold, cfg.long_term_years, cfg.trend_alpha)
     long["balance_type"] = long["unit_id"].map(balance)
     long["temporal_type"] = long["unit_id"].map(temporal)
-    long["spatial_type"] = _spatial(long, lisa, col(cfg.indicator if cfg.indicator != "net_per_ha" else "net_tc_per_ha"))
+    long["spatial_type"] = _spatial(long, lisa, lisa_variable)
+    if isinstance(drivers, pd.DataFrame):
+        long = long.merge(drivers, on="unit_id", how="left")
+        long["driver_type"] = long["driver_type"].fillna("natural background")  # no land changed in the unit
+    else:
+        long["driver_type"], long["driver_transition"] = f"n/a ({drivers or 'one date'})", None
     # composite index: exposure - sensitivity - adaptive capacity
     cbc = long["cbc"].to_numpy(float)
     top = np.nanmax(cbc[np.isfinite(cbc)]) if np.isfinite(cbc).any() else 1.0
@@ -253,16 +307,25 @@ def assess(frames: dict, level: str, table, cfg, units: str = "t C", lisa: pd.Da
     long["risk_index_entropy"] = comp[:, used] @ w_entropy[used]
     # early warning
     long["warning"] = [_warning(g, v, cfg.warning_margin, threshold) for g, v in zip(long["grade"], long[cfg.indicator])]
-    long = long.merge(_crossing(long, cfg, threshold), on="unit_id", how="left")
-    # uncertainty
-    if cfg.uncertainty is not None:
-        long = _with_uncertainty(long, frames, table, cfg, factor(units), breaks_by_year)
+    crossing, forecast = _crossing(long, cfg, threshold)
+    long = long.merge(crossing, on="unit_id", how="left")
+    long["assessment"] = [_assessment(*row) for row in zip(long["grade_label"], long["balance_type"], long["spatial_type"], long["temporal_type"], long["driver_type"], long["warning"], long["crossing_year"])]
     breaks = pd.DataFrame([{"year": y, "scheme": cfg.scheme, "indicator": cfg.indicator, **{f"break_{i + 1}": b for i, b in enumerate(bb)},
                             "fitted_on": base if (cfg.scheme != "fixed" and cfg.freeze) else (y if cfg.scheme != "fixed" else "config")} for y, bb in breaks_by_year.items()])
     summary = {"level": level, "indicator": cfg.indicator, "scheme": cfg.scheme, "labels": list(cfg.labels),
                "entropy_weights": {n: (None if not np.isfinite(w) else float(w)) for n, w in zip(("exposure", "sensitivity", "adaptive_capacity"), w_entropy)},
                "grades": long.groupby(["year", "grade_label"], dropna=False).size().rename("units").reset_index().to_dict("records")}
-    return RiskResult(table=long, breaks=breaks, summary=summary)
+    return RiskResult(table=long, breaks=breaks, summary=summary, forecast=forecast), breaks_by_year
+
+
+def _assessment(grade_label: str, balance: str, spatial: str, temporal: str, driver: str, warning: str, crossing) -> str:
+    """Seed 000's "grade - type - effect" in one line: the grade; the types that are known; the effect
+    (the warning level, and the forecast year of crossing the threshold)."""
+    types = [t for t in (balance, spatial, temporal, driver) if isinstance(t, str) and not t.startswith("n/a") and t not in ("none", "stable")]
+    effect = f"{warning} warning" if warning != "none" else "no warning"
+    if crossing is not None and np.isfinite(crossing):
+        effect += f", forecast to cross in {int(crossing)}"
+    return " - ".join([grade_label, ", ".join(types) or "no type", effect])
 
 
 def _spatial(long: pd.DataFrame, lisa: pd.DataFrame | None, variable: str) -> list:
@@ -283,19 +346,29 @@ def _warning(g: int, value: float, margin: float, threshold: float) -> str:
     return "none"
 
 
-def _crossing(long: pd.DataFrame, cfg, threshold: float) -> pd.DataFrame:
-    """Year the ensemble forecast crosses the threshold (units below it in the last year), with the GM(1,1) fit grade."""
+def _crossing(long: pd.DataFrame, cfg, threshold: float) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Year the ensemble forecast crosses the threshold (units below it in the last year), with the GM(1,1)
+    fit grade; and the forecast table (the indicator's observed, fitted and forecast values by method)."""
+    from lucr.analysis.panel import equally_spaced
+
     years = sorted(long["year"].dropna().unique())
     out = pd.DataFrame({"unit_id": long["unit_id"].unique()})
     out["crossing_year"], out["forecast_grade"], out["low_confidence"] = np.nan, None, False
-    if len(years) < 4 or cfg.warning_year <= years[-1]:
-        return out
-    from lucr.analysis.forecast import forecast_panel
+    if len(years) < 4 or cfg.warning_year <= years[-1] or not equally_spaced(years):
+        return out, None
+    import warnings
+
+    from lucr.analysis.forecast import GreyModelWarning, forecast_panel
 
     panel = long.pivot(index="unit_id", columns="year", values=cfg.indicator)
+    panel = panel[np.isfinite(panel.to_numpy(float)).all(axis=1)]  # an infinite CBC (no sink land) cannot be modelled
     step = int(years[1] - years[0])
     horizon = int(math.ceil((cfg.warning_year - years[-1]) / step))
-    result = forecast_panel(panel.dropna(), horizon, methods=("gm11", "ensemble"))
+    if panel.empty:
+        return out, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GreyModelWarning)  # the fit grade says it, per unit (forecast_grade, low_confidence)
+        result = forecast_panel(panel, horizon)
     fc, fit = result["ensemble"].forecast, result["gm11"].stats
     crossing = {}
     for unit in fc.index:
@@ -307,7 +380,15 @@ def _crossing(long: pd.DataFrame, cfg, threshold: float) -> pd.DataFrame:
     grades = fit["grade"] if "grade" in fit else pd.Series(dtype=object)
     out["forecast_grade"] = out["unit_id"].map(grades)
     out["low_confidence"] = out["forecast_grade"].isin(["barely", "unqualified"])
-    return out
+    series = []
+    for method, run in result.items():
+        for kind, values in (("fitted", run.fitted), ("forecast", run.forecast)):
+            part = values.rename_axis(index="unit_id", columns="year").stack(future_stack=True).rename("value").reset_index()
+            series.append(part.assign(method=method, kind=kind))
+    observed = panel.rename_axis(index="unit_id", columns="year").stack(future_stack=True).rename("value").reset_index().assign(method="observed", kind="observed")
+    forecast = pd.concat([observed, *series], ignore_index=True).assign(indicator=cfg.indicator)
+    forecast = forecast[["unit_id", "indicator", "method", "kind", "year", "value"]].sort_values(["unit_id", "method", "year"], kind="stable", ignore_index=True)
+    return out, forecast
 
 
 def _with_uncertainty(long: pd.DataFrame, frames: dict, table, cfg, to_units: float, breaks_by_year: dict) -> pd.DataFrame:
@@ -327,12 +408,13 @@ def _with_uncertainty(long: pd.DataFrame, frames: dict, table, cfg, to_units: fl
     return long.merge(pd.concat(parts, ignore_index=True), on=["unit_id", "year"], how="left")
 
 
-def assess_levels(cfg, by_year: dict, analyses: dict, table, path_of, say=lambda _: None) -> dict:
-    """Risk of every level of a run from its zonal tables of every year and its LISA; writes
-    ``risk_<level>s`` and ``risk_<level>s_breaks`` at ``path_of(name)``. Returns level -> :class:`RiskResult`."""
+def assess_levels(cfg, by_year: dict, analyses: dict, table, path_of, say=lambda _: None, change=None) -> dict:
+    """Risk of every level of a run from its zonal tables of every year, its LISA and (multi-date runs)
+    its transitions; writes ``risk_<level>s``, ``risk_<level>s_breaks`` and, with a forecast,
+    ``risk_<level>s_forecast`` at ``path_of(name)``. Returns level -> :class:`RiskResult`."""
     import geopandas as gpd
 
-    from lucr.export import write_frame
+    from lucr.analysis.risk_drivers import driver_types
 
     out = {}
     for z in cfg.zones:
@@ -340,10 +422,28 @@ def assess_levels(cfg, by_year: dict, analyses: dict, table, path_of, say=lambda
         frames = {y: r.tables[z.level] for y, r in by_year.items()}
         analysed = analyses.get(z.plural)
         lisa = analysed.tables.get("lisa") if analysed is not None else None
-        result = assess(frames, z.level, table, cfg.risk, cfg.output.units, lisa)
+        drivers = None
+        if change is not None and f"transitions_{z.plural}" in change.tables:
+            drivers = driver_types(change.tables[f"transitions_{z.plural}"], table.classes, cfg.output.units, change.tables.get(f"change_carbon_{z.plural}"))
+        result = assess(frames, z.level, table, cfg.risk, cfg.output.units, lisa, drivers)
         geometry = next(iter(frames.values()))[["unit_id", "geometry"]]
         frame = gpd.GeoDataFrame(result.table.merge(geometry, on="unit_id", how="left"), geometry="geometry", crs=next(iter(frames.values())).crs)
-        write_frame(frame, f"risk_{z.plural}", cfg.output.tables, path_of, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
-        write_frame(result.breaks, f"risk_{z.plural}_breaks", cfg.output.tables, path_of, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
+        write_results(result, frame, f"risk_{z.plural}", cfg, path_of)
         out[z.level] = result
     return out
+
+
+def output_stems(stem: str) -> list[str]:
+    """The tables a risk assessment may write for a level (``stem``: ``risk_provinces``)."""
+    return [stem, f"{stem}_breaks", f"{stem}_forecast"]
+
+
+def write_results(result: RiskResult, frame: pd.DataFrame, stem: str, cfg, path_of) -> None:
+    """The risk table (``frame``: the result's table, with geometry where it has one), its breaks and forecasts."""
+    from lucr.export import write_frame
+
+    fmt = dict(csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
+    write_frame(frame, stem, cfg.output.tables, path_of, **fmt)
+    write_frame(result.breaks, f"{stem}_breaks", cfg.output.tables, path_of, **fmt)
+    if result.forecast is not None:
+        write_frame(result.forecast, f"{stem}_forecast", cfg.output.tables, path_of, **fmt)

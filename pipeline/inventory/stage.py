@@ -141,7 +141,9 @@ def _demand(result: pd.DataFrame, demand, co) -> pd.DataFrame:
     """Per unit: release and O2 forecast for the target year (ensemble of GM(1,1), linear and growth),
     the balance coefficients they imply against today's fixation, and the increase of standard
     ecological land needed (seed 003 Table 5)."""
-    from lucr.analysis.forecast import forecast_panel
+    import warnings
+
+    from lucr.analysis.forecast import GreyModelWarning, forecast_panel
 
     rows = []
     panel_years = sorted(result.index.get_level_values("year").unique())
@@ -154,7 +156,11 @@ def _demand(result: pd.DataFrame, demand, co) -> pd.DataFrame:
     for column in ("human_release_tc", "o2_consumed_t"):
         panel = result[column].unstack("year")
         if len(panel_years) >= 4 and horizon > 0 and panel.notna().any().any():
-            forecasts[column] = forecast_panel(panel, horizon, methods=("ensemble",))["ensemble"].forecast.get(demand.year)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", GreyModelWarning)
+                forecasts[column] = forecast_panel(panel, horizon, methods=("ensemble",))["ensemble"].forecast.get(demand.year)
+            for w in caught:
+                log.warning("ecological-land demand, %s: %s", column, w.message)
         elif horizon <= 0:
             forecasts[column] = result.xs(demand.year, level="year")[column] if demand.year in panel_years else None
     for unit in fixation_now.index:
