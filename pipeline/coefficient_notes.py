@@ -16,14 +16,21 @@ from lucr.units import renamed
 log = logging.getLogger("lucr")
 
 
-def legend_table(table: CoefficientTable, units: str) -> pd.DataFrame:
-    """The classes of the run's table with their coefficient (in ``units``), status and source: ``legend.*`` in every output set."""
+def legend_table(table: CoefficientTable, units: str, ranges: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The classes of the run's table with their coefficient (in ``units``), status and source: ``legend.*`` in every output set.
+    ``ranges``: :func:`lucr.analysis.risk.coefficient_ranges` of a run with uncertainty (the range each
+    coefficient is drawn from, and where that range comes from)."""
     to_units = unit_factor(units)
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "code": [c.code for c in table.classes], "name": [c.name for c in table.classes],
         renamed("coef_tc_per_ha", units): [c.coef * to_units for c in table.classes],
         "status": [c.status for c in table.classes], "ref": [table.references.get(c.ref, c.ref) for c in table.classes],
     })
+    if ranges is not None:
+        for column in ("low", "high", "sd"):
+            frame[renamed(f"coef_{column}_tc_per_ha", units)] = ranges[column].to_numpy()
+        frame["range_source"] = ranges["range_source"].to_numpy()
+    return frame
 
 
 def unverified_share(table: CoefficientTable, tables_tc: dict, threshold: float) -> dict[str, float]:

@@ -24,7 +24,7 @@ from lucr.errors import CoefficientTableError
 from lucr.legend import ClassColumns, Legend, LegendClass, builtin_legend_files, load_legend, read_yaml_file
 from lucr.text_encoding import read_text
 from lucr.yaml_strict import load_yaml
-from lucr.parameters import KINDS, PARAMETER_DIR, STATUSES, ParameterFile, ParameterRow, ParameterTable, build_table, builtin_parameter_files, load_parameters
+from lucr.parameters import KINDS, PARAMETER_DIR, STATUSES, ParameterFile, ParameterRow, ParameterTable, build_table, builtin_parameter_files, load_parameters, spreads
 
 __all__ = ["STATUSES", "TABLE_DIR", "UNITS", "ClassCoefficient", "CoefficientTable", "builtin_legends", "load_table"]
 
@@ -43,6 +43,8 @@ class ClassCoefficient:
     status: str = "user"
     note: str = ""
     category: str | None = None
+    spread: tuple[str, float, float] | None = None  # ("range", low, high) or ("sd", sd, sd), t C / ha / yr, from the table
+    range_ref: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,8 @@ def resolve(legend: Legend, flux: ParameterTable) -> CoefficientTable:
         raise CoefficientTableError(f"'{flux.id}' is a {flux.kind} table, not a flux table", path=flux.path, fix="give a table of kind: flux")
     rows = flux.resolve(legend)
     classes = tuple(
-        ClassCoefficient(c.code, c.name, r.values["coef"], r.ref, r.status, c.note or r.note, c.category) for c, r in zip(legend.classes, rows)
+        ClassCoefficient(c.code, c.name, r.values["coef"], r.ref, r.status, c.note or r.note, c.category, r.spread.get("coef"), r.range_ref)
+        for c, r in zip(legend.classes, rows)
     )
     return CoefficientTable(legend.id, classes, legend.nodata, legend.title, {**legend.references, **flux.references}, flux.path or legend.path)
 
@@ -159,7 +162,10 @@ def _code_table(records: list[dict], *, table_id: str, unit: str | None, referen
         ref = str(rec.get("ref") or "").strip()
         if references and ref and ref not in references and status != "user":
             raise CoefficientTableError(f"class {code} cites ref {ref!r}, which is not in 'references'", path=path, fix="add the reference or correct the id")
-        rows.append(ParameterRow(code, {"coef": coef}, str(rec.get("name") or code), ref, status, str(rec.get("note") or "")))
+        bounds = {f"coef_{end}": _number(rec[f"coef_{end}"], f"coef_{end} of class {code}", path) for end in ("low", "high", "sd") if rec.get(f"coef_{end}") is not None and str(rec[f"coef_{end}"]).strip()}
+        spread = spreads({"coef": coef / UNITS[unit]}, bounds, UNITS[unit], path, f"class {code}")
+        range_ref = str(rec.get("range_ref") or "").strip()
+        rows.append(ParameterRow(code, {"coef": coef}, str(rec.get("name") or code), ref, status, str(rec.get("note") or ""), spread, range_ref))
     return ParameterTable(table_id, "flux", "code", tuple(rows), references=references, path=path)
 
 

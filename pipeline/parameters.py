@@ -12,6 +12,11 @@ Kinds of table (:data:`KINDS`) declare their value columns and accepted units:
 - ``pools``: ``c_above, c_below, c_soil, c_dead``, carbon stock density, t C / ha (methods.md §4,
   InVEST's carbon pools).
 
+A row may give the uncertainty of a value ``v`` as a range, ``v_low`` and ``v_high`` (the value
+inside it), or as a standard deviation ``v_sd``, with ``range_ref`` naming its source. The
+risk Monte Carlo (:mod:`lucr.analysis.risk`) draws flux coefficients from them (triangular
+low-coef-high, or normal) before any assumed default.
+
 Built-in tables live in ``configs/parameters/<id>.yaml`` (schema in that folder's README).
 """
 
@@ -63,6 +68,8 @@ class ParameterRow:
     ref: str = ""
     status: str = "user"
     note: str = ""
+    spread: dict[str, tuple[str, float, float]] = field(default_factory=dict)  # column -> ("range", low, high) or ("sd", sd, sd)
+    range_ref: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,7 @@ class _RowBase(_Strict):
     ref: str = ""
     status: Literal["paper", "literature_default", "unverified", "user"] = "user"
     note: str = ""
+    range_ref: str = ""
 
 
 def _finite(value: float) -> float:
@@ -127,6 +135,7 @@ _ROW_MODELS = {
     kind: create_model(
         f"{kind.title()}Row", __base__=_RowBase, __validators__={"finite": field_validator(*spec.columns)(_finite)},
         **{c: (float, ...) for c in spec.columns},
+        **{f"{c}_{end}": (float | None, None) for c in spec.columns for end in ("low", "high", "sd")},
     )
     for kind, spec in KINDS.items()
 }
@@ -171,9 +180,35 @@ def build_table(doc: ParameterFile, path: str | None) -> ParameterTable:
         if doc.references and row.ref and row.ref not in doc.references and row.status != "user":
             raise CoefficientTableError(f"row {i} cites ref {row.ref!r}, which is not in 'references'", path=path, fix="add the reference or correct the id")
         values = {c: getattr(row, c) * factor for c in spec.columns}
-        rows.append(ParameterRow(key, values, row.name, row.ref, row.status, row.note))
+        spread = spreads({c: getattr(row, c) for c in spec.columns}, {f: getattr(row, f) for f in row.model_fields if f.endswith(("_low", "_high", "_sd"))}, factor, path, f"row {i}")
+        if row.range_ref and doc.references and row.range_ref not in doc.references:
+            raise CoefficientTableError(f"row {i} cites range_ref {row.range_ref!r}, which is not in 'references'", path=path, fix="add the reference or correct the id")
+        rows.append(ParameterRow(key, values, row.name, row.ref, row.status, row.note, spread, row.range_ref))
     refs = {k: v.citation for k, v in doc.references.items()}
     return ParameterTable(doc.table, doc.kind, doc.key, tuple(rows), doc.title, refs, path)
+
+
+def spreads(values: dict[str, float], bounds: dict[str, float | None], factor: float, path, where: str) -> dict[str, tuple[str, float, float]]:
+    """The uncertainty of each value from its ``_low``/``_high`` or ``_sd`` fields (table unit; x ``factor``
+    to the canonical unit). Both ends or neither, the value inside the range, sd > 0, not both forms."""
+    out = {}
+    for c, v in values.items():
+        low, high, sd = (bounds.get(f"{c}_{end}") for end in ("low", "high", "sd"))
+        if (low is None) != (high is None):
+            raise CoefficientTableError(f"{where}: {c}_low and {c}_high go together", path=path, fix=f"give both ends of the range of {c}, or neither")
+        if low is not None and sd is not None:
+            raise CoefficientTableError(f"{where}: {c} has both a range and a standard deviation", path=path, fix="keep one of them")
+        if low is not None:
+            if not all(math.isfinite(x) for x in (low, high)) or not low <= v <= high or low == high:
+                raise CoefficientTableError(f"{where}: the range [{low:g}, {high:g}] of {c} does not hold its value {v:g}", path=path,
+                                            fix=f"give {c}_low <= {c} <= {c}_high, with low < high")
+            lo, hi = sorted((low * factor, high * factor))
+            out[c] = ("range", lo, hi)
+        elif sd is not None:
+            if not (math.isfinite(sd) and sd > 0):
+                raise CoefficientTableError(f"{where}: {c}_sd must be a positive number (got {sd!r})", path=path, fix="give the standard deviation in the table's unit")
+            out[c] = ("sd", sd * abs(factor), sd * abs(factor))
+    return out
 
 
 def builtin_parameter_files() -> dict[str, Path]:

@@ -260,8 +260,14 @@ def _methods(heading: str) -> str:
         "Spatial type from LISA: HH aggregated risk, LL aggregated low risk, HL/LH transitional, not significant dispersed.",
         f"Balance and temporal types from Sen's slope and Mann-Kendall (alpha {d.trend_alpha:g}); long-term: {d.long_term_years} or more consecutive years over the threshold, or a significant rising trend.",
         "Risk index: exposure (log CBC), sensitivity (Sen's slope of the net over its mean), adaptive capacity (sink share), min-max normalised, equal and entropy weights.",
-        f"Uncertainty: {d.uncertainty.draws} Monte Carlo draws of the coefficients (triangular, half-widths by status: "
-        + ", ".join(f"{k} {v:.0%}" for k, v in d.uncertainty.relative.items()) + " — assumed, no source gives ranges), on the cross-tabs; 5/50/95 % and grade probabilities.",
+        f"Uncertainty: {d.uncertainty.draws} Monte Carlo draws of the class coefficients on the cross-tabs (no raster re-read): the range or standard "
+        "deviation of the coefficient table where it gives one (with its source; the forest range from Fang et al. 2007), else an assumed "
+        "half-width by status (" + ", ".join(f"{k} {v:.0%}" for k, v in d.uncertainty.relative.items()) + "), see range_source in the legend table; "
+        "5/50/95 % of source, sink, net and CBC, and the probability of each grade and of CBC >= 1 and >= 3.",
+        "Driver type from the transitions of the first -> last date: the category of the transitions that release most carbon (stock lost with "
+        "pools, else the change of the annual flux): urban expansion, industry/mining (where the legend names it), agricultural, natural "
+        "background (between natural classes, or no change), restoration (no transition released carbon).",
+        "The statistics route is graded on seed 003's CBC: human release / ecosystem fixation (not the land-cover CBC).",
     ]
     return f"<h2>{heading}</h2><ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in rules) + "</ul>"
 

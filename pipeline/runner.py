@@ -26,6 +26,7 @@ from rasterio.errors import RasterioIOError
 from lucr.area import fixed_point_scale_bits, from_fixed_point, row_cell_area_ha
 from lucr.chunk import ChunkLayers
 from lucr.analysis.risk import assess_levels as assess_risk
+from lucr.analysis.risk import coefficient_ranges
 from lucr.analysis.risk import output_stems as risk_stems
 from lucr.coefficient_notes import legend_table, say_sources, unverified_share
 from lucr.coefficients import CoefficientTable, load_table
@@ -45,7 +46,7 @@ from lucr.products.carbon_balance import style_entries
 from lucr.qgis_style import raster_qml
 from lucr.report_html import REPORT
 from lucr.report_html import write as write_report
-from lucr.units import express_in, renamed, summary_in
+from lucr.units import express_in, factor, renamed, summary_in
 from lucr.xlsx import WORKBOOK, write_workbook
 from lucr.inventory.allocation import allocated_name, finest_to_level
 from lucr.inventory.allocation import densities as allocation_densities
@@ -366,7 +367,8 @@ def run(
             if _allocates(cfg):
                 say("statistics route: totals onto their cells (second pass)")
                 _allocate(ctx, inventory, by_year, layers, staged, client)
-        legend = legend_table(table, cfg.output.units)
+        uncertain = cfg.risk is not None and cfg.risk.uncertainty is not None and bool(cfg.zones)
+        legend = legend_table(table, cfg.output.units, coefficient_ranges(table, cfg.risk.uncertainty, factor(cfg.output.units)) if uncertain else None)
         write_frame(legend, "legend", cfg.output.tables, staged.path, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
         if "xlsx" in cfg.output.tables:
             sheets = {z.output_stem() + ctx.suffix(y): r.tables[z.level] for y, r in by_year.items() for z in cfg.zones}

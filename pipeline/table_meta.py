@@ -49,6 +49,10 @@ _KNOWN = {
     "flux_raster_area_ha": ("area from the flux raster", "通量栅格覆盖面积", "area where the flux raster replaced the class coefficient", "ha"),
     "code": ("class code", "类别代码", "land-cover class code", ""),
     "coef_tc_per_ha": ("flux coefficient", "碳通量系数", "carbon flux density of the class (sources positive)", "t C / ha / yr"),
+    "coef_low_tc_per_ha": ("coefficient, low", "系数下限", "low end of the range the Monte Carlo draws the coefficient from", "t C / ha / yr"),
+    "coef_high_tc_per_ha": ("coefficient, high", "系数上限", "high end of that range (coef +/- 1.645 sd for a normal draw)", "t C / ha / yr"),
+    "coef_sd_tc_per_ha": ("coefficient, sd", "系数标准差", "standard deviation of a normal draw (empty: triangular low-coef-high)", "t C / ha / yr"),
+    "range_source": ("range source", "区间来源", "where the range comes from: the config, the coefficient table (with its source) or an assumed share by status", ""),
     "status": ("status", "来源状态", "provenance of the value: paper, literature_default, unverified or user", ""),
     "ref": ("reference", "参考文献", "source of the value", ""),
 }

@@ -237,3 +237,54 @@ def test_driver_types_on_constructed_transitions():
     # with pools, the stock lost decides: here the cropland conversion loses more stock than the urban one
     cc = pd.DataFrame({"unit_id": ["urban", "urban"], "class_from": [1, 1], "class_to": [3, 2], "year_from": 2000, "year_to": 2020, "carbon_tc": [-100.0, -900.0]})
     assert driver_types(t[t["unit_id"] == "urban"], classes, change_carbon=cc).iloc[0]["driver_type"] == "agricultural"
+
+
+def test_monte_carlo_normal_draws_against_the_normal_quantiles():
+    """A sink class with sd: K = A x N(0.6, 0.05) has 5 / 95 % at A (0.6 -/+ 1.645 x 0.05); the source fixed."""
+    areas = np.array([[100.0, 10.0]])
+    mc = risk.monte_carlo(areas, np.array([-0.6, 2.0]), np.array([-0.6, 2.0]), np.array([-0.6, 2.0]), draws=200_000, seed=3,
+                          breaks=risk.CBC_BREAKS, sd=np.array([0.05, np.nan]))
+    assert mc["sink_p5"][0] == pytest.approx(100 * (0.6 - 1.645 * 0.05), rel=2e-3)
+    assert mc["sink_p95"][0] == pytest.approx(100 * (0.6 + 1.645 * 0.05), rel=2e-3)
+    assert mc["source_p5"][0] == mc["source_p95"][0] == 20.0
+
+
+def test_coefficient_ranges_config_then_table_then_assumed(tmp_path):
+    from lucr.coefficients import load_table
+    from lucr.config import UncertaintyConfig
+
+    path = tmp_path / "flux.csv"
+    path.write_text("code,name,coef,ref,status,coef_low,coef_high,coef_sd,range_ref\n"
+                    "1,Forest,-0.644,seed,paper,-0.7,-0.5,,Fang 2007\n2,Crop,0.4,x,unverified,,,0.1,my survey\n3,Urban,50,y,unverified,,,,\n4,Water,-0.2,z,paper,,,,\n", encoding="utf-8")
+    table = load_table(path=path)
+    r = risk.coefficient_ranges(table, UncertaintyConfig(ranges={4: (-0.3, -0.1)})).set_index("code")
+    assert (r.at[1, "low"], r.at[1, "high"]) == (-0.7, -0.5) and r.at[1, "range_source"] == "table: range (Fang 2007)"
+    assert r.at[2, "sd"] == 0.1 and r.at[2, "range_source"] == "table: sd (my survey)"
+    assert (r.at[3, "low"], r.at[3, "high"]) == (25.0, 75.0) and r.at[3, "range_source"].startswith("assumed: +/-50%")
+    assert (r.at[4, "low"], r.at[4, "high"]) == (-0.3, -0.1) and r.at[4, "range_source"].startswith("config")
+
+
+@pytest.mark.parametrize("cells, message", [
+    ("-0.7,,", "go together"),
+    ("-0.6,-0.5,", "does not hold its value"),
+    ("-0.7,-0.5,0.1", "both a range and a standard deviation"),
+    (",,-0.1", "positive number"),
+])
+def test_bad_coefficient_ranges_are_refused(tmp_path, cells, message):
+    from lucr.coefficients import load_table
+    from lucr.errors import CoefficientTableError
+
+    path = tmp_path / "flux.csv"
+    path.write_text(f"code,name,coef,coef_low,coef_high,coef_sd\n1,Forest,-0.644,{cells}\n", encoding="utf-8")
+    with pytest.raises(CoefficientTableError, match=message) as err:
+        load_table(path=path)
+    assert "flux.csv" in str(err.value) and "class 1" in str(err.value)
+
+
+def test_builtin_forest_range_is_fangs(tmp_path):
+    """flux_seed001's forest row: 0.075 Pg C/yr over 116.5 or 142.8 Mha (Fang et al. 2007)."""
+    from lucr.coefficients import load_table
+
+    forest = next(c for c in load_table("igbp").classes if c.category == "forest")
+    assert forest.spread == ("range", -0.644, -0.525) and forest.range_ref == "fang2007"
+    assert -0.075e9 / 116.5e6 == pytest.approx(-0.644, abs=5e-4) and -0.075e9 / 142.8e6 == pytest.approx(-0.525, abs=5e-4)

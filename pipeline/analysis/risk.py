@@ -41,6 +41,7 @@ import pandas as pd
 log = logging.getLogger("lucr")
 
 CBC_BREAKS = (0.5, 1.0, 3.0, 10.0)
+NET_BREAKS = (-0.5, 0.0, 0.5, 2.0)  # net flux density, t C / ha / yr (lucr defaults; x 44/12 in t CO2)
 LABELS = ("strong sink", "weak sink", "moderate risk", "high risk", "severe risk")
 WARNING_LEVELS = ("none", "blue", "yellow", "orange", "red")
 
@@ -168,14 +169,22 @@ def indicators(frame: pd.DataFrame, classes, col) -> pd.DataFrame:
         }, index=frame.index)
 
 
-def monte_carlo(areas: np.ndarray, coefs: np.ndarray, low: np.ndarray, high: np.ndarray, draws: int, seed: int, breaks, thresholds=(1.0, 3.0)) -> dict[str, np.ndarray]:
+def draw_coefficients(coefs, low, high, sd, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """``(K, draws)`` coefficients: normal (coef, sd) where ``sd`` is finite, else triangular (low, coef, high), else fixed."""
+    sd = np.full(len(coefs), np.nan) if sd is None else np.asarray(sd, float)
+    return np.stack([rng.normal(m, s, draws) if np.isfinite(s) else rng.triangular(lo, m, hi, draws) if hi > lo else np.full(draws, m)
+                     for lo, m, hi, s in zip(low, coefs, high, sd)])
+
+
+def monte_carlo(areas: np.ndarray, coefs: np.ndarray, low: np.ndarray, high: np.ndarray, draws: int, seed: int, breaks, thresholds=(1.0, 3.0),
+                sd: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Percentiles of S, K, N, CBC per unit and the probability of each grade and of CBC >= each threshold.
 
-    ``areas``: (units, K) ha; coefficients drawn per class from a triangular distribution
-    (low, coef, high), the same draw for every unit (a coefficient is one number for all).
+    ``areas``: (units, K) ha; coefficients drawn per class from a normal distribution (coef, ``sd``)
+    where ``sd`` is finite, else a triangular one (low, coef, high); the same draw for every unit
+    (a coefficient is one number for all).
     """
-    rng = np.random.default_rng(seed)
-    c = np.stack([rng.triangular(lo, mode, hi, draws) if hi > lo else np.full(draws, mode) for lo, mode, hi in zip(low, coefs, high)])  # (K, draws)
+    c = draw_coefficients(coefs, low, high, sd, draws, np.random.default_rng(seed))  # (K, draws)
     s = areas @ np.maximum(c, 0.0)
     k = -(areas @ np.minimum(c, 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -232,7 +241,7 @@ def assess(frames: dict, level: str, table, cfg, units: str = "t C", lisa: pd.Da
     from lucr.units import factor, renamed
 
     long = zonal_indicators(frames, table.classes, units)
-    result, breaks_by_year = assess_indicators(long, level, cfg, lisa, renamed(cfg.indicator if cfg.indicator != "net_per_ha" else "net_tc_per_ha", units), drivers)
+    result, breaks_by_year = assess_indicators(long, level, cfg, lisa, renamed(cfg.indicator if cfg.indicator != "net_per_ha" else "net_tc_per_ha", units), drivers, factor(units))
     if cfg.uncertainty is not None:
         result.table = _with_uncertainty(result.table, frames, table, cfg, factor(units), breaks_by_year)
     return result
@@ -251,12 +260,13 @@ def assess_statistics(frame: pd.DataFrame, level: str, cfg) -> RiskResult:
 
 
 def assess_indicators(long: pd.DataFrame, level: str, cfg, lisa: pd.DataFrame | None, lisa_variable: str | None,
-                      drivers: pd.DataFrame | str | None) -> tuple[RiskResult, dict]:
+                      drivers: pd.DataFrame | str | None, to_units: float = 1.0) -> tuple[RiskResult, dict]:
     """Grades, types, composite index and warnings of the unit-year indicators ``long``; and the breaks of
-    each year. ``drivers``: :func:`driver_types`, or why there are none (said in ``driver_type``)."""
+    each year. ``drivers``: :func:`driver_types`, or why there are none (said in ``driver_type``);
+    ``to_units``: t C -> output unit, for the default net-per-ha breaks."""
     years = list(dict.fromkeys(long["year"]))
     at = lambda y: long["year"].isna() if y is None else long["year"] == y  # noqa: E731  (an undated raster: year None)
-    fixed = cfg.breaks or (CBC_BREAKS if cfg.indicator == "cbc" else (-0.5, 0.0, 0.5, 2.0))
+    fixed = cfg.breaks or (CBC_BREAKS if cfg.indicator == "cbc" else tuple(b * to_units for b in NET_BREAKS))
     base = cfg.base_year if cfg.base_year is not None else years[0]
     k = len(cfg.labels)
     if cfg.scheme == "fixed" or cfg.freeze:
@@ -391,19 +401,37 @@ def _crossing(long: pd.DataFrame, cfg, threshold: float) -> tuple[pd.DataFrame, 
     return out, forecast
 
 
+def coefficient_ranges(table, u, to_units: float = 1.0) -> pd.DataFrame:
+    """The distribution each class's coefficient is drawn from, and where it comes from, in this order:
+    the config's ``uncertainty.ranges`` (by code), the coefficient table's range or standard deviation
+    (``coef_low``/``coef_high``, ``coef_sd``, with ``range_ref``), else coef x (1 -/+ r) with r the
+    assumed half-width of the coefficient's status (``uncertainty.relative``). Output unit per ha."""
+    rows = []
+    for c in table.classes:
+        coef = c.coef * to_units
+        if c.code in u.ranges:
+            lo, hi = sorted(v * to_units for v in u.ranges[c.code])
+            rows.append((c.code, coef, lo, hi, np.nan, "config (uncertainty.ranges)"))
+        elif c.spread is not None and c.spread[0] == "sd":
+            sd = c.spread[1] * abs(to_units)
+            rows.append((c.code, coef, coef - 1.645 * sd, coef + 1.645 * sd, sd, f"table: sd ({table.references.get(c.range_ref, c.range_ref) or 'no source given'})"))
+        elif c.spread is not None:
+            lo, hi = sorted((c.spread[1] * to_units, c.spread[2] * to_units))
+            rows.append((c.code, coef, lo, hi, np.nan, f"table: range ({table.references.get(c.range_ref, c.range_ref) or 'no source given'})"))
+        else:
+            r = u.relative.get(c.status, 0.3)
+            lo, hi = sorted((coef * (1 - r), coef * (1 + r)))
+            rows.append((c.code, coef, lo, hi, np.nan, f"assumed: +/-{r:.0%} ({c.status})"))
+    return pd.DataFrame(rows, columns=["code", "coef", "low", "high", "sd", "range_source"])
+
+
 def _with_uncertainty(long: pd.DataFrame, frames: dict, table, cfg, to_units: float, breaks_by_year: dict) -> pd.DataFrame:
     u = cfg.uncertainty
-    coefs = np.array([c.coef for c in table.classes]) * to_units
-    rel = np.array([u.relative.get(c.status, 0.3) for c in table.classes])
-    a, b = coefs * (1 - rel), coefs * (1 + rel)
-    low, high = np.minimum(a, b), np.maximum(a, b)
-    for code, (lo, hi) in u.ranges.items():
-        j = [c.code for c in table.classes].index(int(code))
-        low[j], high[j] = lo * to_units, hi * to_units
+    ranges = coefficient_ranges(table, u, to_units)
     parts = []
     for year, frame in frames.items():
         areas = np.stack([frame[f"area_ha_class_{c.code}"].to_numpy(float) for c in table.classes], axis=1)
-        mc = monte_carlo(areas, coefs, low, high, u.draws, u.seed, breaks_by_year[year])
+        mc = monte_carlo(areas, ranges["coef"].to_numpy(), ranges["low"].to_numpy(), ranges["high"].to_numpy(), u.draws, u.seed, breaks_by_year[year], sd=ranges["sd"].to_numpy())
         parts.append(pd.DataFrame({"unit_id": frame["unit_id"].to_numpy(), "year": year, **mc}))
     return long.merge(pd.concat(parts, ignore_index=True), on=["unit_id", "year"], how="left")
 

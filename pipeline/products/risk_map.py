@@ -20,7 +20,6 @@ from lucr.products.base import MapProduct, RunContext
 from lucr.products.carbon_balance import inside_units
 from lucr.units import factor
 
-NET_BREAKS = (-0.5, 0.0, 0.5, 2.0)
 COLOURS = ((166, 166, 166, 0), (26, 152, 80, 255), (145, 207, 96, 255), (254, 224, 139, 255), (252, 141, 89, 255), (215, 48, 39, 255))
 
 
@@ -30,19 +29,15 @@ def class_grades(ctx: RunContext) -> tuple[np.ndarray, np.ndarray | None, tuple[
 
     cfg = ctx.config.risk
     to_units = factor(ctx.config.output.units)
-    breaks = tuple(cfg.breaks) if (cfg.breaks and cfg.indicator == "net_per_ha") else tuple(b * to_units for b in NET_BREAKS)
+    breaks = tuple(cfg.breaks) if (cfg.breaks and cfg.indicator == "net_per_ha") else tuple(b * to_units for b in risk.NET_BREAKS)
     coefs = np.array([c.coef for c in ctx.table.classes]) * to_units
     grades = risk.grade(coefs, breaks)
     if cfg.uncertainty is None:
         return grades, None, breaks
     u = cfg.uncertainty
     rng = np.random.default_rng(u.seed)
-    rel = np.array([u.relative.get(c.status, 0.3) for c in ctx.table.classes])
-    low, high = np.minimum(coefs * (1 - rel), coefs * (1 + rel)), np.maximum(coefs * (1 - rel), coefs * (1 + rel))
-    for code, (lo, hi) in u.ranges.items():
-        j = [c.code for c in ctx.table.classes].index(int(code))
-        low[j], high[j] = lo * to_units, hi * to_units
-    draws = np.stack([rng.triangular(lo, m, hi, u.draws) if hi > lo else np.full(u.draws, m) for lo, m, hi in zip(low, coefs, high)])
+    r = risk.coefficient_ranges(ctx.table, u, to_units)  # the same distributions as the units' Monte Carlo
+    draws = risk.draw_coefficients(r["coef"].to_numpy(), r["low"].to_numpy(), r["high"].to_numpy(), r["sd"].to_numpy(), u.draws, rng)
     keep = (risk.grade(draws, breaks) == grades[:, None]).mean(axis=1)
     return grades, np.round(100 * keep).astype(np.uint8), breaks
 
