@@ -138,12 +138,26 @@ def run(
 
 
 @app.command()
-def validate(config: Path = typer.Argument(..., help="YAML run config to check")) -> None:
-    """Check inputs, CRSs, legends and polygon overlaps without computing."""
+def validate(config: Path = typer.Argument(..., help="YAML run config to check, or an output folder to check against the declared outputs")) -> None:
+    """Check inputs, CRSs, legends and polygon overlaps without computing; or check that every
+    file and column of an output folder is a declared output (lucr.outputs_spec)."""
     from lucr.config import load_config
     from lucr.validate import validate_config
 
     _setup_logging(quiet=False)
+    if config.is_dir():
+        from lucr.outputs_spec import check_folder
+
+        found = check_folder(config)
+        for name in found.undeclared_files:
+            out.print(f"  [red]undeclared file:[/] {name}")
+        for name, columns in found.undeclared_columns.items():
+            out.print(f"  [red]undeclared column(s) in {name}:[/] {', '.join(columns)}")
+        if not found.ok:
+            out.print(f"[red]{config}: outputs not in lucr's declaration[/] (pipeline/outputs_spec.py; files a user added are listed too)")
+            raise typer.Exit(1)
+        out.print(f"[green]{len(found.files)} files, all declared outputs[/] ({len(set(found.files.values()))} kinds)")
+        return
     report = validate_config(load_config(config))
     for line in report.notes:
         out.print(f"  {line}")

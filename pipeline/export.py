@@ -528,7 +528,7 @@ def write_frame(
     """
     from lucr.table_meta import describe
 
-    described = describe(frame.columns, classes=classes, lang=lang)
+    described = describe(frame.columns, classes=classes, lang=lang, stem=stem)
     for fmt in formats:
         if fmt == "xlsx":
             continue

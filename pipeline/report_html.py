@@ -74,6 +74,7 @@ def build(folder: str | Path, levels: list[str] | None = None, lang: str = "en")
     from the manifest; ``lang``: en or zh headings and headline; figures and column names stay English).
     A statistics-only run (no land cover) gets the statistics route's headline and risk."""
     from lucr.i18n import text
+    from lucr.outputs_spec import describe_files
     from lucr.report import headline
 
     t_ = lambda key, **kw: html.escape(text(key, lang, **kw))  # noqa: E731
@@ -118,6 +119,11 @@ def build(folder: str | Path, levels: list[str] | None = None, lang: str = "en")
         body.append(f"<h2>{t_('r_coefs')}</h2><p>{t_('r_coef_note')}</p>" + _table(pd.DataFrame(flagged), digits=4))
     body.append(f"<h2>{t_('r_warnings')}</h2>" + ("<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>" if warnings else f"<p>{t_('r_none')}</p>"))
     body.append(_methods(t_("r_methods")))
+    files = record.get("outputs") or sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    described = describe_files(files)
+    if described:
+        body.append("<h2>Files of this run</h2>" + _table(pd.DataFrame(described, columns=["output", "content", "files"]))
+                    + "<p class='sub'>Columns, units and meanings: docs/output_columns.md, and the column descriptions inside each GeoPackage and Parquet file.</p>")
     if record:
         inputs = pd.DataFrame(record.get("inputs", []))
         body.append(f"<h2>{t_('r_provenance')}</h2>" + (_table(inputs[[c for c in ("path", "bytes", "sha256") if c in inputs]]) if len(inputs) else "")

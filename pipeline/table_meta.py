@@ -31,36 +31,50 @@ class ColumnInfo:
     unit: str
 
 
-# column -> (English title, Chinese title, description, unit); carbon columns in t C, renamed by lucr.units
-_KNOWN = {
-    "unit_id": ("unit id", "单元代码", "id of the admin unit (from the polygon layer)", ""),
-    "name": ("name", "名称", "name of the admin unit", ""),
-    "parent_id": ("parent id", "上级单元代码", "id of the enclosing unit one level up", ""),
-    "level": ("level", "级别", "admin level of the unit", ""),
-    "year": ("year", "年份", "year of the land cover", ""),
-    "area_ha": ("area", "面积", "area of the unit on the grid plus its part outside the grid (true cell areas)", "ha"),
-    "valid_fraction": ("share with data", "有效数据比例", "share of the unit's area with land-cover data", "1"),
-    "source_tc": ("carbon source", "碳源", "carbon released by the source classes (cropland, built-up)", "t C / yr"),
-    "sink_tc": ("carbon sink", "碳汇", "carbon fixed by the sink classes (negative)", "t C / yr"),
-    "net_tc": ("net carbon emission", "净碳排放", "source + sink (positive: the unit is a net source)", "t C / yr"),
-    "net_tc_per_ha": ("net emission per ha", "单位面积净碳排放", "net carbon emission per hectare with data", "t C / ha / yr"),
-    "cbc": ("carbon balance coefficient", "碳收支系数", "source / |sink| (> 1: the unit emits more than its ecosystems fix)", "1"),
-    "polygon_area_ha": ("polygon area", "多边形面积", "ellipsoidal area of the unit's polygon", "ha"),
-    "flux_raster_area_ha": ("area from the flux raster", "通量栅格覆盖面积", "area where the flux raster replaced the class coefficient", "ha"),
-    "code": ("class code", "类别代码", "land-cover class code", ""),
-    "coef_tc_per_ha": ("flux coefficient", "碳通量系数", "carbon flux density of the class (sources positive)", "t C / ha / yr"),
-    "coef_low_tc_per_ha": ("coefficient, low", "系数下限", "low end of the range the Monte Carlo draws the coefficient from", "t C / ha / yr"),
-    "coef_high_tc_per_ha": ("coefficient, high", "系数上限", "high end of that range (coef +/- 1.645 sd for a normal draw)", "t C / ha / yr"),
-    "coef_sd_tc_per_ha": ("coefficient, sd", "系数标准差", "standard deviation of a normal draw (empty: triangular low-coef-high)", "t C / ha / yr"),
-    "range_source": ("range source", "区间来源", "where the range comes from: the config, the coefficient table (with its source) or an assumed share by status", ""),
-    "status": ("status", "来源状态", "provenance of the value: paper, literature_default, unverified or user", ""),
-    "ref": ("reference", "参考文献", "source of the value", ""),
+# column -> (English title, Chinese title); descriptions and units come from lucr.outputs_spec (one declaration)
+_TITLES = {
+    "unit_id": ("unit id", "单元代码"),
+    "name": ("name", "名称"),
+    "parent_id": ("parent id", "上级单元代码"),
+    "level": ("level", "级别"),
+    "year": ("year", "年份"),
+    "area_ha": ("area", "面积"),
+    "valid_fraction": ("share with data", "有效数据比例"),
+    "source_tc": ("carbon source", "碳源"),
+    "sink_tc": ("carbon sink", "碳汇"),
+    "net_tc": ("net carbon emission", "净碳排放"),
+    "net_tc_per_ha": ("net emission per ha", "单位面积净碳排放"),
+    "cbc": ("carbon balance coefficient", "碳收支系数"),
+    "polygon_area_ha": ("polygon area", "多边形面积"),
+    "flux_raster_area_ha": ("area from the flux raster", "通量栅格覆盖面积"),
+    "code": ("class code", "类别代码"),
+    "coef_tc_per_ha": ("flux coefficient", "碳通量系数"),
+    "coef_low_tc_per_ha": ("coefficient, low", "系数下限"),
+    "coef_high_tc_per_ha": ("coefficient, high", "系数上限"),
+    "coef_sd_tc_per_ha": ("coefficient, sd", "系数标准差"),
+    "range_source": ("range source", "区间来源"),
+    "status": ("status", "来源状态"),
+    "ref": ("reference", "参考文献"),
+    "obc": ("oxygen balance coefficient", "氧收支系数"),
+    "grade": ("risk grade", "风险等级"),
+    "grade_label": ("risk grade label", "风险等级名称"),
+    "balance_type": ("balance type", "失衡类型"),
+    "spatial_type": ("spatial type", "空间类型"),
+    "temporal_type": ("temporal type", "时间类型"),
+    "driver_type": ("driver type", "驱动类型"),
+    "warning": ("early warning", "预警"),
+    "crossing_year": ("forecast crossing year", "预测越限年份"),
+    "assessment": ("grade - type - effect", "等级-类型-效应"),
 }
 _CLASS_AREA = re.compile(r"^area_ha_class_(-?\d+)$")
 
 
-def describe(columns, *, classes=None, lang: str = "en") -> dict[str, ColumnInfo]:
-    """Title, description and unit of each column (``classes``: the coefficient table, naming class columns)."""
+def describe(columns, *, classes=None, lang: str = "en", stem: str | None = None) -> dict[str, ColumnInfo]:
+    """Title, description and unit of each column: descriptions and units as declared in
+    :mod:`lucr.outputs_spec` (of the table ``stem`` where given), titles in English or Chinese
+    (``classes``: the coefficient table, naming class columns)."""
+    from lucr.outputs_spec import column_info
+
     names = {c.code: c.name for c in classes.classes} if classes is not None else {}
     out = {}
     for col in columns:
@@ -68,15 +82,13 @@ def describe(columns, *, classes=None, lang: str = "en") -> dict[str, ColumnInfo
             continue
         base = re.sub(r"(?<![a-z0-9])tco2(?![a-z0-9])", "tc", col)
         co2 = base != col
-        if base in _KNOWN:
-            en, zh, description, unit = _KNOWN[base]
-        elif (m := _CLASS_AREA.match(col)) is not None:
+        declared = column_info(base, stem)
+        description, unit = (declared.description, declared.unit) if declared is not None else ("", "t C" if is_carbon(base) else "")
+        en, zh = _TITLES.get(base, (col, col))
+        if (m := _CLASS_AREA.match(col)) is not None:
             code = int(m.group(1))
             label = names.get(code, f"class {code}")
-            en, zh, description, unit = f"{label} ({code})", f"{label}（{code}）", f"area of land-cover class {code} ({label})", "ha"
-        else:
-            en = zh = col
-            description, unit = "", ("t C" if is_carbon(base) else "")
+            en, zh, description = f"{label} ({code})", f"{label}（{code}）", f"area of land-cover class {code} ({label})"
         if co2:
             unit = unit.replace("t C", "t CO2")
             description += " (t CO2 = t C x 44/12)"

@@ -50,7 +50,7 @@ def write_workbook(path: Path, sheets: dict[str, pd.DataFrame], *, classes=None,
 
     for stem, frame in sheets.items():
         frame = pd.DataFrame(frame.drop(columns=[c for c in frame.columns if c == "geometry"]))
-        info = describe(frame.columns, classes=classes, lang=lang)
+        info = describe(frame.columns, classes=classes, lang=lang, stem=stem)
         sheet = book.create_sheet(sheet_name(stem, taken))
         sheet.freeze_panes = "A4"
         for row, font in (([str(c) for c in frame.columns], bold), ([info[c].title if c in info else c for c in frame.columns], None),

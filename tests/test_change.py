@@ -286,3 +286,11 @@ def test_bad_scenarios_are_refused(tmp_path, scenarios, years, fragment):
         run(_plum_cfg(tmp_path, scenarios, years), out_dir=out)
     assert fragment in str(err.value), str(err.value)
     assert not out.exists() or not [p for p in out.iterdir() if not p.name.startswith(".")]
+
+
+def test_plum_island_writes_only_declared_outputs(plum):
+    from lucr.outputs_spec import check_folder
+
+    check = check_folder(plum.out_dir)
+    assert check.ok, (check.undeclared_files, check.undeclared_columns)
+    assert {"transitions", "change_carbon", "sequestration_map", "analysis_gravity_track", "risk"} <= set(check.files.values())

@@ -69,6 +69,9 @@ def test_guizhou_risk_from_the_statistics_cbc(guizhou):
     assert last["driver_type"] == "n/a (statistics)"
     forecast = pd.read_csv(out / "risk_inventory_forecast.csv", dtype={"unit_id": str}, encoding="utf-8-sig")
     assert forecast.query("method == 'ensemble' and kind == 'forecast'")["year"].max() == 2030
+    from lucr.outputs_spec import check_folder
+
+    assert check_folder(out).ok
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "Risk from the statistics" in page and "series and forecasts" in page and "贵州省" in page
 

@@ -1,0 +1,71 @@
+"""The one declaration of the outputs: every file and column a run writes is declared, and the
+documentation generated from it is in sync."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lucr import outputs_spec
+from lucr.table_meta import describe
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_sample_run_writes_only_declared_files_and_columns(exact_run):
+    check = outputs_spec.check_folder(exact_run.out_dir)
+    assert check.ok, (check.undeclared_files, check.undeclared_columns)
+    kinds = set(check.files.values())
+    assert {"zonal", "risk", "risk_breaks", "legend", "carbon_balance", "risk_grade", "report", "run_record", "analysis_lisa"} <= kinds
+
+
+def test_an_undeclared_file_or_column_is_reported(exact_run, tmp_path):
+    folder = tmp_path / "out"
+    shutil.copytree(exact_run.out_dir, folder)
+    (folder / "notes.txt").write_text("mine", encoding="utf-8")
+    frame = pd.read_csv(folder / "zonal_provinces.csv", encoding="utf-8-sig")
+    frame.assign(my_column=1).to_csv(folder / "zonal_provinces.csv", index=False)
+    check = outputs_spec.check_folder(folder)
+    assert check.undeclared_files == ["notes.txt"] and check.undeclared_columns == {"zonal_provinces.csv": ["my_column"]}
+    cli = subprocess.run([sys.executable, "-m", "lucr.cli", "validate", str(folder)], capture_output=True, text=True, env={"COLUMNS": "200", "PATH": ""})
+    assert cli.returncode == 1 and "undeclared file: notes.txt" in cli.stdout and "my_column" in cli.stdout
+    ok = subprocess.run([sys.executable, "-m", "lucr.cli", "validate", str(exact_run.out_dir)], capture_output=True, text=True, env={"COLUMNS": "200", "PATH": ""})
+    assert ok.returncode == 0 and "all declared outputs" in ok.stdout
+
+
+def test_file_names_map_to_their_outputs():
+    cases = {
+        "zonal_provinces.csv": "zonal", "zonal_provinces_2019.gpkg": "zonal", "zonal_cities_by_year.parquet": "zonal_by_year",
+        "risk_provinces.gpkg": "risk", "risk_provinces_breaks.csv": "risk_breaks", "risk_inventory_forecast.csv": "risk_forecast",
+        "risk_grade_2019.tif": "risk_grade", "carbon_balance.qml": "carbon_balance_style", "transitions_1985_1991.tif": "transitions_map",
+        "transitions_counties.csv": "transitions", "analysis_cities_gravity_track.gpkg": "analysis_gravity_track",
+        "analysis_cities_gravity.gpkg": "analysis_gravity", "inventory_provinces_eco_land_demand.csv": "inventory_demand", "inventory.csv": "inventory",
+    }
+    assert {name: outputs_spec.output_of(name).id for name in cases} == cases
+    assert outputs_spec.output_of("zonal_provinces.xyz") is None
+
+
+def test_file_metadata_reads_the_declaration():
+    """Descriptions and units in the files come from the declaration (also for t CO2 columns)."""
+    info = describe(["net_tco2", "driver_type", "p_grade_3"], stem="risk_provinces")
+    declared = outputs_spec.column_info("net_tc", "risk_provinces")
+    assert info["net_tco2"].unit == "t CO2 / yr" and info["net_tco2"].description.startswith(declared.description)
+    assert info["driver_type"].description == outputs_spec.column_info("driver_type").description
+    assert "grade 3" in info["p_grade_3"].description
+
+
+@pytest.mark.parametrize("doc, section", [*outputs_spec.DOC_BLOCKS.items()])
+def test_generated_blocks_of_the_docs_are_in_sync(doc, section):
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    assert outputs_spec.marker(section)[0] in text, f"{doc} lacks its generated block"
+    assert outputs_spec.synced(text, section) == text, f"{doc} is out of date: run python -m lucr.outputs_spec write-docs"
+
+
+def test_column_reference_is_in_sync():
+    assert (ROOT / outputs_spec.COLUMNS_DOC).read_text(encoding="utf-8") == outputs_spec.markdown("columns"), \
+        "docs/output_columns.md is out of date: run python -m lucr.outputs_spec write-docs"
