@@ -1,4 +1,4 @@
-"""Land-use carbon risk per unit and year (methods.md §7, seed 000): indicators, grades,
+"""Land-use carbon risk per unit and year (docs/methods.md §12; digest §7, seed 000): indicators, grades,
 types, early warning and their uncertainty.
 
 Seed 000 names the concepts and gives no numbers: every threshold, weight and window here
