@@ -276,6 +276,16 @@ class DemandConfig(_Strict):
     share: float = Field(1 / 3, gt=0, le=1, description="share of the human release ecosystems should fix (seed 003: 1/3)")
 
 
+class AllocationWeightsConfig(_Strict):
+    """A covariate raster weighting the allocation of the statistical totals onto cells (methods.md §11)."""
+
+    path: Path = Field(description="raster of relative weights per cell (population density, night-light radiance); any grid and CRS")
+    band: int = Field(1, ge=1)
+    resampling: Literal["average", "bilinear", "nearest", "cubic"] = Field(
+        "average", description="how a raster on another grid is resampled onto the land-cover grid (GDAL warp; average keeps a density's mean)",
+    )
+
+
 class StatisticsConfig(_Strict):
     """The statistics route (methods.md §2, §5): a per-unit, per-year table of statistics or component totals."""
 
@@ -291,6 +301,7 @@ class StatisticsConfig(_Strict):
     demand: DemandConfig | None = Field(DemandConfig(), description="ecological-land demand for a target year (needs >= 4 years to forecast)")
     output: str = Field("inventory", description="stem of the output tables (inventory_<level>s or inventory)")
     allocate: bool = Field(True, description="with a raster and 'level': write the totals onto the cells of their category (inventory_allocated.tif, a second pass)")
+    weights: AllocationWeightsConfig | None = Field(None, description="a covariate raster weighting the allocation; default: area-weighted")
     year_policy: Literal["nearest", "error"] = Field(
         "nearest", description="a statistics year that is not a land-cover year of the run: use the nearest land-cover year (said), or stop",
     )
@@ -456,6 +467,7 @@ def parse_config(data: dict[str, Any], base_dir: Path, source: Path | None = Non
     )
     statistics = None if cfg.statistics is None else cfg.statistics.model_copy(update={
         "path": _resolve(cfg.statistics.path, base_dir),
+        "weights": None if cfg.statistics.weights is None else cfg.statistics.weights.model_copy(update={"path": _resolve(cfg.statistics.weights.path, base_dir)}),
         **{k: str(_resolve(Path(getattr(cfg.statistics, k)), base_dir)) for k in ("factors", "carbon_oxygen") if Path(getattr(cfg.statistics, k)).suffix},
     })
     zones = [z.model_copy(update={"path": _resolve(z.path, base_dir)}) for z in cfg.zones]

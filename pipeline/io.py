@@ -159,6 +159,29 @@ def open_value_raster(path: str | Path, grid: Grid, chunks: tuple, *, band: int 
     return ValueRaster(values=data.isel(band=band - 1, drop=True), nodata=None if nodata is None else float(nodata), path=path)
 
 
+def open_weight_raster(path: str | Path, grid: Grid, chunks: tuple, *, band: int, resampling: str, what: str, key: str) -> ValueRaster:
+    """Open a covariate raster on the land-cover ``grid``: as it is when it lies on the grid, else
+    warped onto it (GDAL's warper through a ``WarpedVRT``: ``resampling``, float64, the source's
+    nodata as NaN; read chunk by chunk like the land cover, no copy on disk)."""
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    path = Path(path)
+    profile = raster_profile(path, band, what=what, key=key, dtypes=None)
+    other = Grid(profile["height"], profile["width"], profile["transform"], profile["crs"])
+    if (other.shape, other.transform, other.crs) == (grid.shape, grid.transform, grid.crs):
+        return open_value_raster(path, grid, chunks, band=band, what=what, key=key)
+    if other.crs is None:
+        raise InputFileError(f"the {what} has no CRS, so it cannot be resampled onto the land cover", path=path, fix="assign its CRS (gdal_edit.py -a_srs EPSG:xxxx)")
+    log.info("%s %s: on another grid (%s), warped onto the land-cover grid (%s resampling)", what, path.name, other.crs.to_string(), resampling)
+    with rasterio.open(path) as src, WarpedVRT(
+        src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height, resampling=Resampling[resampling],
+        dtype="float64", src_nodata=profile.get("nodata"), nodata=np.nan,
+    ) as vrt:
+        data = rioxarray.open_rasterio(vrt, chunks={"band": 1, "y": chunks[0], "x": chunks[1]}, lock=False, cache=False)
+    return ValueRaster(values=data.isel(band=band - 1, drop=True), nodata=None, path=path)
+
+
 def open_landcover(path: str | Path, chunks: int = 2048, band: int | None = None, year: int | None = None) -> LandCover:
     """Open a land-cover raster (GeoTIFF, COG or VRT) as a chunked, lazy ``DataArray``.
 

@@ -48,7 +48,7 @@ from lucr.report_html import REPORT
 from lucr.report_html import write as write_report
 from lucr.units import express_in, factor, renamed, summary_in
 from lucr.xlsx import WORKBOOK, write_workbook
-from lucr.inventory.allocation import allocated_name, finest_to_level
+from lucr.inventory.allocation import allocated_name, finest_to_level, level_sums
 from lucr.inventory.allocation import densities as allocation_densities
 from lucr.inventory.allocation import product as allocation_product
 from lucr.inventory.outputs import output_names as inventory_output_names
@@ -56,10 +56,10 @@ from lucr.inventory.outputs import statistics_only
 from lucr.inventory.outputs import write as write_inventory
 from lucr.inventory.stage import output_stems as inventory_stems
 from lucr.inventory.stage import run_statistics
-from lucr.io import LandCover, ValueRaster, ZoneLayer, check_nesting, check_same_grid, no_data_error, open_landcover, open_value_raster, read_zone_layer
+from lucr.io import LandCover, ValueRaster, ZoneLayer, check_nesting, check_same_grid, no_data_error, open_landcover, open_value_raster, open_weight_raster, read_zone_layer
 from lucr.products.base import MapProduct, RunContext
 from lucr.products.registry import declared_maps, declared_reductions
-from lucr.products.raster_sums import flux_name
+from lucr.products.raster_sums import flux_name, weights_name
 from lucr.products.zone_class_area import reduction_name
 from lucr.sweep import PassSources, Sweep
 from lucr.sweep import compute as compute_pass
@@ -366,7 +366,7 @@ def run(
                 risks["statistics"] = statistics_risk
             if _allocates(cfg):
                 say("statistics route: totals onto their cells (second pass)")
-                _allocate(ctx, inventory, by_year, layers, staged, client)
+                _allocate(ctx, inventory, by_year, layers, staged, client, totals)
         uncertain = cfg.risk is not None and cfg.risk.uncertainty is not None and bool(cfg.zones)
         legend = legend_table(table, cfg.output.units, coefficient_ranges(table, cfg.risk.uncertainty, factor(cfg.output.units)) if uncertain else None)
         write_frame(legend, "legend", cfg.output.tables, staged.path, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
@@ -395,9 +395,9 @@ def _allocates(cfg: RunConfig) -> bool:
     return cfg.statistics is not None and cfg.statistics.allocate and cfg.statistics.level is not None and cfg.landcover is not None
 
 
-def _allocate(ctx: RunContext, inventory, by_year: dict, layers, staged: StagedOutputs, client) -> None:
+def _allocate(ctx: RunContext, inventory, by_year: dict, layers, staged: StagedOutputs, client, totals: dict) -> None:
     """Write each date's allocated density map. A SECOND PASS over the land cover, for a reason:
-    the densities are totals over the areas the first pass measured (lucr.inventory.allocation)."""
+    the densities are totals over the areas (or covariate sums) the first pass measured (lucr.inventory.allocation)."""
     level = ctx.config.statistics.level
     frame = pd.DataFrame(inventory.tables[inventory_stems(ctx.config)[0]]).set_index(["unit_id", "year"])
     years = sorted(frame.index.get_level_values("year").unique())
@@ -406,9 +406,11 @@ def _allocate(ctx: RunContext, inventory, by_year: dict, layers, staged: StagedO
     for lc in ctx.dates:
         year = min(years, key=lambda y: abs(y - lc.year)) if lc.year is not None else years[-1]
         zonal = by_year[lc.year].tables[level]
-        dens, unallocated = allocation_densities(frame.xs(year, level="year"), zonal, ctx.table)
-        maps.append(allocation_product(ctx, lc.year, dens, finest_rows, ctx.suffix(lc.year)))
-        summary[str(lc.year)] = {"statistics_year": int(year), "unallocated_tc": unallocated}
+        sums = totals.get(weights_name(lc.year))
+        weight_sums = level_sums(sums.pos[:, : ctx.table.n_classes], finest_rows, len(zonal)) if sums is not None else None
+        dens, weighted, unallocated = allocation_densities(frame.xs(year, level="year"), zonal, ctx.table, weight_sums)
+        maps.append(allocation_product(ctx, lc.year, dens, finest_rows, ctx.suffix(lc.year), weighted))
+        summary[str(lc.year)] = {"statistics_year": int(year), "weights": "area" if sums is None else str(ctx.config.statistics.weights.path.name), "unallocated_tc": unallocated}
     _single_pass(ctx, maps, [], staged, client, None)
     inventory.summary["allocation"] = summary
 
@@ -481,6 +483,9 @@ def _value_rasters(cfg: RunConfig, series: list[LandCover]) -> dict[str, ValueRa
             rasters[f"stock_{year}"] = open_value_raster(path, grid, chunks, what="stock raster", key=f"change.stock_raster.{year}")
     elif stock is not None:
         rasters["stock"] = open_value_raster(stock, grid, chunks, what="stock raster", key="change.stock_raster")
+    weights = cfg.statistics.weights if _allocates(cfg) else None
+    if weights is not None:
+        rasters["weights"] = open_weight_raster(weights.path, grid, chunks, band=weights.band, resampling=weights.resampling, what="allocation weight raster", key="statistics.weights.path")
     return rasters
 
 

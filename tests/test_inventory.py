@@ -230,6 +230,80 @@ def test_allocation_conserves_every_unit_total(tmp_path):
     assert np.isnan(dens[0][~np.isin(city_index, [i for i, p in province_of.items() if p in ("520000", "530000")])]).all()
 
 
+def test_covariate_weighted_allocation_on_another_grid(tmp_path, caplog):
+    """A weight raster at twice the resolution (constant within each land-cover cell, so GDAL's
+    average resampling gives it back exactly; 0 and nodata patches): each cell of a unit's category
+    gets T w / sum(w a); the unit's cells add up to its total (1e-9); zero or no-data weight: 0."""
+    import geopandas as gpd
+    import rasterio
+    from rasterio.features import rasterize
+    from rasterio.transform import Affine
+
+    from lucr.area import row_cell_area_ha
+    from lucr.grid import Grid
+    from tests.conftest import SAMPLE_CITIES
+
+    with rasterio.open(SAMPLE_RASTER) as src:
+        t, crs, shape = src.transform, src.crs, (src.height, src.width)
+    rows, cols = np.indices(shape)
+    coarse = (1.0 + rows % 7 + (cols % 5) * 0.5).astype(np.float32)
+    coarse[540:560, 640:700] = 0.0  # a patch of zero weight
+    coarse[560:580, 640:700] = -9999.0  # and of no data
+    fine = np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)
+    weights = tmp_path / "weights_fine.tif"
+    with rasterio.open(weights, "w", driver="GTiff", height=fine.shape[0], width=fine.shape[1], count=1, dtype="float32", crs=crs,
+                       transform=t @ Affine.scale(0.5), nodata=-9999.0, tiled=True) as dst:
+        dst.write(fine, 1)
+    stats = tmp_path / "s.csv"
+    stats.write_text("adcode,year,energy_use [万吨标准煤],fertiliser [万吨],yield_rice [万吨]\n520000,2019,10650,82.1,422\n530000,2019,12000,200,520\n")
+    cfg = parse_config({
+        "landcover": {"path": str(SAMPLE_RASTER), "year": 2019}, "legend": "igbp", "engine": "fast", "risk": None,
+        "zones": [{"level": "province", "path": str(SAMPLE_PROVINCES), "layer": "provinces", "id": "adcode", "name": "name"},
+                  {"level": "city", "path": str(SAMPLE_CITIES), "layer": "cities", "id": "adcode", "name": "name", "parent": "province_adcode"}],
+        "statistics": {"path": str(stats), "id": "adcode", "level": "province", "demand": None, "weights": {"path": str(weights)}},
+        "output": {"dir": str(tmp_path / "out"), "tables": ["csv"], "report": False},
+    }, tmp_path)
+    with caplog.at_level(logging.INFO, logger="lucr"):
+        result = run(cfg)
+    assert "warped onto the land-cover grid (average resampling)" in caplog.text
+    inv = result.inventory.tables["inventory_provinces"].set_index("unit_id")
+    with rasterio.open(result.out_dir / "inventory_allocated.tif") as src:
+        dens = src.read().astype(np.float64)
+        assert "weighted by weights_fine.tif" in src.tags()["lucr_allocation"]
+    cities = gpd.read_file(SAMPLE_CITIES, layer="cities")
+    province_of = {i + 1: p for i, p in enumerate(cities["province_adcode"].astype(str))}
+    city_index = rasterize(((g, i + 1) for i, g in enumerate(cities.geometry)), out_shape=shape, transform=t, dtype="int32")
+    area = row_cell_area_ha(Grid(shape[0], shape[1], t, crs))[:, None] * np.ones(shape[1])
+    w = np.where(coarse > 0, coarse, 0.0)
+    for unit in ("520000", "530000"):
+        cells = np.isin(city_index, [i for i, p in province_of.items() if p == unit])
+        for b, column, sign in ((0, "builtup_emission_tc", 1), (1, "farm_input_emission_tc", 1), (2, "crop_uptake_tc", -1)):
+            band = np.where(cells, dens[b], np.nan)
+            category = cells & np.isfinite(band)
+            assert np.nansum(band * area) == pytest.approx(sign * inv.at[unit, column], rel=1e-9), (unit, column)
+            expected = sign * inv.at[unit, column] * w[category] / (w[category] * area[category]).sum()
+            assert band[category] == pytest.approx(expected, rel=1e-12), (unit, column)
+    patch = dens[:, 540:580, 640:700]
+    assert np.isfinite(patch).sum() > 100 and (patch[np.isfinite(patch)] == 0).all()  # zero and no-data weights get nothing (in Guizhou)
+
+
+def test_weighted_densities_fall_back_to_area_where_no_cell_has_weight(caplog):
+    from lucr.coefficients import load_table
+    from lucr.inventory.allocation import densities
+
+    table = load_table("igbp")
+    codes = [c.code for c in table.classes]
+    zonal = pd.DataFrame({"unit_id": ["a", "b"], **{f"area_ha_class_{c}": [10.0, 20.0] for c in codes}})
+    weights = np.zeros((2, len(codes)))
+    weights[0, codes.index(13)] = 40.0  # unit a: sum(w a) of its built-up cells; unit b: none
+    totals = pd.DataFrame({"builtup_emission_tc": [100.0, 60.0]}, index=["a", "b"])
+    with caplog.at_level(logging.WARNING, logger="lucr"):
+        dens, weighted, _ = densities(totals, zonal, table, weights)
+    built = codes.index(13)
+    assert weighted[0].tolist() == [True, False] and dens[0, 0, built] == pytest.approx(100.0 / 40.0)  # x w of each cell
+    assert dens[0, 1, built] == pytest.approx(60.0 / 20.0) and "1 unit(s) have no positive weight on their built_up cells" in caplog.text
+
+
 def test_a_total_without_cells_of_its_category_is_reported_not_lost(caplog):
     from lucr.coefficients import load_table
     from lucr.inventory.allocation import densities
@@ -238,7 +312,7 @@ def test_a_total_without_cells_of_its_category_is_reported_not_lost(caplog):
     zonal = pd.DataFrame({"unit_id": ["a", "b"], **{f"area_ha_class_{c.code}": [10.0, 10.0 if c.category != "built_up" else 0.0] for c in table.classes}})
     totals = pd.DataFrame({"builtup_emission_tc": [100.0, 50.0]}, index=["a", "b"])
     with caplog.at_level(logging.WARNING, logger="lucr"):
-        dens, unallocated = densities(totals, zonal, table)
+        dens, _, unallocated = densities(totals, zonal, table)
     assert unallocated == {"builtup_emission_tc": {"b": 50.0}} and "1 unit(s) have a total but no built_up cells" in caplog.text
     assert dens[0, 0, [c.code for c in table.classes].index(13)] == pytest.approx(100.0 / 10.0)
 

@@ -49,6 +49,11 @@ def stock_name(date) -> str:
     return f"stock-raster-{date}"
 
 
+def weights_name(date) -> str:
+    """The per-(zone, class) sums of the allocation's covariate raster (``weight x area``), one date."""
+    return f"weight-raster-{date}"
+
+
 def stock_key(ctx: RunContext, date) -> str:
     """The pass's raster key of the stock raster of a date (one raster for all dates, or one per date)."""
     return f"stock_{date}" if f"stock_{date}" in ctx.rasters else "stock"
@@ -97,4 +102,6 @@ def declare(ctx: RunContext) -> list[RasterByZoneClass]:
         for lc in ctx.dates:
             key = stock_key(ctx, lc.year)
             out.append(RasterByZoneClass(stock_name(lc.year), key, lc.year, ctx.columns[lc.year], n_zones, ctx.rasters[key].nodata))
+    if "weights" in ctx.rasters:  # the allocation's covariate: its sums per (zone, class) are the denominators of the second pass
+        out += [RasterByZoneClass(weights_name(lc.year), "weights", lc.year, ctx.columns[lc.year], n_zones, ctx.rasters["weights"].nodata) for lc in ctx.dates]
     return out
