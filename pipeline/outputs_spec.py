@@ -424,6 +424,12 @@ ecosystem_fixation_tc | t C / yr | carbon fixed by ecosystems
 o2_released_t | t O2 / yr | fixation x 32/12
 cbc | 1 | seed 003 CBC: human release / ecosystem fixation
 obc | 1 | seed 003 OBC: O2 consumed / O2 released
+standard_ecological_land_ha | ha | forest-equivalent ecological land: the fixation over forest's fixation rate
+release_tc_per_10k_yuan | t C / 10^4 yuan | human release per GDP (basis in gdp_basis)
+gdp_basis | | total (gdp given) or secondary + tertiary GDP
+release_tc_per_capita | t C / person / yr | human release per person
+tier | | where the figures come from: statistics x factors, given totals, or land-cover areas x class rates
+builtup_coef_tc_per_ha | t C / ha / yr | with a raster and statistics.level: built-up emissions over the unit's built-up area (compare the raster route's built-up coefficient)
 """), geometry="unit polygons (with statistics.level)"),
     Output("workbook", "lucr_tables", ("xlsx",), "xlsx in output.tables", "one workbook of the tables, a sheet per table, with titles and units"),
     Output("run_summary", "run_summary[_{year}]", ("json",), "land cover", "totals inside the units, whole raster, outside, per level"),

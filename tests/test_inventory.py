@@ -166,6 +166,21 @@ def test_missing_values_stay_missing_and_are_said(tmp_path, caplog):
     assert "sown_area 1 unit-year(s)" in caplog.text and "never taken as zero" in caplog.text
 
 
+def test_intensities_standard_land_and_tier_by_hand(tmp_path):
+    """Standard ecological land = fixation / forest's 0.644 t C/ha/yr; release per 10^4 yuan of
+    secondary + tertiary GDP (no total given) and per person; the tier says where figures come from."""
+    stats = _stats(tmp_path, "unit_id,year,energy_use [tce],gdp_secondary [亿元],gdp_tertiary [亿元],population [persons],sink_forest [t C]\n"
+                             "a,2019,1000,1,3,500,644\n")
+    row = _account(stats)
+    release = 1000 * 0.7476 + 500 * 0.0996  # no fuels: seed 001's built-up source; respiration of the population
+    assert row["standard_ecological_land_ha"] == pytest.approx(644 / 0.644)
+    assert row["human_release_tc"] == pytest.approx(release) and row["release_tc_per_capita"] == pytest.approx(release / 500)
+    assert row["release_tc_per_10k_yuan"] == pytest.approx(release / 4e4) and row["gdp_basis"] == "secondary + tertiary"
+    assert row["tier"] == "source: statistics x factors; sink: given totals"
+    total = _account(_stats(tmp_path, "unit_id,year,energy_use [tce],gdp [亿元],builtup_emission [t C]\na,2019,1000,2,50\n", name="g.csv"))
+    assert total["gdp_basis"] == "total" and total["tier"].startswith("source: given totals")
+
+
 def test_with_a_raster_fixation_comes_from_the_class_areas(tmp_path, caplog):
     stats = tmp_path / "s.csv"
     stats.write_text("adcode,year,energy_use [万吨标准煤],population [万人]\n520000,2019,1000,3600\n530000,2019,1200,4700\n999999,2019,1,1\n")
@@ -187,6 +202,10 @@ def test_with_a_raster_fixation_comes_from_the_class_areas(tmp_path, caplog):
     assert inv.at["520000", "ecosystem_fixation_tc"] == pytest.approx(expected, rel=1e-12)
     assert inv.at["520000", "cbc"] == pytest.approx(inv.at["520000", "human_release_tc"] / expected)
     assert inv.at["520000", "name"] == "贵州省" and inv.geometry.notna().sum() == 2
+    assert inv.at["520000", "tier"] == "source: statistics x factors; sink: land-cover areas x class rates"
+    built = [f"area_ha_class_{c.code}" for c in load_table("igbp").classes if c.category == "built_up"]
+    assert inv.at["520000", "builtup_coef_tc_per_ha"] == pytest.approx(inv.at["520000", "builtup_emission_tc"] / prov.loc["520000", built].sum())
+    assert "built-up energy emissions over built-up area give" in caplog.text
     assert "1 unit id(s) have no polygon in level 'province': 999999" in caplog.text
     assert "32 unit(s) of level 'province' have no statistics" in caplog.text
     assert (result.out_dir / "inventory_provinces.gpkg").exists()

@@ -141,7 +141,44 @@ def account(stats: pd.DataFrame, factors: InventoryFactors, co: CarbonOxygenFact
     with np.errstate(divide="ignore", invalid="ignore"):
         out["cbc"] = np.where(out["ecosystem_fixation_tc"] > 0, out["human_release_tc"] / out["ecosystem_fixation_tc"], np.nan)
         out["obc"] = np.where(out["o2_released_t"] > 0, out["o2_consumed_t"] / out["o2_released_t"], np.nan)
+    out = out.join(intensities(stats, out, co))
+    out["tier"] = tier(stats, fixation_from_areas="fixation_from_land_cover" in notes_flags(stats))
     return out, notes
+
+
+def notes_flags(stats: pd.DataFrame) -> set[str]:
+    """Flags the stage sets on the statistics (``attrs``), e.g. that fixation came from the land cover."""
+    return set(stats.attrs.get("lucr_flags", ()))
+
+
+def intensities(stats: pd.DataFrame, out: pd.DataFrame, co: CarbonOxygenFactors) -> pd.DataFrame:
+    """Per unit-year: standard ecological land (forest-equivalent ha: the fixation over forest's
+    rate, i.e. each class's area x its rate over forest's), and the release per GDP and per capita.
+
+    GDP: ``gdp`` where given, else secondary + tertiary GDP (the energy accounting's base, said in
+    ``gdp_basis``); 10^4 yuan, so intensities are t C per 10^4 yuan."""
+    forest = co.fixation["forest"].value
+    gdp = _col(stats, "gdp")
+    basis = "total" if gdp is not None else None
+    if gdp is None and _col(stats, "gdp_secondary") is not None and _col(stats, "gdp_tertiary") is not None:
+        gdp, basis = stats["gdp_secondary"] + stats["gdp_tertiary"], "secondary + tertiary"
+    population = _col(stats, "population")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return pd.DataFrame({
+            "standard_ecological_land_ha": out["ecosystem_fixation_tc"] / forest,
+            "release_tc_per_10k_yuan": out["human_release_tc"] / gdp.where(gdp > 0) if gdp is not None else np.nan,
+            "gdp_basis": basis,
+            "release_tc_per_capita": out["human_release_tc"] / population.where(population > 0) if population is not None else np.nan,
+        }, index=out.index)
+
+
+def tier(stats: pd.DataFrame, fixation_from_areas: bool) -> str:
+    """Where the figures of a row come from (IPCC-style tiers): raw statistics x factors, component
+    totals as given, or land-cover areas x class rates (the ecosystem fixation of a raster run)."""
+    given = [c for c in ("farm_input_emission", "builtup_emission", "crop_uptake") if c in stats.columns]
+    source = "given totals" if given else "statistics x factors"
+    sink = "land-cover areas x class rates" if fixation_from_areas else ("given totals" if any(c.startswith("sink_") or c == "ecosystem_fixation" for c in stats.columns) else "statistics x factors")
+    return f"source: {source}; sink: {sink}"
 
 
 def demand_increase_pct(balance_target: np.ndarray | float, share: float = 1 / 3) -> np.ndarray:

@@ -65,7 +65,10 @@ def run_statistics(cfg, *, layers=(), zonal_by_year: dict | None = None, table=N
             )
     if from_areas:
         stats = stats.assign(ecosystem_fixation=_fixation_from_areas(stats, zonal_by_year, s.level, co, table))
+        stats.attrs["lucr_flags"] = ("fixation_from_land_cover",)
     result, notes = account(stats, factors, co, s.energy_factor)
+    if zonal_by_year and s.level and table is not None:
+        result["builtup_coef_tc_per_ha"] = _builtup_coefficient(result, zonal_by_year, s.level, table)
     for note in notes:
         log.info("statistics route: %s", note)
     frame = result.reset_index()
@@ -135,6 +138,27 @@ def _fixation_from_areas(stats: pd.DataFrame, zonal_by_year: dict, level: str, c
     used = sorted({min(years, key=lambda y: abs(y - year)) for _, year in stats.index}) if years != [None] else []
     log.info("statistics: ecosystem fixation from the class areas of the zonal pass (land-cover year(s) %s, nearest to each statistics year)", used)
     return pd.Series(values, index=stats.index)
+
+
+def _builtup_coefficient(result: pd.DataFrame, zonal_by_year: dict, level: str, table) -> pd.Series:
+    """Built-up emissions over the unit's built-up area (land-cover year nearest to each statistics
+    year): the per-hectare coefficient the statistics imply (issue: in place of the unverified
+    default of the raster route), compared with the legend's in the log."""
+    years = sorted(y for y in zonal_by_year if y is not None) or [None]
+    built = [f"area_ha_class_{c.code}" for c in table.classes if c.category == "built_up"]
+    values = []
+    for unit, year in result.index:
+        nearest = min(years, key=lambda y: abs(y - year)) if years != [None] else None
+        zonal = zonal_by_year[nearest][level].set_index("unit_id")
+        area = float(zonal.loc[unit, built].sum()) if unit in zonal.index and built else 0.0
+        values.append(result.at[(unit, year), "builtup_emission_tc"] / area if area > 0 else np.nan)
+    derived = pd.Series(values, index=result.index)
+    default = next((c.coef for c in table.classes if c.category == "built_up"), None)
+    if derived.notna().any() and default is not None:
+        log.warning("statistics: built-up energy emissions over built-up area give %.3g-%.3g t C/ha/yr (median %.3g) against the raster route's "
+                    "built-up coefficient %.3g (%s); the zonal tables keep the coefficient, inventory_allocated.tif carries the statistics' figures",
+                    derived.min(), derived.max(), derived.median(), default, next(c.status for c in table.classes if c.category == "built_up"))
+    return derived
 
 
 def _demand(result: pd.DataFrame, demand, co) -> pd.DataFrame:

@@ -43,7 +43,7 @@ SINK_CATEGORIES = ("forest", "orchard", "grassland", "water", "wetland", "unused
 #: variable -> accepted units (factor to the canonical unit, the first)
 VARIABLES: dict[str, dict[str, float]] = {
     "fertiliser": _T, "sown_area": _HA, "machinery_power": _KW, "irrigated_area": _HA, "plastic_film": _KG,
-    "energy_intensity": _INTENSITY, "gdp_secondary": _YUAN, "gdp_tertiary": _YUAN, "energy_use": _TCE,
+    "energy_intensity": _INTENSITY, "gdp": _YUAN, "gdp_secondary": _YUAN, "gdp_tertiary": _YUAN, "energy_use": _TCE,
     "coal": _T, "gasoline": _T, "kerosene": _T, "diesel": _T, "fuel_oil": _T, "natural_gas": _M3,
     "cement": _T, "population": _PERSONS,
     **{f"yield_{c}": _T for c in CROPS}, **{f"moisture_{c}": _SHARE for c in CROPS},
