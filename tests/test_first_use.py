@@ -160,8 +160,11 @@ def test_parquet_fields_carry_title_and_unit(exact_run):
 
 def test_legend_table_in_every_output_set(exact_run):
     legend = pd.read_csv(exact_run.out_dir / "legend.csv")
-    assert list(legend.columns) == ["code", "name", "coef_tc_per_ha", "status", "ref"]
-    assert legend.set_index("code").loc[13, "coef_tc_per_ha"] == 55.8 and legend.set_index("code").loc[13, "status"] == "unverified"
+    assert list(legend.columns) == ["code", "name", "coef_tc_per_ha", "status", "ref", "coef_low_tc_per_ha", "coef_high_tc_per_ha", "coef_sd_tc_per_ha", "range_source"]
+    by_code = legend.set_index("code")
+    assert by_code.loc[13, "coef_tc_per_ha"] == 55.8 and by_code.loc[13, "status"] == "unverified"
+    assert (by_code.loc[13, "coef_low_tc_per_ha"], by_code.loc[13, "coef_high_tc_per_ha"]) == pytest.approx((27.9, 83.7))  # assumed +/-50 %
+    assert by_code.loc[13, "range_source"] == "assumed: +/-50% (unverified)" and by_code.loc[1, "range_source"].startswith("table: range (Fang")
 
 
 def test_xlsx_has_a_sheet_per_table_with_titles_and_units(co2_zh):
