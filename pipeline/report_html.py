@@ -116,6 +116,13 @@ def build(folder: str | Path, levels: list[str] | None = None, lang: str = "en")
             status=[f"⚠ {s}" if s == "unverified" else s for s in legend["status"]],
             ref=[r if len(str(r)) <= 180 else str(r)[:177] + "…" for r in legend["ref"].fillna("")],
         )
+        low = next((c for c in legend.columns if c.startswith("coef_low_")), None)
+        if low is not None:  # one readable column: the Monte Carlo range and where it comes from
+            high, sd = low.replace("_low_", "_high_"), low.replace("_low_", "_sd_")
+            flagged.insert(4, "Monte Carlo range", [
+                (f"sd {d:.4g}" if np.isfinite(d) else f"{lo:.4g} to {hi:.4g}") + f" ({str(src)[:90]})"
+                for lo, hi, d, src in zip(legend[low], legend[high], legend[sd].astype(float), legend["range_source"])])
+            flagged = flagged.drop(columns=[low, high, sd, "range_source"])
         body.append(f"<h2>{t_('r_coefs')}</h2><p>{t_('r_coef_note')}</p>" + _table(pd.DataFrame(flagged), digits=4))
     body.append(f"<h2>{t_('r_warnings')}</h2>" + ("<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>" if warnings else f"<p>{t_('r_none')}</p>"))
     body.append(_methods(t_("r_methods")))
@@ -260,7 +267,7 @@ def _methods(heading: str) -> str:
 
     d = RiskConfig()
     rules = [
-        "CBC = source / |sink| of each unit (coefficient method; methods.md §5). Seed 000 gives no numbers: every value below is a configurable default (risk: in the config).",
+        "CBC = source / |sink| of each unit (coefficient method, docs/methods.md §2; risk rules and the reason for each default: §12). Seed 000 gives no numbers: every value below is a configurable default (risk: in the config).",
         f"Grades by fixed CBC breaks {', '.join(f'{b:g}' for b in CBC_BREAKS)}: 1 is the net-zero line, 3 seed 003's rule that ecosystems fix at least a third of emissions; a value on a break takes the higher grade.",
         f"Warnings: yellow, orange, red for grades 3-5; blue for a weak sink within {d.warning_margin:g} of the line; forecast crossings by {d.warning_year} from the ensemble of GM(1,1), linear and growth (4 or more years), low confidence when GM(1,1) fits 'barely' or 'unqualified'.",
         "Spatial type from LISA: HH aggregated risk, LL aggregated low risk, HL/LH transitional, not significant dispersed.",
@@ -286,7 +293,7 @@ def _page(body: str, lang: str = "en") -> str:
 body{{font-family:"Noto Sans CJK SC","Noto Sans",sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}}
 h1{{font-size:1.6em;margin-bottom:.2em}} h2{{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}}
 .sub{{color:#666}} figure{{margin:1em 0}} img{{max-width:100%}} figcaption{{color:#666;font-size:.85em}}
-table.t{{border-collapse:collapse;font-size:.85em}} table.t td,table.t th{{border-bottom:1px solid #e3e3e3;padding:.25em .6em;text-align:left}}
+table.t{{border-collapse:collapse;font-size:.85em;display:block;overflow-x:auto}} table.t td,table.t th{{border-bottom:1px solid #e3e3e3;padding:.25em .6em;text-align:left}}
 ul.head li{{font-size:1.05em;margin:.2em 0}}
 </style></head>
 <body>

@@ -61,6 +61,7 @@ def test_types_on_constructed_series():
     assert risk.temporal_type([0.5, 0.6, 1.2, 0.7, 0.5], years[:5], 1.0, 3, 0.05) == "short-term"
     assert risk.temporal_type([0.5, 1.2, 1.3, 1.1, 0.5], years[:5], 1.0, 3, 0.05) == "long-term"
     assert risk.temporal_type([0.2, 0.3, 0.2, 0.3], years[:4], 1.0, 3, 0.05) == "none"
+    assert risk.temporal_type([5.0], years[:1], 1.0, 3, 0.05) == "n/a (1 year)"
 
 
 def test_warning_levels():

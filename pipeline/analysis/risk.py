@@ -130,8 +130,10 @@ def balance_type(source, sink_magnitude, years, alpha: float) -> str:
 
 def temporal_type(indicator, years, threshold: float, long_term_years: int, alpha: float) -> str:
     """long-term: significant rising trend, or >= ``long_term_years`` consecutive years over the threshold;
-    short-term: over it, but not so; none."""
+    short-term: over it, but not so; none; n/a with fewer than two years."""
     v = np.asarray(indicator, float)
+    if np.isfinite(v).sum() < 2:
+        return "n/a (1 year)"  # one year cannot tell an isolated exceedance from a lasting one
     over = np.isfinite(v) & (v >= threshold)
     run, longest = 0, 0
     for o in over:
