@@ -178,7 +178,7 @@ class SpatialConfig(_Strict):
 class AnalysisConfig(_Strict):
     """Time-series and spatial analysis of the per-unit tables, run after the zonal pass."""
 
-    variables: list[str] = Field(["net_tc", "cbc"], min_length=1, description="columns of the zonal tables to analyse")
+    variables: list[str] = Field(["net_tc", "cbc_landcover"], min_length=1, description="columns of the zonal tables to analyse")
     levels: list[str] | None = Field(None, description="zone levels to analyse (default: all)")
     years: list[int] | None = Field(None, description="years to analyse (default: all)")
     missing_years: Literal["interpolate", "drop"] = "interpolate"

@@ -104,7 +104,7 @@ source_tc | t C / yr | carbon released by the source classes (>= 0)
 sink_tc | t C / yr | carbon fixed by the sink classes (<= 0)
 net_tc | t C / yr | source + sink (positive: the unit is a net source)
 net_tc_per_ha | t C / ha / yr | net carbon emission per ha with data
-cbc | 1 | land-cover carbon balance coefficient source / abs(sink) (> 1: emits more than its land fixes); empty without sink land; not seed 003's CBC (see inventory)
+cbc_landcover | 1 | land-cover carbon balance coefficient source / abs(sink) (> 1: emits more than its land fixes); empty without sink land; not seed 003's CBC (see inventory)
 polygon_area_ha | ha | geodesic (geographic CRS) or planar area of the unit's polygon
 flux_raster_area_ha | ha | with flux_raster: area where the raster replaced the class coefficient
 """)

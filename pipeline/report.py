@@ -175,7 +175,8 @@ def headline(summary: dict, plural: str | None, lang: str = "en") -> list[str]:
         scale, prefix = scale_for([block[col("net_tc")], block[col("source_tc")]], "t")
         fmt = lambda v: f"{v / scale:,.2f}"  # noqa: E731
         line = text("fluxes", lang, source=fmt(block[col("source_tc")]), sink=fmt(block[col("sink_tc")]), net=fmt(block[col("net_tc")]), unit=f"{prefix} {unit_word}")
-        return line + (text("cbc", lang, cbc=f"{block['cbc']:.2f}") if block.get("cbc") is not None else "")
+        cbc = block.get("cbc_landcover", block.get("cbc"))  # "cbc" in summaries of lucr < 0.3
+        return line + (text("cbc", lang, cbc=f"{cbc:.2f}") if cbc is not None else "")
 
     def area(ha: float) -> str:
         scale, u = scale_for([ha], "ha")

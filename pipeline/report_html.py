@@ -199,7 +199,8 @@ def _risk_section(folder: Path, stem: str, title: str, t_, warnings: list[str]) 
                         f"{risk_cfg.indicator} series and forecasts of the {plural}"))
     lisa = _read(folder, f"analysis_{plural}_lisa")
     if lisa is not None and hasattr(lisa, "geometry") and "cluster" in lisa:
-        part = lisa[lisa["variable"] == "cbc"] if (lisa["variable"] == "cbc").any() else lisa[lisa["variable"] == lisa["variable"].iloc[0]]
+        cbc = next((v for v in ("cbc_landcover", "cbc") if (lisa["variable"] == v).any()), lisa["variable"].iloc[0])
+        part = lisa[lisa["variable"] == cbc]
         if "year" in part and part["year"].notna().any():
             part = part[part["year"] == part["year"].max()]
         out.append(_img(figures.lisa_map(part, f"LISA clusters of {part['variable'].iloc[0]}, {plural}"), f"LISA clusters, {plural}"))

@@ -631,7 +631,7 @@ def _summary(lc, table, engine, scale_bits, grid_total_fx, finest_rows_fx, table
         source, sink = float(frame["source_tc"].sum()), float(frame["sink_tc"].sum())
         inside = {
             "level": level, "units": len(frame), "valid_area_ha": float((frame["valid_fraction"] * frame["area_ha"]).sum()),
-            "source_tc": source, "sink_tc": sink, "net_tc": source + sink, "cbc": source / -sink if sink < 0 else None,
+            "source_tc": source, "sink_tc": sink, "net_tc": source + sink, "cbc_landcover": source / -sink if sink < 0 else None,
         }
     summary = {
         "landcover": str(lc.path), "year": lc.year, "legend": table.legend, "engine": engine,

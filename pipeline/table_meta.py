@@ -45,6 +45,7 @@ _TITLES = {
     "net_tc": ("net carbon emission", "净碳排放"),
     "net_tc_per_ha": ("net emission per ha", "单位面积净碳排放"),
     "cbc": ("carbon balance coefficient", "碳收支系数"),
+    "cbc_landcover": ("carbon balance coefficient (land cover)", "碳收支系数（土地利用）"),
     "polygon_area_ha": ("polygon area", "多边形面积"),
     "flux_raster_area_ha": ("area from the flux raster", "通量栅格覆盖面积"),
     "code": ("class code", "类别代码"),

@@ -144,7 +144,7 @@ def polygon_areas_ha(layer: ZoneLayer, grid: Grid) -> tuple[np.ndarray, np.ndarr
 
 def numeric_columns(class_codes) -> list[str]:
     """The numeric columns of :func:`unit_table` (what an analysis may name)."""
-    return ["area_ha", "valid_fraction", *[f"area_ha_class_{c}" for c in class_codes], "source_tc", "sink_tc", "net_tc", "net_tc_per_ha", "cbc", "polygon_area_ha"]
+    return ["area_ha", "valid_fraction", *[f"area_ha_class_{c}" for c in class_codes], "source_tc", "sink_tc", "net_tc", "net_tc_per_ha", "cbc_landcover", "polygon_area_ha"]
 
 
 def flux_totals(known_ha: np.ndarray, coefs: np.ndarray, flux_raster=None) -> tuple[np.ndarray, np.ndarray]:
@@ -176,9 +176,9 @@ def unit_table(layer: ZoneLayer, area_ha_cols: np.ndarray, coefs: np.ndarray, cl
     class_codes : (K,) land-cover codes of the classes
 
     Columns: ``unit_id, name, parent_id, level, area_ha, valid_fraction,
-    area_ha_class_<code>..., source_tc, sink_tc, net_tc, net_tc_per_ha, cbc,
+    area_ha_class_<code>..., source_tc, sink_tc, net_tc, net_tc_per_ha, cbc_landcover,
     polygon_area_ha`` (and ``flux_raster_area_ha`` with a flux raster); fluxes in t C / yr,
-    sinks negative; ``flux_raster``: :class:`lucr.products.raster_sums.RasterSums` of the units. ``cbc`` is the carbon
+    sinks negative; ``flux_raster``: :class:`lucr.products.raster_sums.RasterSums` of the units. ``cbc_landcover`` is the carbon
     balance coefficient of methods.md §5 under the coefficient method: carbon released by
     the source classes (cropland, built-up) over carbon fixed by the sink classes,
     ``source_tc / |sink_tc|`` (> 1: the unit emits more than its ecosystems fix; NaN
@@ -205,7 +205,7 @@ def unit_table(layer: ZoneLayer, area_ha_cols: np.ndarray, coefs: np.ndarray, cl
         frame["sink_tc"] = sink
         frame["net_tc"] = net
         frame["net_tc_per_ha"] = np.where(valid_ha > 0, net / valid_ha, np.nan)
-        frame["cbc"] = np.where(sink < 0, source / -sink, np.nan)
+        frame["cbc_landcover"] = np.where(sink < 0, source / -sink, np.nan)
     frame["polygon_area_ha"] = polygon_ha
     if flux_raster is not None:
         frame["flux_raster_area_ha"] = flux_raster.area[:, :k].sum(axis=1)

@@ -74,9 +74,9 @@ def test_sample_run_writes_the_spatial_analysis(fast_run):
         assert summary["skipped"] == ["forecast", "relational"]  # one year only
         assert not (out / f"analysis_{label}_forecast.csv").exists()
     moran = pd.read_csv(out / "analysis_provinces_moran.csv")
-    assert set(moran["variable"]) == {"net_tc_per_ha", "cbc"} and set(moran["year"]) == {2019}
+    assert set(moran["variable"]) == {"net_tc_per_ha", "cbc_landcover"} and set(moran["year"]) == {2019}
     lisa = gpd.read_file(out / "analysis_cities_lisa.gpkg")
-    cities_with_sinks = fast_run.tables["city"]["cbc"].notna().sum()  # cbc is undefined without sink land
+    cities_with_sinks = fast_run.tables["city"]["cbc_landcover"].notna().sum()  # cbc is undefined without sink land
     assert len(lisa) == 370 + cities_with_sinks and lisa.crs.to_epsg() == 4326
     assert set(lisa["cluster"]) <= {"HH", "LL", "HL", "LH", "not significant", "excluded (island)"}
 
@@ -88,7 +88,7 @@ def test_run_moran_and_lisa_equal_esda_on_independent_weights(fast_run, level, p
     lisa = fast_run.analyses[label].tables["lisa"]
     moran = fast_run.analyses[label].tables["moran"].set_index("variable")
     polygons = gpd.read_file(path, layer=layer)
-    for variable in ("net_tc_per_ha", "cbc"):
+    for variable in ("net_tc_per_ha", "cbc_landcover"):
         y = table[variable].dropna()
         w = _queen_with_islands(polygons, y.index)
         values = y.loc[w.id_order].to_numpy()
@@ -142,7 +142,7 @@ def multi_year_run(tmp_path_factory):
         "legend": "igbp",
         "zones": [{"level": "province", "path": str(SAMPLE_PROVINCES), "layer": "provinces", "id": "adcode", "name": "name"}],
         "output": {"map": False, "tables": ["csv", "parquet"]},
-        "analysis": {**sample.analysis.model_dump(), "variables": ["net_tc", "cbc"], "forecast": {"until": 2025}},
+        "analysis": {**sample.analysis.model_dump(), "variables": ["net_tc", "cbc_landcover"], "forecast": {"until": 2025}},
     }, d)
     return run(cfg, out_dir=d / "out")
 

@@ -74,7 +74,7 @@ def test_cog_is_valid_with_bands_units_tiles_overviews(cli_run):
 def test_tables_have_documented_columns_in_every_format(cli_run):
     out, _ = cli_run
     codes = load_table("igbp").codes
-    documented = ["unit_id", "name", "parent_id", "level", "area_ha", "valid_fraction", *[f"area_ha_class_{c}" for c in codes], "source_tc", "sink_tc", "net_tc", "net_tc_per_ha", "cbc"]
+    documented = ["unit_id", "name", "parent_id", "level", "area_ha", "valid_fraction", *[f"area_ha_class_{c}" for c in codes], "source_tc", "sink_tc", "net_tc", "net_tc_per_ha", "cbc_landcover"]
     for stem, n in (("zonal_provinces", 34), ("zonal_cities", 370)):
         frames = {
             "gpkg": gpd.read_file(out / f"{stem}.gpkg"),

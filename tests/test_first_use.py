@@ -56,7 +56,7 @@ def test_headline_is_the_total_inside_the_units(exact_run):
     inside, prov = s["inside_units"], exact_run.tables["province"]
     assert list(s)[:6] == ["landcover", "year", "legend", "engine", "inside_units", "whole_raster"]  # quoted figures first
     assert inside["units"] == 34 and inside["net_tc"] == pytest.approx(prov["net_tc"].sum(), rel=1e-12)
-    assert inside["cbc"] == pytest.approx(prov["source_tc"].sum() / -prov["sink_tc"].sum(), rel=1e-12)
+    assert inside["cbc_landcover"] == pytest.approx(prov["source_tc"].sum() / -prov["sink_tc"].sum(), rel=1e-12)
     whole = s["whole_raster"]
     assert "outside the units" in whole["note"] and whole["valid_area_ha"] > 3 * inside["valid_area_ha"]  # sea and neighbours
 
@@ -93,7 +93,7 @@ def test_t_co2_changes_every_carbon_figure_by_44_12(exact_run, co2_zh):
         co2 = col.replace("_tc", "_tco2")
         assert col not in got.columns
         np.testing.assert_allclose(got[co2], ref[col] * CO2_PER_C, rtol=1e-9)
-    np.testing.assert_allclose(got["cbc"], ref["cbc"], rtol=1e-9)  # a ratio: unchanged
+    np.testing.assert_allclose(got["cbc_landcover"], ref["cbc_landcover"], rtol=1e-9)  # a ratio: unchanged
     np.testing.assert_allclose(got["area_ha"], ref["area_ha"], rtol=1e-9)
     with rasterio.open(out / "carbon_balance.tif") as a, rasterio.open(exact_run.maps["carbon_balance"]) as b:
         assert a.units == ("t CO2 / ha / yr",) * 3 and a.tags(3)["units"] == "t CO2 / ha / yr"

@@ -94,15 +94,15 @@ def test_exact_engine_equals_direct_exactextract(exact_run):
 def test_table_schema_and_values(fast_run):
     table = load_table("igbp")
     for level, frame in fast_run.tables.items():
-        expected = ["unit_id", "name", "parent_id", "level", "area_ha", "valid_fraction"] + [f"area_ha_class_{c}" for c in table.codes] + ["source_tc", "sink_tc", "net_tc", "net_tc_per_ha", "cbc"]
+        expected = ["unit_id", "name", "parent_id", "level", "area_ha", "valid_fraction"] + [f"area_ha_class_{c}" for c in table.codes] + ["source_tc", "sink_tc", "net_tc", "net_tc_per_ha", "cbc_landcover"]
         assert list(frame.columns[: len(expected)]) == expected
         assert (frame["source_tc"] >= 0).all() and (frame["sink_tc"] <= 0).all()
         np.testing.assert_allclose(frame["net_tc"], frame["source_tc"] + frame["sink_tc"])
         assert frame["valid_fraction"].between(0, 1 + 1e-12).all()
         per_ha = frame["net_tc_per_ha"].dropna()
         sinks = frame["sink_tc"] < 0
-        np.testing.assert_allclose(frame.loc[sinks, "cbc"], frame.loc[sinks, "source_tc"] / -frame.loc[sinks, "sink_tc"])
-        assert frame.loc[~sinks, "cbc"].isna().all()
+        np.testing.assert_allclose(frame.loc[sinks, "cbc_landcover"], frame.loc[sinks, "source_tc"] / -frame.loc[sinks, "sink_tc"])
+        assert frame.loc[~sinks, "cbc_landcover"].isna().all()
         assert per_ha.between(table.coefs.min() - 1e-9, table.coefs.max() + 1e-9).all()  # a mean of the coefficients
     prov = fast_run.tables["province"].set_index("unit_id")
     assert len(prov) == 34 and len(fast_run.tables["city"]) == 370

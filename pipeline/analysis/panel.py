@@ -44,7 +44,7 @@ class PanelReport:
             for unit, reason in self.dropped.items():
                 reasons.setdefault(reason, []).append(unit)
             said = "; ".join(f"{reason}: {id_listing(units, limit=8)}" for reason, units in reasons.items())
-            why = " (cbc is undefined without sink land)" if self.variable == "cbc" else ""
+            why = " (the CBC is undefined without sink land)" if self.variable in ("cbc", "cbc_landcover") else ""
             log.warning("%s: %d unit(s) left out of its analysis%s (missing_years: %s); %s", self.variable, len(self.dropped), why, self.policy, said)
         if self.interpolated:
             log.warning("%s: missing years interpolated for %d unit(s): %s", self.variable, len(self.interpolated), id_listing(self.interpolated))

@@ -243,7 +243,7 @@ def assess(frames: dict, level: str, table, cfg, units: str = "t C", lisa: pd.Da
     from lucr.units import factor, renamed
 
     long = zonal_indicators(frames, table.classes, units)
-    result, breaks_by_year = assess_indicators(long, level, cfg, lisa, renamed(cfg.indicator if cfg.indicator != "net_per_ha" else "net_tc_per_ha", units), drivers, factor(units))
+    result, breaks_by_year = assess_indicators(long, level, cfg, lisa, renamed("cbc_landcover" if cfg.indicator == "cbc" else "net_tc_per_ha", units), drivers, factor(units))
     if cfg.uncertainty is not None:
         result.table = _with_uncertainty(result.table, frames, table, cfg, factor(units), breaks_by_year)
     return result
