@@ -123,6 +123,9 @@ def run(
             if zcfg.level in result.risk:
                 for line in risk_lines(result.risk[zcfg.level], zcfg.plural, lang):
                     out.print(line, highlight=False)
+        if "statistics" in result.risk:
+            for line in risk_lines(result.risk["statistics"], "units of the statistics (seed 003 CBC)", lang):
+                out.print(line, highlight=False)
         for analysed in result.analyses.values():
             for rich_table in analysis_tables(analysed):
                 if rich_table.row_count <= 60:

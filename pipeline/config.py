@@ -369,6 +369,8 @@ class RunConfig(_Strict):
         if self.landcover is None:
             if self.statistics is None:
                 raise ValueError("give 'landcover' (a raster run), 'statistics' (a statistics-only run), or both")
+            if self.risk is not None and self.risk.indicator != "cbc":
+                raise ValueError(f"risk.indicator {self.risk.indicator!r} needs unit areas from land cover; a statistics-only run grades CBC (risk.indicator: cbc)")
             return self
         if self.legend is None and self.coefficients is None:
             raise ValueError(

@@ -84,6 +84,9 @@ def risk_lines(result, plural: str, lang: str = "en", shown: int = 6) -> list[st
         if names:
             more = f" and {len(names) - shown} more" if len(names) > shown else ""
             lines.append(f"  {level} {'预警' if lang == 'zh' else 'warning'}: {', '.join(names[:shown])}{more}")
+    if len(last) <= shown:  # a few units: each with its indicator and warning
+        for r in last.itertuples():
+            lines.append(f"  {r.name} ({result.summary['indicator']} {getattr(r, result.summary['indicator']):.2f}): {r.assessment}")
     crossing = last.dropna(subset=["crossing_year"]) if "crossing_year" in last else last.iloc[:0]
     if len(crossing):
         lines.append(f"  forecast to cross the threshold by {int(crossing['crossing_year'].max())}: " + ", ".join(crossing["name"].astype(str).tolist()[:shown]))

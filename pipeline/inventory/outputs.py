@@ -40,6 +40,9 @@ def write(inventory, cfg, path_of):
         write_frame(frame, stem, cfg.output.tables, path_of, **fmt)
     if cfg.risk is None:
         return None
+    if cfg.risk.indicator != "cbc":  # (a statistics-only config with another indicator is refused when read)
+        log.warning("risk of the statistics route skipped: it grades CBC, the run's risk.indicator is %s", cfg.risk.indicator)
+        return None
     from lucr.analysis.risk import assess_statistics, write_results
 
     stem = output_stems(cfg)[0]
