@@ -110,6 +110,13 @@ def build(folder: str | Path, levels: list[str] | None = None, lang: str = "en")
     if levels:
         body += _maps_section(folder, levels, units, t_)
     body += _change_section(folder, levels)
+    stats = record.get("statistics") or {}
+    if stats:
+        flagged_factors = ", ".join(stats.get("not_from_papers") or []) or "none"
+        body.append(f"<h2>Statistics route: factor tables</h2><p>factors <code>{html.escape(str(stats.get('factors')))}</code>, carbon-oxygen "
+                    f"<code>{html.escape(str(stats.get('carbon_oxygen')))}</code>, K = {stats.get('k_tc_per_tce')} t C / tce ({html.escape(str(stats.get('energy_factor')))}); "
+                    f"factors used that are literature defaults, not from a seed paper: {html.escape(flagged_factors)}. Sources: configs/inventory/.</p>"
+                    + "".join(f"<p class='sub'>{html.escape(str(n))}</p>" for n in stats.get("notes") or []))
     legend = _read(folder, "legend")
     if legend is not None:
         flagged = legend.assign(
@@ -183,9 +190,10 @@ def _risk_section(folder: Path, stem: str, title: str, t_, warnings: list[str]) 
     top = last.sort_values("risk_index_equal", ascending=False).head(12)
     cols = [c for c in ("name", "unit_id", "cbc", "cbc_p5", "cbc_p95", "p_cbc_ge_1", "obc", "grade_label", "warning", "crossing_year", "assessment") if c in top and top[c].notna().any()]
     out.append(f"<h3>{t_('r_top')}</h3>" + _table(pd.DataFrame(top[cols])))
-    red = last.loc[last["warning"] == "red", "name"].astype(str).tolist()
-    if red:
-        warnings.append(f"red warning ({plural}): {', '.join(red[:20])}{' and more' if len(red) > 20 else ''}")
+    for level in ("red", "orange"):
+        names = last.loc[last["warning"] == level, "name"].astype(str).tolist()
+        if names:
+            warnings.append(f"{level} warning ({plural}): {', '.join(names[:20])}{' and more' if len(names) > 20 else ''}")
     crossing = last[last["crossing_year"].notna()] if "crossing_year" in last else last.iloc[:0]
     for r in crossing.itertuples():
         confidence = " (low confidence: GM(1,1) fit " + str(r.forecast_grade) + ")" if getattr(r, "low_confidence", False) else ""
@@ -274,11 +282,11 @@ def _methods(heading: str) -> str:
         "Spatial type from LISA: HH aggregated risk, LL aggregated low risk, HL/LH transitional, not significant dispersed.",
         f"Balance and temporal types from Sen's slope and Mann-Kendall (alpha {d.trend_alpha:g}); long-term: {d.long_term_years} or more consecutive years over the threshold, or a significant rising trend.",
         "Risk index: exposure (log CBC), sensitivity (Sen's slope of the net over its mean), adaptive capacity (sink share), min-max normalised, equal and entropy weights.",
-        f"Uncertainty: {d.uncertainty.draws} Monte Carlo draws of the class coefficients on the cross-tabs (no raster re-read): the range or standard "
+        f"Uncertainty (land-cover route): {d.uncertainty.draws} Monte Carlo draws of the class coefficients on the cross-tabs (no raster re-read): the range or standard "
         "deviation of the coefficient table where it gives one (with its source; the forest range from Fang et al. 2007), else an assumed "
         "half-width by status (" + ", ".join(f"{k} {v:.0%}" for k, v in d.uncertainty.relative.items()) + "), see range_source in the legend table; "
         "5/50/95 % of source, sink, net and CBC, and the probability of each grade and of CBC >= 1 and >= 3.",
-        "Driver type from the transitions of the first -> last date: the category of the transitions that release most carbon (stock lost with "
+        "Driver type (multi-date land-cover runs) from the transitions of the first -> last date: the category of the transitions that release most carbon (stock lost with "
         "pools, else the change of the annual flux): urban expansion, industry/mining (where the legend names it), agricultural, natural "
         "background (between natural classes, or no change), restoration (no transition released carbon).",
         "The statistics route is graded on seed 003's CBC: human release / ecosystem fixation (not the land-cover CBC).",

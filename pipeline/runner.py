@@ -380,7 +380,9 @@ def run(
             config=cfg, config_dir=config_dir, inputs=hashes.result(config_dir), tables=_tables_used(table, pool_table, config_dir),
             started=started, outputs=sorted(n for n in names if staged.path(n).exists()),
         )
-        staged.path(RUN_RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+        if inventory is not None:
+            record["statistics"] = inventory.summary
+        staged.path(RUN_RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
         if REPORT in names:
             say("report.html: figures and tables")
             write_report(staged.staging, staged.path(REPORT), levels=[z.plural for z in cfg.zones], lang=cfg.output.lang)
