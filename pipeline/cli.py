@@ -88,7 +88,7 @@ def run(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace existing outputs"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar, no summary, warnings only"),
 ) -> None:
-    """Land cover -> carbon_balance.tif (COG) + zonal tables per admin level."""
+    """Land cover (and statistics) -> carbon-balance COG, zonal tables, risk grades and warnings, report."""
     from lucr.config import load_config, with_options
     from lucr.i18n import text
     from lucr.report import StepStatus, dask_progress, headline, summary_table
@@ -142,8 +142,7 @@ def run(
 
 @app.command()
 def validate(config: Path = typer.Argument(..., help="YAML run config to check, or an output folder to check against the declared outputs")) -> None:
-    """Check inputs, CRSs, legends and polygon overlaps without computing; or check that every
-    file and column of an output folder is a declared output (lucr.outputs_spec)."""
+    """Check a config's inputs without computing, or an output folder against the declared outputs."""
     from lucr.config import load_config
     from lucr.validate import validate_config
 
