@@ -127,8 +127,16 @@ spatial_type | | from LISA: aggregated risk (HH), aggregated low risk (LL), tran
 driver_type | | urban expansion, industry/mining, agricultural, natural background or restoration, from the transitions of the first -> last date; n/a with one date or statistics
 driver_transition | | the single transition releasing most carbon, with its area and effect
 driver_share | 1 | share of the released carbon carried by the driver's category
+dynamic_degree_pct_per_yr | % / yr | comprehensive land-use dynamic degree of the interval ending this year (multi-date runs)
+change_carbon | t C | stock change of the changed transitions of the interval ending this year (< 0: lost; with pools)
+net_trend_rel_per_yr | 1 / yr | Sen's slope of N over its mean abs(N) (>= 3 years)
+net_trend_p | 1 | Mann-Kendall two-sided p of the N series
+builtup_expansion_per_yr | 1 / yr | Sen's slope of the built-up share
 exposure | 1 | min-max normalised log CBC
-sensitivity | 1 | min-max normalised Sen's slope of N over its mean abs(N)
+sensitivity_net_trend | 1 | min-max normalised net trend
+sensitivity_dynamic_degree | 1 | min-max normalised mean dynamic degree of the unit
+sensitivity_builtup_expansion | 1 | min-max normalised built-up expansion
+sensitivity | 1 | mean of the sensitivity components that are known
 adaptive_capacity | 1 | min-max normalised sink share
 risk_index_equal | 1 | mean of exposure, sensitivity and 1 - adaptive capacity
 risk_index_entropy | 1 | the same with entropy weights (run_summary / risk summary give the weights)

@@ -281,7 +281,8 @@ def _methods(heading: str) -> str:
         f"Warnings: yellow, orange, red for grades 3-5; blue for a weak sink within {d.warning_margin:g} of the line; forecast crossings by {d.warning_year} from the ensemble of GM(1,1), linear and growth (4 or more years), low confidence when GM(1,1) fits 'barely' or 'unqualified'.",
         "Spatial type from LISA: HH aggregated risk, LL aggregated low risk, HL/LH transitional, not significant dispersed.",
         f"Balance and temporal types from Sen's slope and Mann-Kendall (alpha {d.trend_alpha:g}); long-term: {d.long_term_years} or more consecutive years over the threshold, or a significant rising trend.",
-        "Risk index: exposure (log CBC), sensitivity (Sen's slope of the net over its mean), adaptive capacity (sink share), min-max normalised, equal and entropy weights.",
+        "Risk index: exposure (log CBC), sensitivity (the mean of the known change components: the net trend, Sen's slope over its mean; the dynamic degree; "
+        "the built-up expansion), adaptive capacity (sink share), min-max normalised, equal and entropy weights; every component is a column of the risk table.",
         f"Uncertainty (land-cover route): {d.uncertainty.draws} Monte Carlo draws of the class coefficients on the cross-tabs (no raster re-read): the range or standard "
         "deviation of the coefficient table where it gives one (with its source; the forest range from Fang et al. 2007), else an assumed "
         "half-width by status (" + ", ".join(f"{k} {v:.0%}" for k, v in d.uncertainty.relative.items()) + "), see range_source in the legend table; "

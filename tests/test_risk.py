@@ -289,3 +289,28 @@ def test_builtin_forest_range_is_fangs(tmp_path):
     forest = next(c for c in load_table("igbp").classes if c.category == "forest")
     assert forest.spread == ("range", -0.644, -0.525) and forest.range_ref == "fang2007"
     assert -0.075e9 / 116.5e6 == pytest.approx(-0.644, abs=5e-4) and -0.075e9 / 142.8e6 == pytest.approx(-0.525, abs=5e-4)
+
+
+def test_change_indicators_and_the_sensitivity_components():
+    """The dynamic degree and change carbon of the consecutive interval ending in each year; the
+    sensitivity is the mean of the min-max normalised components that are known."""
+    from lucr.analysis.risk_drivers import change_indicators
+    from lucr.config import RiskConfig
+
+    dd = pd.DataFrame({"unit_id": ["a", "a", "a", "b", "b", "b"], "year_from": [2000, 2010, 2000] * 2, "year_to": [2010, 2020, 2020] * 2,
+                       "class_code": 1, "comprehensive_dynamic_degree_pct_per_yr": [1.0, 2.0, 9.0, 3.0, 4.0, 9.0]})
+    cc = pd.DataFrame({"unit_id": ["a", "a", "a", "b"], "year_from": [2000, 2000, 2000, 2010], "year_to": [2010, 2010, 2020, 2020], "carbon_tc": [-5.0, 2.0, -99.0, -7.0]})
+    rows = change_indicators(dd, cc).set_index(["unit_id", "year"])
+    assert rows.loc[("a", 2010), "dynamic_degree_pct_per_yr"] == 1.0 and rows.loc[("a", 2020), "dynamic_degree_pct_per_yr"] == 2.0  # not the 2000-2020 span
+    assert rows.loc[("a", 2010), "change_carbon"] == -3.0 and np.isnan(rows.loc[("a", 2020), "change_carbon"]) and rows.loc[("b", 2020), "change_carbon"] == -7.0
+    long = _long({"a": [0.5, 0.6, 0.7], "b": [0.5, 0.5, 0.5], "c": [0.5, 0.8, 1.4]}, [2000, 2010, 2020])
+    long["builtup_share"] = np.tile([0.1, 0.2, 0.3], 3) * np.repeat([1.0, 2.0, 0.0], 3)
+    result, _ = risk.assess_indicators(long, "unit", RiskConfig(uncertainty=None), None, None, None, change_rows=rows.reset_index())
+    t = result.table[result.table["year"] == 2020].set_index("unit_id")
+    # dynamic degree known for a (mean 1.5) and b (3.5), not c: a 0, b 1; built-up expansion a 0.01, b 0.02, c 0 /yr -> 0.5, 1, 0
+    assert t.at["a", "sensitivity_dynamic_degree"] == 0.0 and t.at["b", "sensitivity_dynamic_degree"] == 1.0 and np.isnan(t.at["c", "sensitivity_dynamic_degree"])
+    assert t["sensitivity_builtup_expansion"].tolist() == pytest.approx([0.5, 1.0, 0.0])
+    for unit in "abc":
+        known = [v for v in (t.at[unit, "sensitivity_net_trend"], t.at[unit, "sensitivity_dynamic_degree"], t.at[unit, "sensitivity_builtup_expansion"]) if np.isfinite(v)]
+        assert t.at[unit, "sensitivity"] == pytest.approx(np.mean(known))
+    assert t.at["c", "net_trend_p"] == pytest.approx(risk.mann_kendall([0.5 - 1, 0.8 - 1, 1.4 - 1])[1])

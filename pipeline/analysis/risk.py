@@ -17,9 +17,11 @@ is a documented, configurable default (``risk:`` in the run config, :class:`lucr
   not significant dispersed); temporal type: long-term (a significant rising CBC trend,
   or the risk threshold exceeded in >= ``long_term_years`` consecutive years), short-term
   (exceeded, but not so), none.
-- **Composite index**: exposure (log CBC), sensitivity (Sen's slope of N over its mean
-  |N|), adaptive capacity (sink share), min-max normalised; ``risk = E + S + (1 - A)``
-  weighted equally and by entropy weights (both reported).
+- **Composite index**: exposure (log CBC); sensitivity, the mean of the change components
+  known (each min-max normalised over the units): Sen's slope of N over its mean |N| (with its
+  Mann-Kendall p), the comprehensive dynamic degree (multi-date runs) and the built-up
+  expansion (Sen's slope of the built-up share); adaptive capacity (sink share); min-max
+  normalised; ``risk = E + S + (1 - A)`` weighted equally and by entropy weights (both reported).
 - **Early warning**: blue (weak sink within ``margin`` of the net-zero line), yellow
   (moderate risk), orange (high), red (severe); a unit below the risk threshold whose
   ensemble forecast crosses it by ``warning_year`` gets the year of crossing.
@@ -237,13 +239,14 @@ def statistics_indicators(frame: pd.DataFrame) -> pd.DataFrame:
         })
 
 
-def assess(frames: dict, level: str, table, cfg, units: str = "t C", lisa: pd.DataFrame | None = None, drivers: pd.DataFrame | None = None) -> RiskResult:
+def assess(frames: dict, level: str, table, cfg, units: str = "t C", lisa: pd.DataFrame | None = None, drivers: pd.DataFrame | None = None,
+           change_rows: pd.DataFrame | None = None) -> RiskResult:
     """Risk of every unit-year of one level: ``frames`` are its zonal tables by year (output units);
     ``drivers``: :func:`driver_types` of the level (multi-date runs), else ``driver_type`` is n/a."""
     from lucr.units import factor, renamed
 
     long = zonal_indicators(frames, table.classes, units)
-    result, breaks_by_year = assess_indicators(long, level, cfg, lisa, renamed("cbc_landcover" if cfg.indicator == "cbc" else "net_tc_per_ha", units), drivers, factor(units))
+    result, breaks_by_year = assess_indicators(long, level, cfg, lisa, renamed("cbc_landcover" if cfg.indicator == "cbc" else "net_tc_per_ha", units), drivers, factor(units), change_rows)
     if cfg.uncertainty is not None:
         result.table = _with_uncertainty(result.table, frames, table, cfg, factor(units), breaks_by_year)
     return result
@@ -262,10 +265,11 @@ def assess_statistics(frame: pd.DataFrame, level: str, cfg) -> RiskResult:
 
 
 def assess_indicators(long: pd.DataFrame, level: str, cfg, lisa: pd.DataFrame | None, lisa_variable: str | None,
-                      drivers: pd.DataFrame | str | None, to_units: float = 1.0) -> tuple[RiskResult, dict]:
+                      drivers: pd.DataFrame | str | None, to_units: float = 1.0, change_rows: pd.DataFrame | None = None) -> tuple[RiskResult, dict]:
     """Grades, types, composite index and warnings of the unit-year indicators ``long``; and the breaks of
     each year. ``drivers``: :func:`driver_types`, or why there are none (said in ``driver_type``);
-    ``to_units``: t C -> output unit, for the default net-per-ha breaks."""
+    ``to_units``: t C -> output unit, for the default net-per-ha breaks; ``change_rows``: per ``unit_id, year``
+    the dynamic degree and change carbon of the interval ending that year (:func:`lucr.analysis.risk_drivers.change_indicators`)."""
     years = list(dict.fromkeys(long["year"]))
     at = lambda y: long["year"].isna() if y is None else long["year"] == y  # noqa: E731  (an undated raster: year None)
     fixed = cfg.breaks or (CBC_BREAKS if cfg.indicator == "cbc" else tuple(b * to_units for b in NET_BREAKS))
@@ -284,15 +288,17 @@ def assess_indicators(long: pd.DataFrame, level: str, cfg, lisa: pd.DataFrame | 
     # types per unit (over the years)
     by_unit = long.groupby("unit_id", sort=False)
     n_years = len(years)
-    balance, temporal, sensitivity = {}, {}, {}
+    balance, temporal, trend, trend_p, expansion = {}, {}, {}, {}, {}
     for unit, g in by_unit:
         y = g["year"].to_numpy(float) if g["year"].notna().all() else np.arange(len(g), dtype=float)
         if n_years >= 3:
             balance[unit] = balance_type(g["source"], g["sink"], y, cfg.trend_alpha)
             mean_net = np.nanmean(np.abs(g["net"]))
-            sensitivity[unit] = sens_slope(g["net"], y) / mean_net if mean_net > 0 else np.nan
+            trend[unit] = sens_slope(g["net"], y) / mean_net if mean_net > 0 else np.nan
+            trend_p[unit] = mann_kendall(g["net"])[1]
         else:
-            balance[unit], sensitivity[unit] = f"n/a ({n_years} year{'s' if n_years > 1 else ''})", np.nan
+            balance[unit], trend[unit], trend_p[unit] = f"n/a ({n_years} year{'s' if n_years > 1 else ''})", np.nan, np.nan
+        expansion[unit] = sens_slope(g["builtup_share"], y) if n_years >= 2 else np.nan
         temporal[unit] = temporal_type(g[cfg.indicator], y, threshold, cfg.long_term_years, cfg.trend_alpha)
     long["balance_type"] = long["unit_id"].map(balance)
     long["temporal_type"] = long["unit_id"].map(temporal)
@@ -302,11 +308,28 @@ def assess_indicators(long: pd.DataFrame, level: str, cfg, lisa: pd.DataFrame | 
         long["driver_type"] = long["driver_type"].fillna("natural background")  # no land changed in the unit
     else:
         long["driver_type"], long["driver_transition"] = f"n/a ({drivers or 'one date'})", None
+    # change indicators of the interval ending in each year (multi-date runs)
+    if change_rows is not None and len(change_rows):
+        long = long.merge(change_rows, on=["unit_id", "year"], how="left")
+    for column in ("dynamic_degree_pct_per_yr", "change_carbon"):
+        if column not in long:
+            long[column] = np.nan
+    long["net_trend_rel_per_yr"] = long["unit_id"].map(trend)
+    long["net_trend_p"] = long["unit_id"].map(trend_p)
+    long["builtup_expansion_per_yr"] = long["unit_id"].map(expansion)
+    # sensitivity: the change components, each min-max normalised over the units, averaged where known
+    dynamic = long.groupby("unit_id", sort=False)["dynamic_degree_pct_per_yr"].transform("mean").to_numpy(float)
+    parts = {"net_trend": long["net_trend_rel_per_yr"].to_numpy(float), "dynamic_degree": dynamic, "builtup_expansion": long["builtup_expansion_per_yr"].to_numpy(float)}
+    normalised = np.column_stack([_minmax(v) for v in parts.values()])
+    for j, name in enumerate(parts):
+        long[f"sensitivity_{name}"] = normalised[:, j]
+    known = np.isfinite(normalised).sum(axis=1)
+    sensitivity = np.where(known > 0, np.nansum(normalised, axis=1) / np.maximum(known, 1), np.nan)
     # composite index: exposure - sensitivity - adaptive capacity
     cbc = long["cbc"].to_numpy(float)
     top = np.nanmax(cbc[np.isfinite(cbc)]) if np.isfinite(cbc).any() else 1.0
     exposure = np.log(np.clip(np.where(np.isposinf(cbc), top, cbc), 1e-6, None))  # no sink land: as exposed as the most exposed unit
-    comp = np.column_stack([_minmax(exposure), _minmax(long["unit_id"].map(sensitivity).to_numpy(float)), 1.0 - _minmax(long["sink_share"].to_numpy(float))])
+    comp = np.column_stack([_minmax(exposure), sensitivity, 1.0 - _minmax(long["sink_share"].to_numpy(float))])
     used = [j for j in range(3) if np.isfinite(comp[:, j]).any()]
     long["exposure"], long["sensitivity"], long["adaptive_capacity"] = comp[:, 0], comp[:, 1], 1.0 - comp[:, 2]
     ok = np.isfinite(comp[:, used]).all(axis=1)
@@ -444,7 +467,7 @@ def assess_levels(cfg, by_year: dict, analyses: dict, table, path_of, say=lambda
     ``risk_<level>s_forecast`` at ``path_of(name)``. Returns level -> :class:`RiskResult`."""
     import geopandas as gpd
 
-    from lucr.analysis.risk_drivers import driver_types
+    from lucr.analysis.risk_drivers import change_indicators, driver_types
 
     out = {}
     for z in cfg.zones:
@@ -452,10 +475,11 @@ def assess_levels(cfg, by_year: dict, analyses: dict, table, path_of, say=lambda
         frames = {y: r.tables[z.level] for y, r in by_year.items()}
         analysed = analyses.get(z.plural)
         lisa = analysed.tables.get("lisa") if analysed is not None else None
-        drivers = None
+        drivers, change_rows = None, None
         if change is not None and f"transitions_{z.plural}" in change.tables:
             drivers = driver_types(change.tables[f"transitions_{z.plural}"], table.classes, cfg.output.units, change.tables.get(f"change_carbon_{z.plural}"))
-        result = assess(frames, z.level, table, cfg.risk, cfg.output.units, lisa, drivers)
+            change_rows = change_indicators(change.tables.get(f"dynamic_degree_{z.plural}"), change.tables.get(f"change_carbon_{z.plural}"), cfg.output.units)
+        result = assess(frames, z.level, table, cfg.risk, cfg.output.units, lisa, drivers, change_rows)
         geometry = next(iter(frames.values()))[["unit_id", "geometry"]]
         frame = gpd.GeoDataFrame(result.table.merge(geometry, on="unit_id", how="left"), geometry="geometry", crs=next(iter(frames.values())).crs)
         write_results(result, frame, f"risk_{z.plural}", cfg, path_of)

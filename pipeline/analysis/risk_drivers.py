@@ -88,3 +88,21 @@ def driver_types(transitions: pd.DataFrame, classes, units: str = "t C", change_
         rows.append((unit, sums.idxmax(), f"{name_of(top['class_from'])} -> {name_of(top['class_to'])}: {top['area_ha']:,.1f} ha, {top['effect']:,.4g} {unit_label}",
                      float(sums.max() / sums.sum())))
     return pd.DataFrame(rows, columns=["unit_id", "driver_type", "driver_transition", "driver_share"])
+
+
+def change_indicators(dynamic_degree: pd.DataFrame | None, change_carbon: pd.DataFrame | None, units: str = "t C") -> pd.DataFrame:
+    """``unit_id, year, dynamic_degree_pct_per_yr, change_carbon`` of the consecutive interval ending in
+    each year: the comprehensive dynamic degree (% / yr) and the stock change of the changed
+    transitions (output unit; < 0 lost; NaN without pools)."""
+    from lucr.units import renamed
+
+    parts = []
+    if dynamic_degree is not None and len(dynamic_degree):
+        d = dynamic_degree[dynamic_degree["year_from"] == dynamic_degree.groupby("year_to")["year_from"].transform("max")]  # consecutive intervals
+        parts.append(d.groupby(["unit_id", "year_to"])["comprehensive_dynamic_degree_pct_per_yr"].first().rename("dynamic_degree_pct_per_yr"))
+    if change_carbon is not None and len(change_carbon):
+        c = change_carbon[change_carbon["year_from"] == change_carbon.groupby("year_to")["year_from"].transform("max")]
+        parts.append(c.groupby(["unit_id", "year_to"])[renamed("carbon_tc", units)].sum().rename("change_carbon"))
+    if not parts:
+        return pd.DataFrame(columns=["unit_id", "year"])
+    return pd.concat(parts, axis=1).rename_axis(["unit_id", "year"]).reset_index()
