@@ -141,6 +141,7 @@ adaptive_capacity | 1 | min-max normalised sink share
 risk_index_equal | 1 | mean of exposure, sensitivity and 1 - adaptive capacity
 risk_index_entropy | 1 | the same with entropy weights (run_summary / risk summary give the weights)
 warning | | none, blue (weak sink near the threshold), yellow, orange, red (grades 3-5)
+threshold_margin | | the graded indicator minus the risk threshold (> 0: over it)
 crossing_year | | year the ensemble forecast crosses the risk threshold (units below it now; >= 4 equally spaced years)
 forecast_grade | | GM(1,1) fit grade of the unit's indicator series: good, qualified, barely, unqualified
 low_confidence | | true when the GM(1,1) fit is barely or unqualified

@@ -196,6 +196,7 @@ def test_forecast_crossing_year_on_a_hand_case():
     assert set(fc["method"]) == {"observed", "gm11", "linear", "growth", "ensemble"}
     assert t.at["rising", "forecast_grade"] in ("good", "qualified", "barely", "unqualified")
     assert "forecast to cross in 2021" in t.at["rising", "assessment"]
+    assert t.at["rising", "threshold_margin"] == pytest.approx(0.8 - 1.0) and t.at["over", "threshold_margin"] == pytest.approx(0.5)
     assert t.at["over", "assessment"].startswith("high risk - ") or t.at["over", "assessment"].startswith("moderate risk - ")
 
 

@@ -342,6 +342,7 @@ def assess_indicators(long: pd.DataFrame, level: str, cfg, lisa: pd.DataFrame | 
     long["risk_index_entropy"] = comp[:, used] @ w_entropy[used]
     # early warning
     long["warning"] = [_warning(g, v, cfg.warning_margin, threshold) for g, v in zip(long["grade"], long[cfg.indicator])]
+    long["threshold_margin"] = long[cfg.indicator].astype(float) - threshold  # > 0: over the risk threshold by this much
     crossing, forecast = _crossing(long, cfg, threshold)
     long = long.merge(crossing, on="unit_id", how="left")
     long["assessment"] = [_assessment(*row) for row in zip(long["grade_label"], long["balance_type"], long["spatial_type"], long["temporal_type"], long["driver_type"], long["warning"], long["crossing_year"])]
