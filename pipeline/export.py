@@ -36,6 +36,7 @@ from lucr.cog import Level, read_levels, read_tile_parts, write_cog
 from lucr.errors import LucrError, OutputError, OutputExistsError
 from lucr.grid import Grid
 from lucr.products.base import MapProduct
+from lucr.outputs_spec import filename
 
 log = logging.getLogger("lucr")
 
@@ -365,7 +366,7 @@ class StagedOutputs:
 _HOST = socket.gethostname().replace("-", "_")
 
 #: The list of files the last run published in an output folder.
-MANIFEST = "lucr_outputs.json"
+MANIFEST = filename("manifest")  # lucr_outputs.json (lucr.outputs_spec)
 #: What a commit in progress publishes and removes (present only while it runs, or after a kill).
 JOURNAL = ".lucr-commit.json"
 #: Held (``flock``) by the run writing into a folder: a second run into it is refused.

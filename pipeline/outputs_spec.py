@@ -7,8 +7,10 @@ Read by: the column metadata written into the files (:mod:`lucr.table_meta`: Geo
 (:func:`check_folder`: every file of a folder is declared, every column of every table too),
 the report's file list (:func:`describe_files`), and the generated documentation
 (``docs/output_columns.md``, the file list in ``docs/outputs.md`` and the zonal schema in the
-README; :func:`markdown`; a test keeps them in sync). A new output is one registration here;
-the test that validates the sample runs' folders fails until it is made.
+README; :func:`markdown`; a test keeps them in sync), and the writers of the risk tables, the
+report, ``run.json``, the manifest and the workbook, which take their names from :func:`stem`.
+A new output is one registration here; the tests that validate the sample runs' folders fail
+until it is made.
 
 Patterns: ``{level}`` the plural file word of a zone level (``provinces``; ``grid`` for the
 whole raster in change tables; ``inventory...`` for the statistics route's risk), ``{year}``,
@@ -448,6 +450,29 @@ builtup_coef_tc_per_ha | t C / ha / yr | with a raster and statistics.level: bui
 )
 
 
+def stem(output_id: str, **fields) -> str:
+    """The file stem of a declared output: its pattern with ``fields`` filled in (``level``,
+    ``year``, ``t1``, ``t2``); an optional ``[...]`` part is kept when its fields are given
+    (and not None), dropped otherwise. ``stem("risk_breaks", level="provinces")`` ->
+    ``risk_provinces_breaks``; ``stem("run_summary", year=None)`` -> ``run_summary``."""
+    out = next((o for o in OUTPUTS if o.id == output_id), None)
+    if out is None:
+        raise KeyError(f"no declared output {output_id!r} (lucr.outputs_spec.OUTPUTS)")
+
+    def optional(m: re.Match) -> str:
+        keys = re.findall(r"\{(\w+)\}", m.group(1))
+        return m.group(1) if all(fields.get(k) is not None for k in keys) else ""
+
+    text = re.sub(r"\[([^\]]*)\]", optional, out.pattern)
+    return text.format(**{k: v for k, v in fields.items() if v is not None})
+
+
+def filename(output_id: str, fmt: str | None = None, **fields) -> str:
+    """``stem(...)`` with the output's extension (``fmt``, or its only format)."""
+    out = next(o for o in OUTPUTS if o.id == output_id)
+    return f"{stem(output_id, **fields)}.{fmt or out.formats[0]}"
+
+
 def output_of(filename: str) -> Output | None:
     """The declared output a file name belongs to (first match in declaration order)."""
     return next((o for o in OUTPUTS if o.matches(filename)), None)
@@ -480,10 +505,14 @@ def check_folder(folder: str | Path) -> FolderCheck:
     import pyarrow.parquet as pq
 
     check = FolderCheck()
+    custom = _statistics_stem(Path(folder))
     for path in sorted(Path(folder).iterdir()):
         if path.name.startswith(".") or path.is_dir():
             continue
-        out = output_of(path.name)
+        name = path.name
+        if custom and (name.startswith(custom) or name.startswith(f"risk_{custom}")):
+            name = name.replace(custom, "inventory", 1)  # statistics.output renames the inventory tables
+        out = output_of(name)
         if out is None:
             check.undeclared_files.append(path.name)
             continue
@@ -504,14 +533,22 @@ def check_folder(folder: str | Path) -> FolderCheck:
     return check
 
 
-def _keep_columns(folder: Path) -> set[str]:
-    """Columns a run copies from the polygon layers (``zones[].keep``), declared by the user's config."""
+def _run_config(folder: Path) -> dict:
     import json
 
     record = folder / "run.json"
-    if not record.exists():
-        return set()
-    zones = json.loads(record.read_text(encoding="utf-8")).get("config", {}).get("zones") or []
+    return json.loads(record.read_text(encoding="utf-8")).get("config", {}) if record.exists() else {}
+
+
+def _statistics_stem(folder: Path) -> str | None:
+    """A ``statistics.output`` stem other than the declared ``inventory``, from the run's ``run.json``."""
+    stem = (_run_config(folder).get("statistics") or {}).get("output")
+    return stem if stem and stem != "inventory" else None
+
+
+def _keep_columns(folder: Path) -> set[str]:
+    """Columns a run copies from the polygon layers (``zones[].keep``), declared by the user's config."""
+    zones = _run_config(folder).get("zones") or []
     return {c for z in zones for c in (z.get("keep") or [])}
 
 

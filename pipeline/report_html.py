@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lucr.outputs_spec import filename
+
 log = logging.getLogger("lucr")
 
-REPORT = "report.html"
+REPORT = filename("report")  # report.html (lucr.outputs_spec)
 
 
 def _img(png: bytes, alt: str) -> str:

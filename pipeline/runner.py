@@ -64,9 +64,10 @@ from lucr.products.zone_class_area import reduction_name
 from lucr.sweep import PassSources, Sweep
 from lucr.sweep import compute as compute_pass
 from lucr.zonal import ZonePayload, aggregate_to_parent, flux_totals, numeric_columns, unit_table
+from lucr.outputs_spec import filename
 
 #: The run's provenance record (lucr.provenance).
-RUN_RECORD = "run.json"
+RUN_RECORD = filename("run_record")  # run.json (lucr.outputs_spec)
 
 log = logging.getLogger("lucr")
 #: GDAL block cache (MB), unless the user sets GDAL_CACHEMAX: GDAL's default of 5 % of RAM
@@ -309,7 +310,7 @@ def run(
         kinds = table_kinds(ctx.multi_date, pool_table is not None, bool(cfg.change.scenarios))
         names += [n for kind in kinds for label in labels for n in table_names(f"{kind}_{label}", cfg.output.tables)]
     if cfg.risk is not None:
-        names += [n for z in cfg.zones for stem in risk_stems(f"risk_{z.plural}") for n in table_names(stem, cfg.output.tables)]
+        names += [n for z in cfg.zones for stem in risk_stems(z.plural) for n in table_names(stem, cfg.output.tables)]
     if cfg.statistics is not None:
         names += inventory_output_names(cfg)
         if _allocates(cfg):

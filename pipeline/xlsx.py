@@ -14,9 +14,10 @@ import pandas as pd
 
 from lucr.errors import OutputError
 from lucr.table_meta import describe
+from lucr.outputs_spec import filename
 
 #: The workbook's file name.
-WORKBOOK = "lucr_tables.xlsx"
+WORKBOOK = filename("workbook")  # lucr_tables.xlsx (lucr.outputs_spec)
 #: Excel's row limit less the three header rows.
 MAX_ROWS = 1_048_576 - 3
 

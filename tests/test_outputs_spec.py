@@ -69,3 +69,29 @@ def test_generated_blocks_of_the_docs_are_in_sync(doc, section):
 def test_column_reference_is_in_sync():
     assert (ROOT / outputs_spec.COLUMNS_DOC).read_text(encoding="utf-8") == outputs_spec.markdown("columns"), \
         "docs/output_columns.md is out of date: run python -m lucr.outputs_spec write-docs"
+
+
+def test_writers_take_their_names_from_the_declaration():
+    from lucr.analysis.risk import output_stems
+    from lucr.export import MANIFEST
+    from lucr.report_html import REPORT
+
+    assert outputs_spec.stem("risk_breaks", level="provinces") == "risk_provinces_breaks"
+    assert outputs_spec.stem("run_summary", year=None) == "run_summary" and outputs_spec.stem("run_summary", year=2019) == "run_summary_2019"
+    assert outputs_spec.stem("inventory_demand", level="provinces") == "inventory_provinces_eco_land_demand"
+    assert output_stems("cities") == ["risk_cities", "risk_cities_breaks", "risk_cities_forecast"]
+    assert (MANIFEST, REPORT) == ("lucr_outputs.json", "report.html")
+    with pytest.raises(KeyError, match="no declared output"):
+        outputs_spec.stem("nothing")
+
+
+def test_a_renamed_statistics_output_is_still_declared(tmp_path):
+    from lucr.config import CONFIG_DIR, load_config
+    from lucr.runner import run
+
+    cfg = load_config(CONFIG_DIR / "guizhou_seed001_inventory.yaml")
+    cfg = cfg.model_copy(update={"statistics": cfg.statistics.model_copy(update={"output": "stats"}), "output": cfg.output.model_copy(update={"report": False})})
+    result = run(cfg, out_dir=tmp_path / "out")
+    assert (result.out_dir / "stats.csv").exists() and (result.out_dir / "risk_stats.csv").exists()
+    check = outputs_spec.check_folder(result.out_dir)
+    assert check.ok and check.files["risk_stats.csv"] == "risk" and check.files["stats_eco_land_demand.csv"] == "inventory_demand"

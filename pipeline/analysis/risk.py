@@ -483,22 +483,25 @@ def assess_levels(cfg, by_year: dict, analyses: dict, table, path_of, say=lambda
         result = assess(frames, z.level, table, cfg.risk, cfg.output.units, lisa, drivers, change_rows)
         geometry = next(iter(frames.values()))[["unit_id", "geometry"]]
         frame = gpd.GeoDataFrame(result.table.merge(geometry, on="unit_id", how="left"), geometry="geometry", crs=next(iter(frames.values())).crs)
-        write_results(result, frame, f"risk_{z.plural}", cfg, path_of)
+        write_results(result, frame, z.plural, cfg, path_of)
         out[z.level] = result
     return out
 
 
-def output_stems(stem: str) -> list[str]:
-    """The tables a risk assessment may write for a level (``stem``: ``risk_provinces``)."""
-    return [stem, f"{stem}_breaks", f"{stem}_forecast"]
+def output_stems(level: str) -> list[str]:
+    """The tables a risk assessment may write for a level (``level``: ``provinces``, ``inventory``), as declared."""
+    from lucr.outputs_spec import stem
+
+    return [stem(output, level=level) for output in ("risk", "risk_breaks", "risk_forecast")]
 
 
-def write_results(result: RiskResult, frame: pd.DataFrame, stem: str, cfg, path_of) -> None:
-    """The risk table (``frame``: the result's table, with geometry where it has one), its breaks and forecasts."""
+def write_results(result: RiskResult, frame: pd.DataFrame, level: str, cfg, path_of) -> None:
+    """The risk table of a level (``frame``: the result's table, with geometry where it has one), its breaks and forecasts."""
     from lucr.export import write_frame
 
     fmt = dict(csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
-    write_frame(frame, stem, cfg.output.tables, path_of, **fmt)
-    write_frame(result.breaks, f"{stem}_breaks", cfg.output.tables, path_of, **fmt)
+    table, breaks, forecast = output_stems(level)
+    write_frame(frame, table, cfg.output.tables, path_of, **fmt)
+    write_frame(result.breaks, breaks, cfg.output.tables, path_of, **fmt)
     if result.forecast is not None:
-        write_frame(result.forecast, f"{stem}_forecast", cfg.output.tables, path_of, **fmt)
+        write_frame(result.forecast, forecast, cfg.output.tables, path_of, **fmt)

@@ -18,16 +18,16 @@ from lucr.units import express_in
 log = logging.getLogger("lucr")
 
 
-def risk_stem(cfg) -> str:
-    """``risk_inventory`` (``risk_inventory_provinces`` with ``statistics.level``)."""
-    return f"risk_{output_stems(cfg)[0]}"
+def risk_level(cfg) -> str:
+    """The level word of the statistics route's risk tables: ``inventory`` (``inventory_provinces`` with ``statistics.level``)."""
+    return output_stems(cfg)[0]
 
 
 def output_names(cfg) -> list[str]:
     """Every file the statistics route may write in a run (staged before anything is computed)."""
     from lucr.analysis.risk import output_stems as risk_stems
 
-    stems = output_stems(cfg) + (risk_stems(risk_stem(cfg)) if cfg.risk is not None else [])
+    stems = output_stems(cfg) + (risk_stems(risk_level(cfg)) if cfg.risk is not None else [])
     return [n for stem in stems for n in table_names(stem, cfg.output.tables)]
 
 
@@ -54,7 +54,7 @@ def write(inventory, cfg, path_of):
 
         geometry = frame[["unit_id", "geometry"]].drop_duplicates("unit_id")
         table = gpd.GeoDataFrame(table.merge(geometry, on="unit_id", how="left"), geometry="geometry", crs=frame.crs)
-    write_results(result, table, risk_stem(cfg), cfg, path_of)
+    write_results(result, table, risk_level(cfg), cfg, path_of)
     return result
 
 
