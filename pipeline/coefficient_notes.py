@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lucr.coefficients import CoefficientTable
@@ -38,12 +39,18 @@ def unverified_share(table: CoefficientTable, tables_tc: dict, threshold: float)
     frame = next(iter(tables_tc.values()))  # the coarsest level holds every unit
     flux = {"source": 0.0, "sink": 0.0}
     unverified = {"source": 0.0, "sink": 0.0}
+    statistics = frame["builtup_statistics_tc"].to_numpy(float) if "builtup_statistics_tc" in frame else None  # statistics.builtup
+    if statistics is not None:
+        flux["source"] += float(np.nansum(statistics))
     for c in table.classes:
         column = f"area_ha_class_{c.code}"
         if column not in frame or c.coef == 0:
             continue
         side = "source" if c.coef > 0 else "sink"
-        value = float(frame[column].sum()) * c.coef
+        area = frame[column].to_numpy(float)
+        if statistics is not None and c.category == "built_up":
+            area = np.where(np.isfinite(statistics), 0.0, area)  # those units' built-up flux is the statistics'
+        value = float(area.sum()) * c.coef
         flux[side] += value
         if c.status == "unverified":
             unverified[side] += value

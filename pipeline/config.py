@@ -302,6 +302,9 @@ class StatisticsConfig(_Strict):
     output: str = Field("inventory", description="stem of the output tables (inventory_<level>s or inventory)")
     allocate: bool = Field(True, description="with a raster and 'level': write the totals onto the cells of their category (inventory_allocated.tif, a second pass)")
     weights: AllocationWeightsConfig | None = Field(None, description="a covariate raster weighting the allocation; default: area-weighted")
+    builtup: Literal["coefficient", "statistics"] = Field(
+        "coefficient", description="built-up flux of the raster route: the class coefficient, or the statistics' built-up energy emissions allocated onto the built-up cells (tables, maps, risk)",
+    )
     year_policy: Literal["nearest", "error"] = Field(
         "nearest", description="a statistics year that is not a land-cover year of the run: use the nearest land-cover year (said), or stop",
     )
@@ -377,6 +380,12 @@ class RunConfig(_Strict):
                 "give exactly one of 'legend' (a built-in legend with its default coefficients) or 'coefficients' "
                 "(a table naming its classes by code), or both (a table applied to a legend)"
             )
+        s = self.statistics
+        if s is not None and s.builtup == "statistics":
+            if s.level is None or not s.allocate:
+                raise ValueError("statistics.builtup: statistics needs statistics.level (the units of the statistics) and statistics.allocate: true")
+            if self.flux_raster is not None:
+                raise ValueError("statistics.builtup: statistics and flux_raster both replace class coefficients: use one of them")
         return self
 
     @field_validator("zones")

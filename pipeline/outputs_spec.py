@@ -109,6 +109,7 @@ net_tc_per_ha | t C / ha / yr | net carbon emission per ha with data
 cbc_landcover | 1 | land-cover carbon balance coefficient source / abs(sink) (> 1: emits more than its land fixes); empty without sink land; not seed 003's CBC (see inventory)
 polygon_area_ha | ha | geodesic (geographic CRS) or planar area of the unit's polygon
 flux_raster_area_ha | ha | with flux_raster: area where the raster replaced the class coefficient
+builtup_statistics_tc | t C / yr | with statistics.builtup: statistics: the unit's built-up flux from the statistics (its share of its unit's built-up energy emissions); empty where the coefficient stands
 """)
 
 RISK = _cols(UNIT + """

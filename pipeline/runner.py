@@ -49,6 +49,7 @@ from lucr.report_html import write as write_report
 from lucr.units import express_in, factor, renamed, summary_in
 from lucr.xlsx import WORKBOOK, write_workbook
 from lucr.inventory.allocation import allocated_name, finest_to_level, level_sums
+from lucr.inventory.builtup import override_sums as builtup_override_sums
 from lucr.inventory.allocation import densities as allocation_densities
 from lucr.inventory.allocation import product as allocation_product
 from lucr.inventory.outputs import output_names as inventory_output_names
@@ -324,17 +325,26 @@ def run(
     hashes = InputHashes(inputs, cfg.output.input_hashes)  # in the background, during the pass (see lucr.provenance)
     with hashes, StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads) as client:
         t0 = time.perf_counter()
-        totals, timings = _single_pass(ctx, maps, reductions, staged, client, progress)
+        builtup = _builtup_from_statistics(cfg)
+        deferred = [p for p in maps if builtup and p.name.startswith(("carbon_balance", "risk_grade"))]  # written in the allocation's pass
+        totals, timings = _single_pass(ctx, [p for p in maps if p not in deferred], reductions, staged, client, progress)
         pass_seconds = round(time.perf_counter() - t0, 3)
         for p in styled:
             entries = style_entries(table, cfg.output.units)
             staged.path(_style_name(p)).write_text(raster_qml(3, entries, p.units, exact=cfg.flux_raster is None), encoding="utf-8")
         say = status or (lambda _: None)
+        inventory, overrides = None, {}
+        if builtup:  # the statistics first: their built-up emissions enter the zonal tables
+            say("statistics route: built-up emissions in place of the coefficient")
+            pre = {lc.year: _date_outputs(ctx, lc, *totals[reduction_name(lc.year)], staged, write=False) for lc in series}
+            inventory = run_statistics(cfg, layers=layers, zonal_by_year={y: r.tables for y, r in pre.items()}, table=table)
+            overrides = {lc.year: _builtup_override(ctx, inventory, layers, totals, lc) for lc in series}
         for lc in series:
             say(f"zonal tables{f' of {lc.year}' if lc.year else ''}")
             t1 = time.perf_counter()
             area_fx, code_count = totals[reduction_name(lc.year)]
-            result = _date_outputs(ctx, lc, area_fx, code_count, staged, totals.get(flux_name(lc.year)))
+            override = overrides.get(lc.year, totals.get(flux_name(lc.year)))
+            result = _date_outputs(ctx, lc, area_fx, code_count, staged, override, override_kind="builtup" if builtup else "flux_raster")
             whole = result.summary["whole_raster"]
             if whole["valid_area_ha"] == 0 and whole["unknown_area_ha"] == 0:
                 raise no_data_error(lc.path, sorted({*table.nodata, *([lc.nodata] if lc.nodata is not None else [])}))
@@ -358,16 +368,16 @@ def run(
             staged.path(f"run_summary{ctx.suffix(lc.year)}.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         analyses = _time_series_outputs(cfg, by_year, layers, analysed, staged, multi_year=ctx.multi_date, say=say)
         risks = assess_risk(cfg, by_year, analyses, table, staged.path, say, change) if cfg.risk is not None else {}
-        inventory = None
         if cfg.statistics is not None:
             say("statistics route: accounting, carbon-oxygen balance")
-            inventory = run_statistics(cfg, layers=layers, zonal_by_year={y: r.tables for y, r in by_year.items()}, table=table)
+            if inventory is None:
+                inventory = run_statistics(cfg, layers=layers, zonal_by_year={y: r.tables for y, r in by_year.items()}, table=table)
             statistics_risk = write_inventory(inventory, cfg, staged.path)
             if statistics_risk is not None:
                 risks["statistics"] = statistics_risk
             if _allocates(cfg):
                 say("statistics route: totals onto their cells (second pass)")
-                _allocate(ctx, inventory, by_year, layers, staged, client, totals)
+                _allocate(ctx, inventory, by_year, layers, staged, client, totals, deferred)
         uncertain = cfg.risk is not None and cfg.risk.uncertainty is not None and bool(cfg.zones)
         legend = legend_table(table, cfg.output.units, coefficient_ranges(table, cfg.risk.uncertainty, factor(cfg.output.units)) if uncertain else None)
         write_frame(legend, "legend", cfg.output.tables, staged.path, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
@@ -398,9 +408,31 @@ def _allocates(cfg: RunConfig) -> bool:
     return cfg.statistics is not None and cfg.statistics.allocate and cfg.statistics.level is not None and cfg.landcover is not None
 
 
-def _allocate(ctx: RunContext, inventory, by_year: dict, layers, staged: StagedOutputs, client, totals: dict) -> None:
+def _builtup_from_statistics(cfg: RunConfig) -> bool:
+    return _allocates(cfg) and cfg.statistics.builtup == "statistics"
+
+
+def _builtup_override(ctx: RunContext, inventory, layers, totals: dict, lc: LandCover):
+    """Per-(zone, class) built-up flux from the statistics (lucr.inventory.builtup) for one date."""
+    s = ctx.config.statistics
+    frame = pd.DataFrame(inventory.tables[inventory_stems(ctx.config)[0]]).set_index(["unit_id", "year"])
+    years = sorted(frame.index.get_level_values("year").unique())
+    year = min(years, key=lambda y: abs(y - lc.year)) if lc.year is not None else years[-1]
+    level = next(lay for lay in layers if lay.level == s.level)
+    k = ctx.table.n_classes
+    area_ha = from_fixed_point(totals[reduction_name(lc.year)][0][1:, :k], ctx.scale_bits)
+    sums = totals.get(weights_name(lc.year))
+    emission = frame.xs(year, level="year")["builtup_emission_tc"] if "builtup_emission_tc" in frame else pd.Series(dtype=float)
+    log.info("statistics.builtup: built-up emissions of %s (statistics year %s) in place of the built-up coefficient for the land cover of %s", s.level, year, lc.year)
+    return builtup_override_sums(emission, level.frame["unit_id"].to_numpy(), finest_to_level(layers, s.level), area_ha,
+                                 None if sums is None else sums.pos[1:, :k], ctx.table)
+
+
+def _allocate(ctx: RunContext, inventory, by_year: dict, layers, staged: StagedOutputs, client, totals: dict, deferred: list[MapProduct] = ()) -> None:
     """Write each date's allocated density map. A SECOND PASS over the land cover, for a reason:
-    the densities are totals over the areas (or covariate sums) the first pass measured (lucr.inventory.allocation)."""
+    the densities are totals over the areas (or covariate sums) the first pass measured (lucr.inventory.allocation).
+    ``deferred``: the run's carbon-balance and risk maps when the statistics' built-up emissions replace
+    the coefficient (statistics.builtup), written here with the allocated built-up densities."""
     level = ctx.config.statistics.level
     frame = pd.DataFrame(inventory.tables[inventory_stems(ctx.config)[0]]).set_index(["unit_id", "year"])
     years = sorted(frame.index.get_level_values("year").unique())
@@ -412,7 +444,14 @@ def _allocate(ctx: RunContext, inventory, by_year: dict, layers, staged: StagedO
         sums = totals.get(weights_name(lc.year))
         weight_sums = level_sums(sums.pos[:, : ctx.table.n_classes], finest_rows, len(zonal)) if sums is not None else None
         dens, weighted, unallocated = allocation_densities(frame.xs(year, level="year"), zonal, ctx.table, weight_sums)
-        maps.append(allocation_product(ctx, lc.year, dens, finest_rows, ctx.suffix(lc.year), weighted))
+        allocated = allocation_product(ctx, lc.year, dens, finest_rows, ctx.suffix(lc.year), weighted)
+        maps.append(allocated)
+        if deferred:
+            from lucr.inventory.builtup import with_builtup
+            from lucr.products.risk_map import class_grades
+
+            breaks = class_grades(ctx)[2] if ctx.config.risk is not None else None
+            maps += [with_builtup(p, allocated.block, breaks) for p in deferred if p.name.endswith(ctx.suffix(lc.year)) and p.name.removesuffix(ctx.suffix(lc.year)) in ("carbon_balance", "risk_grade", "risk_grade_probability")]
         summary[str(lc.year)] = {"statistics_year": int(year), "weights": "area" if sums is None else str(ctx.config.statistics.weights.path.name), "unallocated_tc": unallocated}
     _single_pass(ctx, maps, [], staged, client, None)
     inventory.summary["allocation"] = summary
@@ -584,8 +623,10 @@ _MAPS = "lucr-maps"
 _FUSED = "lucr-fused"
 
 
-def _date_outputs(ctx: RunContext, lc: LandCover, area_fx: np.ndarray, code_count: np.ndarray, staged: StagedOutputs, flux_raster=None) -> YearResult:
-    """The zonal tables and the summary of one date, from its cross-tab (and the flux raster's sums)."""
+def _date_outputs(ctx: RunContext, lc: LandCover, area_fx: np.ndarray, code_count: np.ndarray, staged: StagedOutputs, flux_raster=None,
+                  override_kind: str = "flux_raster", write: bool = True) -> YearResult:
+    """The zonal tables and the summary of one date, from its cross-tab (and the flux raster's sums,
+    or with ``override_kind="builtup"`` the statistics' built-up flux). ``write=False``: the tables only."""
     cfg, layers, table = ctx.config, ctx.layers, ctx.table
     cols = ctx.columns[lc.year]
     finest = layers[-1] if layers else None
@@ -599,14 +640,19 @@ def _date_outputs(ctx: RunContext, lc: LandCover, area_fx: np.ndarray, code_coun
             raster_rows[coarse.level] = None if flux_raster is None else raster_rows[fine.level].map_rows(to_parent)
     tables, tables_tc = {}, {}
     for zcfg, layer in zip(cfg.zones, layers):
-        frame_tc = unit_table(layer, from_fixed_point(unit_rows[layer.level], ctx.scale_bits), table.coefs, table.codes, lc.grid, raster_rows[layer.level])
+        frame_tc = unit_table(layer, from_fixed_point(unit_rows[layer.level], ctx.scale_bits), table.coefs, table.codes, lc.grid, raster_rows[layer.level], override_kind)
         frame = express_in(frame_tc, cfg.output.units)
+        if not write:
+            tables[layer.level], tables_tc[layer.level] = frame, frame_tc
+            continue
         write_frame(frame, zcfg.output_stem() + ctx.suffix(lc.year), cfg.output.tables, staged.path, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang, classes=table)
         tables[layer.level], tables_tc[layer.level] = frame, frame_tc
         if ctx.engine == "fast" and layer is finest and lc is ctx.dates[0]:
             _warn_small_units(frame, row_cell_area_ha(lc.grid), layer.level)
     finest_rows = unit_rows.get(finest.level) if finest is not None else None
-    summary = _summary(lc, table, ctx.engine, ctx.scale_bits, area_fx.sum(axis=0), finest_rows, tables_tc, code_count, cols.offset, flux_raster)
+    if not write:
+        return YearResult(tables=tables, summary={}, rows_fx={})
+    summary = _summary(lc, table, ctx.engine, ctx.scale_bits, area_fx.sum(axis=0), finest_rows, tables_tc, code_count, cols.offset, flux_raster, override_kind)
     summary["unverified_share"] = unverified_share(table, tables_tc, cfg.unverified_warning_share) if tables_tc else None
     summary = summary_in(summary, cfg.output.units) | {"units": cfg.output.units}
     return YearResult(tables=tables, summary=summary, rows_fx={"grid": area_fx.sum(axis=0)[None], **unit_rows})
@@ -623,7 +669,7 @@ def _flux(area_ha: np.ndarray, coefs: np.ndarray, flux_raster=None) -> dict[str,
     return {"source_tc": float(source[0]), "sink_tc": float(sink[0]), "net_tc": float(source[0] + sink[0])}
 
 
-def _summary(lc, table, engine, scale_bits, grid_total_fx, finest_rows_fx, tables, code_count, offset, flux_raster=None) -> dict:
+def _summary(lc, table, engine, scale_bits, grid_total_fx, finest_rows_fx, tables, code_count, offset, flux_raster=None, override_kind: str = "flux_raster") -> dict:
     """The run summary of one date: the totals inside the units first (what a user quotes), the
     whole raster apart and labelled (it may hold sea and neighbouring countries), then details."""
     k = table.n_classes
@@ -658,8 +704,13 @@ def _summary(lc, table, engine, scale_bits, grid_total_fx, finest_rows_fx, table
     if finest_rows_fx is not None:
         outside = from_fixed_point(grid_total_fx - finest_rows_fx.sum(axis=0), scale_bits)[:k]  # exact in fixed point
         summary["outside_units"] = {"valid_area_ha": float(outside.sum()), **_flux(outside, table.coefs, None if flux_raster is None else flux_raster.take([0]))}
-    if flux_raster is not None:
+    if flux_raster is not None and override_kind == "flux_raster":
         summary["flux_raster_area_ha"] = float(flux_raster.area[:, :k].sum())
+    if override_kind == "builtup":
+        summary["builtup_source"] = {"source": "statistics (built-up energy emissions allocated onto the built-up cells)",
+                                     "units_with_statistics": int((flux_raster.area[:, :k].sum(axis=1) > 0).sum()), "builtup_statistics_tc": float(flux_raster.pos[:, :k].sum())}
+    else:
+        summary["builtup_source"] = {"source": "coefficient"}
     for level, frame in tables.items():
         summary["levels"][level] = {
             "units": len(frame),

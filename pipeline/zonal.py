@@ -165,7 +165,8 @@ def flux_totals(known_ha: np.ndarray, coefs: np.ndarray, flux_raster=None) -> tu
     return source, sink
 
 
-def unit_table(layer: ZoneLayer, area_ha_cols: np.ndarray, coefs: np.ndarray, class_codes: np.ndarray, grid: Grid, flux_raster=None):
+def unit_table(layer: ZoneLayer, area_ha_cols: np.ndarray, coefs: np.ndarray, class_codes: np.ndarray, grid: Grid, flux_raster=None,
+               override_kind: str = "flux_raster"):
     """The documented zonal table of one level (one row per unit).
 
     Parameters
@@ -177,7 +178,8 @@ def unit_table(layer: ZoneLayer, area_ha_cols: np.ndarray, coefs: np.ndarray, cl
 
     Columns: ``unit_id, name, parent_id, level, area_ha, valid_fraction,
     area_ha_class_<code>..., source_tc, sink_tc, net_tc, net_tc_per_ha, cbc_landcover,
-    polygon_area_ha`` (and ``flux_raster_area_ha`` with a flux raster); fluxes in t C / yr,
+    polygon_area_ha`` (and ``flux_raster_area_ha`` with a flux raster, ``builtup_statistics_tc`` with
+    the statistics' built-up flux, ``override_kind="builtup"``); fluxes in t C / yr,
     sinks negative; ``flux_raster``: :class:`lucr.products.raster_sums.RasterSums` of the units. ``cbc_landcover`` is the carbon
     balance coefficient of methods.md §5 under the coefficient method: carbon released by
     the source classes (cropland, built-up) over carbon fixed by the sink classes,
@@ -207,7 +209,9 @@ def unit_table(layer: ZoneLayer, area_ha_cols: np.ndarray, coefs: np.ndarray, cl
         frame["net_tc_per_ha"] = np.where(valid_ha > 0, net / valid_ha, np.nan)
         frame["cbc_landcover"] = np.where(sink < 0, source / -sink, np.nan)
     frame["polygon_area_ha"] = polygon_ha
-    if flux_raster is not None:
+    if flux_raster is not None and override_kind == "flux_raster":
         frame["flux_raster_area_ha"] = flux_raster.area[:, :k].sum(axis=1)
+    if flux_raster is not None and override_kind == "builtup":  # statistics.builtup: which units' built-up flux is the statistics'
+        frame["builtup_statistics_tc"] = np.where(flux_raster.area[:, :k].sum(axis=1) > 0, flux_raster.pos[:, :k].sum(axis=1), np.nan)
     frame["geometry"] = layer.frame.geometry.values
     return frame.set_geometry("geometry", crs=layer.frame.crs)

@@ -306,6 +306,79 @@ def test_covariate_weighted_allocation_on_another_grid(tmp_path, caplog):
     assert np.isfinite(patch).sum() > 100 and (patch[np.isfinite(patch)] == 0).all()  # zero and no-data weights get nothing (in Guizhou)
 
 
+def test_builtup_from_the_statistics_in_tables_maps_and_risk(tmp_path):
+    """statistics.builtup: statistics: a unit's built-up flux is its statistics' built-up emissions
+    (tables exactly, its cities their area shares, provinces without statistics keep the
+    coefficient); the carbon-balance map's cells add up to the tables (fast engine, 1e-9); the
+    Monte Carlo keeps that flux fixed; the summary says which source the run used."""
+    import rasterio
+    from rasterio.features import rasterize
+
+    from lucr.area import row_cell_area_ha
+    from lucr.coefficients import load_table
+    from lucr.grid import Grid
+    from tests.conftest import SAMPLE_CITIES
+
+    stats = tmp_path / "s.csv"
+    stats.write_text("adcode,year,energy_use [万吨标准煤]\n520000,2019,10650\n530000,2019,12000\n")
+    base = {
+        "landcover": {"path": str(SAMPLE_RASTER), "year": 2019}, "legend": "igbp", "engine": "fast",
+        "zones": [{"level": "province", "path": str(SAMPLE_PROVINCES), "layer": "provinces", "id": "adcode", "name": "name"},
+                  {"level": "city", "path": str(SAMPLE_CITIES), "layer": "cities", "id": "adcode", "name": "name", "parent": "province_adcode"}],
+        "statistics": {"path": str(stats), "id": "adcode", "level": "province", "demand": None, "builtup": "statistics"},
+        "output": {"dir": str(tmp_path / "out"), "tables": ["csv"], "report": False},
+    }
+    result = run(parse_config(base, tmp_path))
+    prov = result.tables["province"].set_index("unit_id")
+    city = result.tables["city"]
+    table = load_table("igbp")
+    emission = {"520000": 10650e4 * 0.7476, "530000": 12000e4 * 0.7476}
+    other = [f"area_ha_class_{c.code}" for c in table.classes if c.coef > 0 and c.category != "built_up"]
+    coef = {f"area_ha_class_{c.code}": c.coef for c in table.classes}
+    for unit, e in emission.items():
+        assert prov.at[unit, "builtup_statistics_tc"] == pytest.approx(e, rel=1e-12)
+        expected = e + sum(prov.at[unit, col] * coef[col] for col in other)
+        assert prov.at[unit, "source_tc"] == pytest.approx(expected, rel=1e-12)
+        assert city.loc[city["parent_id"] == unit, "builtup_statistics_tc"].sum() == pytest.approx(e, rel=1e-12)
+    assert np.isnan(prov.at["110000", "builtup_statistics_tc"])
+    built = [f"area_ha_class_{c.code}" for c in table.classes if c.category == "built_up"]
+    beijing = sum(prov.at["110000", col] * coef[col] for col in other + built)
+    assert prov.at["110000", "source_tc"] == pytest.approx(beijing, rel=1e-12)  # no statistics: the coefficient
+    summary = result.by_year[2019].summary
+    assert summary["builtup_source"]["units_with_statistics"] > 0 and summary["builtup_source"]["source"].startswith("statistics")
+    with rasterio.open(result.out_dir / "carbon_balance.tif") as src:
+        source, transform, crs, shape = src.read(1).astype(np.float64), src.transform, src.crs, (src.height, src.width)
+        assert "statistics.builtup" in src.tags()["lucr_builtup"]
+    import geopandas as gpd
+
+    cities = gpd.read_file(SAMPLE_CITIES, layer="cities")
+    index = rasterize(((g, i + 1) for i, g in enumerate(cities.geometry)), out_shape=shape, transform=transform, dtype="int32")
+    area = row_cell_area_ha(Grid(shape[0], shape[1], transform, crs))[:, None] * np.ones(shape[1])
+    for unit in ("520000", "530000", "110000"):
+        cells = np.isin(index, np.flatnonzero(cities["province_adcode"].astype(str).to_numpy() == unit) + 1)
+        assert np.nansum(np.where(cells, source, np.nan) * area) == pytest.approx(prov.at[unit, "source_tc"], rel=1e-6), unit  # float32 map
+    from lucr.analysis.risk import NET_BREAKS, grade
+
+    with rasterio.open(result.out_dir / "risk_grade.tif") as g, rasterio.open(result.out_dir / "risk_grade_probability.tif") as pr:
+        grades, probability = g.read(1), pr.read(1)
+    guizhou = np.isin(index, np.flatnonzero(cities["province_adcode"].astype(str).to_numpy() == "520000") + 1)
+    with rasterio.open(result.out_dir / "inventory_allocated.tif") as src:
+        density = src.read(1)
+    cells = guizhou & np.isfinite(density)
+    assert cells.sum() > 0 and (grades[cells] == grade(density[cells], NET_BREAKS)).all() and (probability[cells] == 100).all()
+    risk = result.risk["province"].table.set_index("unit_id")
+    assert risk.at["520000", "source_p5"] <= prov.at["520000", "source_tc"] <= risk.at["520000", "source_p95"]
+    assert risk.at["520000", "source_p95"] - risk.at["520000", "source_p5"] < 0.1 * prov.at["520000", "source_tc"]  # the built-up flux is not drawn
+
+
+def test_builtup_from_statistics_needs_a_level_and_no_flux_raster(tmp_path):
+    from lucr.errors import ConfigError
+
+    cfg = {"landcover": {"path": str(SAMPLE_RASTER)}, "legend": "igbp", "statistics": {"path": "s.csv", "builtup": "statistics"}}
+    with pytest.raises(ConfigError, match="statistics.builtup: statistics needs statistics.level"):
+        parse_config(cfg, tmp_path)
+
+
 def test_weighted_densities_fall_back_to_area_where_no_cell_has_weight(caplog):
     from lucr.coefficients import load_table
     from lucr.inventory.allocation import densities

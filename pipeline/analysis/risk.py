@@ -181,15 +181,18 @@ def draw_coefficients(coefs, low, high, sd, draws: int, rng: np.random.Generator
 
 
 def monte_carlo(areas: np.ndarray, coefs: np.ndarray, low: np.ndarray, high: np.ndarray, draws: int, seed: int, breaks, thresholds=(1.0, 3.0),
-                sd: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                sd: np.ndarray | None = None, fixed_source: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Percentiles of S, K, N, CBC per unit and the probability of each grade and of CBC >= each threshold.
 
     ``areas``: (units, K) ha; coefficients drawn per class from a normal distribution (coef, ``sd``)
     where ``sd`` is finite, else a triangular one (low, coef, high); the same draw for every unit
-    (a coefficient is one number for all).
+    (a coefficient is one number for all). ``fixed_source``: per unit, a source added to every draw
+    (the statistics' built-up flux, whose classes then have no area in ``areas``).
     """
     c = draw_coefficients(coefs, low, high, sd, draws, np.random.default_rng(seed))  # (K, draws)
     s = areas @ np.maximum(c, 0.0)
+    if fixed_source is not None:
+        s = s + np.nan_to_num(np.asarray(fixed_source, float))[:, None]
     k = -(areas @ np.minimum(c, 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         cbc = np.where(k > 0, s / k, np.where(s > 0, np.inf, np.nan))
@@ -248,7 +251,7 @@ def assess(frames: dict, level: str, table, cfg, units: str = "t C", lisa: pd.Da
     long = zonal_indicators(frames, table.classes, units)
     result, breaks_by_year = assess_indicators(long, level, cfg, lisa, renamed("cbc_landcover" if cfg.indicator == "cbc" else "net_tc_per_ha", units), drivers, factor(units), change_rows)
     if cfg.uncertainty is not None:
-        result.table = _with_uncertainty(result.table, frames, table, cfg, factor(units), breaks_by_year)
+        result.table = _with_uncertainty(result.table, frames, table, cfg, units, breaks_by_year)
     return result
 
 
@@ -451,13 +454,22 @@ def coefficient_ranges(table, u, to_units: float = 1.0) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["code", "coef", "low", "high", "sd", "range_source"])
 
 
-def _with_uncertainty(long: pd.DataFrame, frames: dict, table, cfg, to_units: float, breaks_by_year: dict) -> pd.DataFrame:
+def _with_uncertainty(long: pd.DataFrame, frames: dict, table, cfg, units: str, breaks_by_year: dict) -> pd.DataFrame:
+    from lucr.units import factor, renamed
+
     u = cfg.uncertainty
-    ranges = coefficient_ranges(table, u, to_units)
+    ranges = coefficient_ranges(table, u, factor(units))
     parts = []
+    built = np.array([c.category == "built_up" for c in table.classes])
     for year, frame in frames.items():
         areas = np.stack([frame[f"area_ha_class_{c.code}"].to_numpy(float) for c in table.classes], axis=1)
-        mc = monte_carlo(areas, ranges["coef"].to_numpy(), ranges["low"].to_numpy(), ranges["high"].to_numpy(), u.draws, u.seed, breaks_by_year[year], sd=ranges["sd"].to_numpy())
+        fixed = None
+        column = renamed("builtup_statistics_tc", units)
+        if column in frame:  # statistics.builtup: those units' built-up flux is the statistics', not drawn
+            fixed = frame[column].to_numpy(float)
+            areas[np.isfinite(fixed)[:, None] & built[None, :]] = 0.0
+        mc = monte_carlo(areas, ranges["coef"].to_numpy(), ranges["low"].to_numpy(), ranges["high"].to_numpy(), u.draws, u.seed, breaks_by_year[year],
+                         sd=ranges["sd"].to_numpy(), fixed_source=fixed)
         parts.append(pd.DataFrame({"unit_id": frame["unit_id"].to_numpy(), "year": year, **mc}))
     return long.merge(pd.concat(parts, ignore_index=True), on=["unit_id", "year"], how="left")
 
