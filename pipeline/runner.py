@@ -60,7 +60,7 @@ from lucr.inventory.stage import run_statistics
 from lucr.io import LandCover, ValueRaster, ZoneLayer, check_nesting, check_same_grid, no_data_error, open_landcover, open_value_raster, open_weight_raster, read_zone_layer
 from lucr.products.base import MapProduct, RunContext
 from lucr.products.registry import declared_maps, declared_reductions
-from lucr.products.raster_sums import flux_name, weights_name
+from lucr.products.raster_sums import centre_areas_name, flux_name, weights_name
 from lucr.products.zone_class_area import reduction_name
 from lucr.sweep import PassSources, Sweep
 from lucr.sweep import compute as compute_pass
@@ -441,9 +441,10 @@ def _allocate(ctx: RunContext, inventory, by_year: dict, layers, staged: StagedO
     for lc in ctx.dates:
         year = min(years, key=lambda y: abs(y - lc.year)) if lc.year is not None else years[-1]
         zonal = by_year[lc.year].tables[level]
-        sums = totals.get(weights_name(lc.year))
+        sums, centre = totals.get(weights_name(lc.year)), totals.get(centre_areas_name(lc.year))
         weight_sums = level_sums(sums.pos[:, : ctx.table.n_classes], finest_rows, len(zonal)) if sums is not None else None
-        dens, weighted, unallocated = allocation_densities(frame.xs(year, level="year"), zonal, ctx.table, weight_sums)
+        area_sums = level_sums(centre.pos[:, : ctx.table.n_classes], finest_rows, len(zonal)) if centre is not None else None
+        dens, weighted, unallocated = allocation_densities(frame.xs(year, level="year"), zonal, ctx.table, weight_sums, area_sums)
         allocated = allocation_product(ctx, lc.year, dens, finest_rows, ctx.suffix(lc.year), weighted)
         maps.append(allocated)
         if deferred:

@@ -211,10 +211,11 @@ def test_with_a_raster_fixation_comes_from_the_class_areas(tmp_path, caplog):
     assert (result.out_dir / "inventory_provinces.gpkg").exists()
 
 
-def test_allocation_conserves_every_unit_total(tmp_path):
-    """Fast engine (cell centres): the allocated map summed over each unit's cells, with true
-    cell areas, gives back the unit's statistical totals (1e-9); cells are rasterised here with
-    rasterio (cell centres), independently of lucr's own zone raster."""
+@pytest.mark.parametrize("engine", ["fast", "exact"])
+def test_allocation_conserves_every_unit_total(tmp_path, engine):
+    """The allocated map summed over each unit's cells (by cell centre, rasterised here with rasterio,
+    independently of lucr's zone raster), with true cell areas, gives back the unit's statistical
+    totals (1e-9), with either engine (the exact engine sums the map's denominators by centre)."""
     import geopandas as gpd
     import rasterio
     from rasterio.features import rasterize
@@ -226,11 +227,11 @@ def test_allocation_conserves_every_unit_total(tmp_path):
     stats = tmp_path / "s.csv"
     stats.write_text("adcode,year,energy_use [万吨标准煤],fertiliser [万吨],yield_rice [万吨]\n520000,2019,10650,82.1,422\n530000,2019,12000,200,520\n")
     cfg = parse_config({
-        "landcover": {"path": str(SAMPLE_RASTER), "year": 2019}, "legend": "igbp", "engine": "fast",
+        "landcover": {"path": str(SAMPLE_RASTER), "year": 2019}, "legend": "igbp", "engine": engine, "risk": None,
         "zones": [{"level": "province", "path": str(SAMPLE_PROVINCES), "layer": "provinces", "id": "adcode", "name": "name"},
                   {"level": "city", "path": str(SAMPLE_CITIES), "layer": "cities", "id": "adcode", "name": "name", "parent": "province_adcode"}],
         "statistics": {"path": str(stats), "id": "adcode", "level": "province", "demand": None},
-        "output": {"dir": str(tmp_path / "out"), "tables": ["csv"]},
+        "output": {"dir": str(tmp_path / "out"), "tables": ["csv"], "report": False},
     }, tmp_path)
     result = run(cfg)
     inv = result.inventory.tables["inventory_provinces"].set_index("unit_id")
@@ -249,7 +250,8 @@ def test_allocation_conserves_every_unit_total(tmp_path):
     assert np.isnan(dens[0][~np.isin(city_index, [i for i, p in province_of.items() if p in ("520000", "530000")])]).all()
 
 
-def test_covariate_weighted_allocation_on_another_grid(tmp_path, caplog):
+@pytest.mark.parametrize("engine", ["fast", "exact"])
+def test_covariate_weighted_allocation_on_another_grid(tmp_path, caplog, engine):
     """A weight raster at twice the resolution (constant within each land-cover cell, so GDAL's
     average resampling gives it back exactly; 0 and nodata patches): each cell of a unit's category
     gets T w / sum(w a); the unit's cells add up to its total (1e-9); zero or no-data weight: 0."""
@@ -276,7 +278,7 @@ def test_covariate_weighted_allocation_on_another_grid(tmp_path, caplog):
     stats = tmp_path / "s.csv"
     stats.write_text("adcode,year,energy_use [万吨标准煤],fertiliser [万吨],yield_rice [万吨]\n520000,2019,10650,82.1,422\n530000,2019,12000,200,520\n")
     cfg = parse_config({
-        "landcover": {"path": str(SAMPLE_RASTER), "year": 2019}, "legend": "igbp", "engine": "fast", "risk": None,
+        "landcover": {"path": str(SAMPLE_RASTER), "year": 2019}, "legend": "igbp", "engine": engine, "risk": None,
         "zones": [{"level": "province", "path": str(SAMPLE_PROVINCES), "layer": "provinces", "id": "adcode", "name": "name"},
                   {"level": "city", "path": str(SAMPLE_CITIES), "layer": "cities", "id": "adcode", "name": "name", "parent": "province_adcode"}],
         "statistics": {"path": str(stats), "id": "adcode", "level": "province", "demand": None, "weights": {"path": str(weights)}},

@@ -15,9 +15,10 @@ elsewhere.
 The map needs the areas of the pass, so it is written by a second pass over the land cover
 (a lookup by zone and class per cell; no cross-tab). A boundary cell takes the density of
 the unit holding its centre: with the fast engine (cell centres) the map's sums per unit
-reproduce the totals exactly; with the exact engine the areas ``A_u`` are exact and a
-boundary cell's share may lie in a neighbour, so a unit's map sum differs from its total by
-at most its boundary cells of the category (measured and recorded in the summary).
+reproduce the totals exactly; with the exact engine the denominators are summed by cell centre
+in the same pass (``centre-areas``, and the covariate's sums likewise), so the map's cells of a
+unit (by centre) again add up to its total, while the zonal tables keep their exact
+coverage-weighted areas.
 """
 
 from __future__ import annotations
@@ -61,17 +62,19 @@ def level_sums(zone_sums: np.ndarray, finest_rows: np.ndarray, n_units: int) -> 
     return out
 
 
-def densities(totals: pd.DataFrame, zonal: pd.DataFrame, table, weight_sums: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+def densities(totals: pd.DataFrame, zonal: pd.DataFrame, table, weight_sums: np.ndarray | None = None,
+              area_sums: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Per unit (rows of ``zonal``) and class: ``(3, n_units, K)`` the factor each cell's density is
     (t C / ha / yr; times the cell's weight where weighted), ``(3, n_units)`` whether it is weighted,
     and the unallocated totals.
 
     ``totals``: the statistics of one year by unit id (columns of :data:`ALLOCATED`);
     ``zonal``: the level's zonal table of the same date (``unit_id``, ``area_ha_class_<code>``);
-    ``weight_sums``: ``(n_units, K)`` sums of weight x area from the pass (None: area-weighted).
+    ``weight_sums``: ``(n_units, K)`` sums of weight x area from the pass (None: area-weighted);
+    ``area_sums``: ``(n_units, K)`` class areas by cell centre (exact engine), in place of the table's.
     """
     codes = [c.code for c in table.classes]
-    area = np.stack([zonal[f"area_ha_class_{code}"].to_numpy(float) for code in codes], axis=1)
+    area = area_sums if area_sums is not None else np.stack([zonal[f"area_ha_class_{code}"].to_numpy(float) for code in codes], axis=1)
     out = np.full((len(ALLOCATED), len(zonal), len(codes)), np.nan)
     weighted = np.zeros((len(ALLOCATED), len(zonal)), bool)
     unallocated: dict[str, dict[str, float]] = {}

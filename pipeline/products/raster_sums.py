@@ -49,6 +49,11 @@ def stock_name(date) -> str:
     return f"stock-raster-{date}"
 
 
+def centre_areas_name(date) -> str:
+    """Per-(zone, class) areas by cell centre (exact engine with an allocation: the map's denominators)."""
+    return f"centre-areas-{date}"
+
+
 def weights_name(date) -> str:
     """The per-(zone, class) sums of the allocation's covariate raster (``weight x area``), one date."""
     return f"weight-raster-{date}"
@@ -60,20 +65,23 @@ def stock_key(ctx: RunContext, date) -> str:
 
 
 class RasterByZoneClass:
-    """Sums of one value raster per (zone, class) of one date."""
+    """Sums of one value raster per (zone, class) of one date (``raster`` None: a raster of ones, so
+    ``pos`` is the area). ``centre``: each cell in the unit holding its centre, also with the exact
+    engine (the allocation map's cells belong to one unit each)."""
 
-    def __init__(self, name: str, raster: str, date, columns: ClassColumns, n_zones: int, nodata: float | None, factor: float = 1.0):
+    def __init__(self, name: str, raster: str | None, date, columns: ClassColumns, n_zones: int, nodata: float | None, factor: float = 1.0, centre: bool = False):
         self.name, self.raster, self.date = name, raster, date
-        self.columns, self.n_zones, self.nodata, self.factor = columns, n_zones, nodata, factor
+        self.columns, self.n_zones, self.nodata, self.factor, self.centre = columns, n_zones, nodata, factor, centre
 
     def chunk(self, chunk: Chunk):
         shape = (self.n_zones + 1, self.columns.n_columns)
         pos, neg, area = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        values = chunk.rasters[self.raster] if self.raster is not None else np.ones(chunk.zones.shape, np.float32)
         accumulate_zone_class_values(
-            chunk.codes[self.date], chunk.zones, chunk.rasters[self.raster], self.nodata is not None, 0.0 if self.nodata is None else self.nodata,
+            chunk.codes[self.date], chunk.zones, values, self.nodata is not None, 0.0 if self.nodata is None else self.nodata,
             chunk.row_area_ha, self.columns.class_of_code, self.columns.offset, pos, neg, area,
         )
-        if chunk.edges is not None and len(chunk.edges):  # exact engine: boundary cells by coverage fraction
+        if not self.centre and chunk.edges is not None and len(chunk.edges):  # exact engine: boundary cells by coverage fraction
             e = chunk.edges
             v = chunk.rasters[self.raster][e.rows, e.cols].astype(np.float64)
             ok = np.isfinite(v) if self.nodata is None else np.isfinite(v) & (v != self.nodata)
@@ -102,6 +110,10 @@ def declare(ctx: RunContext) -> list[RasterByZoneClass]:
         for lc in ctx.dates:
             key = stock_key(ctx, lc.year)
             out.append(RasterByZoneClass(stock_name(lc.year), key, lc.year, ctx.columns[lc.year], n_zones, ctx.rasters[key].nodata))
+    centre = ctx.engine == "exact"  # the allocation map gives each cell to the unit of its centre: its denominators count cells so
     if "weights" in ctx.rasters:  # the allocation's covariate: its sums per (zone, class) are the denominators of the second pass
-        out += [RasterByZoneClass(weights_name(lc.year), "weights", lc.year, ctx.columns[lc.year], n_zones, ctx.rasters["weights"].nodata) for lc in ctx.dates]
+        out += [RasterByZoneClass(weights_name(lc.year), "weights", lc.year, ctx.columns[lc.year], n_zones, ctx.rasters["weights"].nodata, centre=centre) for lc in ctx.dates]
+    s = ctx.config.statistics
+    if centre and s is not None and s.allocate and s.level is not None and ctx.layers:
+        out += [RasterByZoneClass(centre_areas_name(lc.year), None, lc.year, ctx.columns[lc.year], n_zones, None, centre=True) for lc in ctx.dates]
     return out
