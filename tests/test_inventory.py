@@ -211,11 +211,27 @@ def test_with_a_raster_fixation_comes_from_the_class_areas(tmp_path, caplog):
     assert (result.out_dir / "inventory_provinces.gpkg").exists()
 
 
-@pytest.mark.parametrize("engine", ["fast", "exact"])
-def test_allocation_conserves_every_unit_total(tmp_path, engine):
-    """The allocated map summed over each unit's cells (by cell centre, rasterised here with rasterio,
-    independently of lucr's zone raster), with true cell areas, gives back the unit's statistical
-    totals (1e-9), with either engine (the exact engine sums the map's denominators by centre)."""
+TWO_PROVINCES = "adcode,year,energy_use [万吨标准煤],fertiliser [万吨],yield_rice [万吨]\n520000,2019,10650,82.1,422\n530000,2019,12000,200,520\n"
+
+
+def _allocation_run(tmp_path, engine: str, stats_text: str = TWO_PROVINCES, **statistics):
+    """A run of the sample (provinces and cities) with statistics at the province level, allocated."""
+    from tests.conftest import SAMPLE_CITIES
+
+    stats = tmp_path / "s.csv"
+    stats.write_text(stats_text)
+    return run(parse_config({
+        "landcover": {"path": str(SAMPLE_RASTER), "year": 2019}, "legend": "igbp", "engine": engine, "risk": statistics.pop("risk", None),
+        "zones": [{"level": "province", "path": str(SAMPLE_PROVINCES), "layer": "provinces", "id": "adcode", "name": "name"},
+                  {"level": "city", "path": str(SAMPLE_CITIES), "layer": "cities", "id": "adcode", "name": "name", "parent": "province_adcode"}],
+        "statistics": {"path": str(stats), "id": "adcode", "level": "province", "demand": None, **statistics},
+        "output": {"dir": str(tmp_path / "out"), "tables": ["csv"], "report": False},
+    }, tmp_path))
+
+
+def _province_cells(path):
+    """``(cells_of(province_id), cell areas ha, transform, crs, shape)`` of a map of the sample grid: cells by
+    centre, rasterised here with rasterio from the city polygons, independently of lucr's zone raster."""
     import geopandas as gpd
     import rasterio
     from rasterio.features import rasterize
@@ -224,30 +240,35 @@ def test_allocation_conserves_every_unit_total(tmp_path, engine):
     from lucr.grid import Grid
     from tests.conftest import SAMPLE_CITIES
 
-    stats = tmp_path / "s.csv"
-    stats.write_text("adcode,year,energy_use [万吨标准煤],fertiliser [万吨],yield_rice [万吨]\n520000,2019,10650,82.1,422\n530000,2019,12000,200,520\n")
-    cfg = parse_config({
-        "landcover": {"path": str(SAMPLE_RASTER), "year": 2019}, "legend": "igbp", "engine": engine, "risk": None,
-        "zones": [{"level": "province", "path": str(SAMPLE_PROVINCES), "layer": "provinces", "id": "adcode", "name": "name"},
-                  {"level": "city", "path": str(SAMPLE_CITIES), "layer": "cities", "id": "adcode", "name": "name", "parent": "province_adcode"}],
-        "statistics": {"path": str(stats), "id": "adcode", "level": "province", "demand": None},
-        "output": {"dir": str(tmp_path / "out"), "tables": ["csv"], "report": False},
-    }, tmp_path)
-    result = run(cfg)
-    inv = result.inventory.tables["inventory_provinces"].set_index("unit_id")
-    with rasterio.open(result.out_dir / "inventory_allocated.tif") as src:
-        dens, transform, crs, shape = src.read().astype(np.float64), src.transform, src.crs, (src.height, src.width)
-        assert src.descriptions == ("builtup_emission", "farm_input_emission", "crop_uptake")
+    with rasterio.open(path) as src:
+        transform, crs, shape = src.transform, src.crs, (src.height, src.width)
     cities = gpd.read_file(SAMPLE_CITIES, layer="cities")
-    province_of = {i + 1: p for i, p in enumerate(cities["province_adcode"].astype(str))}
-    city_index = rasterize(((g, i + 1) for i, g in enumerate(cities.geometry)), out_shape=shape, transform=transform, dtype="int32")
+    index = rasterize(((g, i + 1) for i, g in enumerate(cities.geometry)), out_shape=shape, transform=transform, dtype="int32")
+    province = cities["province_adcode"].astype(str).to_numpy()
     area = row_cell_area_ha(Grid(shape[0], shape[1], transform, crs))[:, None] * np.ones(shape[1])
+    return (lambda unit: np.isin(index, np.flatnonzero(province == unit) + 1)), area
+
+
+@pytest.mark.parametrize("engine", ["fast", "exact"])
+def test_allocation_conserves_every_unit_total(tmp_path, engine):
+    """The allocated map summed over each unit's cells (by cell centre), with true cell areas, gives back
+    the unit's statistical totals (1e-9), with either engine (the exact engine sums the map's
+    denominators by centre)."""
+    import rasterio
+
+    result = _allocation_run(tmp_path, engine)
+    inv = result.inventory.tables["inventory_provinces"].set_index("unit_id")
+    path = result.out_dir / "inventory_allocated.tif"
+    with rasterio.open(path) as src:
+        dens = src.read().astype(np.float64)
+        assert src.descriptions == ("builtup_emission", "farm_input_emission", "crop_uptake")
+    cells_of, area = _province_cells(path)
     for unit in ("520000", "530000"):
-        cells = np.isin(city_index, [i for i, p in province_of.items() if p == unit])
+        cells = cells_of(unit)
         for b, column, sign in ((0, "builtup_emission_tc", 1), (1, "farm_input_emission_tc", 1), (2, "crop_uptake_tc", -1)):
             band = np.where(cells, dens[b], np.nan)
             assert np.nansum(band * area) == pytest.approx(sign * inv.at[unit, column], rel=1e-9), (unit, column)
-    assert np.isnan(dens[0][~np.isin(city_index, [i for i, p in province_of.items() if p in ("520000", "530000")])]).all()
+    assert np.isnan(dens[0][~(cells_of("520000") | cells_of("530000"))]).all()
 
 
 @pytest.mark.parametrize("engine", ["fast", "exact"])
@@ -255,14 +276,8 @@ def test_covariate_weighted_allocation_on_another_grid(tmp_path, caplog, engine)
     """A weight raster at twice the resolution (constant within each land-cover cell, so GDAL's
     average resampling gives it back exactly; 0 and nodata patches): each cell of a unit's category
     gets T w / sum(w a); the unit's cells add up to its total (1e-9); zero or no-data weight: 0."""
-    import geopandas as gpd
     import rasterio
-    from rasterio.features import rasterize
     from rasterio.transform import Affine
-
-    from lucr.area import row_cell_area_ha
-    from lucr.grid import Grid
-    from tests.conftest import SAMPLE_CITIES
 
     with rasterio.open(SAMPLE_RASTER) as src:
         t, crs, shape = src.transform, src.crs, (src.height, src.width)
@@ -275,29 +290,18 @@ def test_covariate_weighted_allocation_on_another_grid(tmp_path, caplog, engine)
     with rasterio.open(weights, "w", driver="GTiff", height=fine.shape[0], width=fine.shape[1], count=1, dtype="float32", crs=crs,
                        transform=t @ Affine.scale(0.5), nodata=-9999.0, tiled=True) as dst:
         dst.write(fine, 1)
-    stats = tmp_path / "s.csv"
-    stats.write_text("adcode,year,energy_use [万吨标准煤],fertiliser [万吨],yield_rice [万吨]\n520000,2019,10650,82.1,422\n530000,2019,12000,200,520\n")
-    cfg = parse_config({
-        "landcover": {"path": str(SAMPLE_RASTER), "year": 2019}, "legend": "igbp", "engine": engine, "risk": None,
-        "zones": [{"level": "province", "path": str(SAMPLE_PROVINCES), "layer": "provinces", "id": "adcode", "name": "name"},
-                  {"level": "city", "path": str(SAMPLE_CITIES), "layer": "cities", "id": "adcode", "name": "name", "parent": "province_adcode"}],
-        "statistics": {"path": str(stats), "id": "adcode", "level": "province", "demand": None, "weights": {"path": str(weights)}},
-        "output": {"dir": str(tmp_path / "out"), "tables": ["csv"], "report": False},
-    }, tmp_path)
     with caplog.at_level(logging.INFO, logger="lucr"):
-        result = run(cfg)
+        result = _allocation_run(tmp_path, engine, weights={"path": str(weights)})
     assert "warped onto the land-cover grid (average resampling)" in caplog.text
     inv = result.inventory.tables["inventory_provinces"].set_index("unit_id")
-    with rasterio.open(result.out_dir / "inventory_allocated.tif") as src:
+    path = result.out_dir / "inventory_allocated.tif"
+    with rasterio.open(path) as src:
         dens = src.read().astype(np.float64)
         assert "weighted by weights_fine.tif" in src.tags()["lucr_allocation"]
-    cities = gpd.read_file(SAMPLE_CITIES, layer="cities")
-    province_of = {i + 1: p for i, p in enumerate(cities["province_adcode"].astype(str))}
-    city_index = rasterize(((g, i + 1) for i, g in enumerate(cities.geometry)), out_shape=shape, transform=t, dtype="int32")
-    area = row_cell_area_ha(Grid(shape[0], shape[1], t, crs))[:, None] * np.ones(shape[1])
+    cells_of, area = _province_cells(path)
     w = np.where(coarse > 0, coarse, 0.0)
     for unit in ("520000", "530000"):
-        cells = np.isin(city_index, [i for i, p in province_of.items() if p == unit])
+        cells = cells_of(unit)
         for b, column, sign in ((0, "builtup_emission_tc", 1), (1, "farm_input_emission_tc", 1), (2, "crop_uptake_tc", -1)):
             band = np.where(cells, dens[b], np.nan)
             category = cells & np.isfinite(band)
@@ -311,26 +315,15 @@ def test_covariate_weighted_allocation_on_another_grid(tmp_path, caplog, engine)
 def test_builtup_from_the_statistics_in_tables_maps_and_risk(tmp_path):
     """statistics.builtup: statistics: a unit's built-up flux is its statistics' built-up emissions
     (tables exactly, its cities their area shares, provinces without statistics keep the
-    coefficient); the carbon-balance map's cells add up to the tables (fast engine, 1e-9); the
-    Monte Carlo keeps that flux fixed; the summary says which source the run used."""
+    coefficient); the carbon-balance map's cells add up to the tables (float32 map, 1e-6); the
+    risk map grades the allocated densities; the Monte Carlo keeps that flux fixed; the summary
+    says which source the run used."""
     import rasterio
-    from rasterio.features import rasterize
 
-    from lucr.area import row_cell_area_ha
+    from lucr.analysis.risk import NET_BREAKS, grade
     from lucr.coefficients import load_table
-    from lucr.grid import Grid
-    from tests.conftest import SAMPLE_CITIES
 
-    stats = tmp_path / "s.csv"
-    stats.write_text("adcode,year,energy_use [万吨标准煤]\n520000,2019,10650\n530000,2019,12000\n")
-    base = {
-        "landcover": {"path": str(SAMPLE_RASTER), "year": 2019}, "legend": "igbp", "engine": "fast",
-        "zones": [{"level": "province", "path": str(SAMPLE_PROVINCES), "layer": "provinces", "id": "adcode", "name": "name"},
-                  {"level": "city", "path": str(SAMPLE_CITIES), "layer": "cities", "id": "adcode", "name": "name", "parent": "province_adcode"}],
-        "statistics": {"path": str(stats), "id": "adcode", "level": "province", "demand": None, "builtup": "statistics"},
-        "output": {"dir": str(tmp_path / "out"), "tables": ["csv"], "report": False},
-    }
-    result = run(parse_config(base, tmp_path))
+    result = _allocation_run(tmp_path, "fast", "adcode,year,energy_use [万吨标准煤]\n520000,2019,10650\n530000,2019,12000\n", builtup="statistics", risk={})
     prov = result.tables["province"].set_index("unit_id")
     city = result.tables["city"]
     table = load_table("igbp")
@@ -348,25 +341,18 @@ def test_builtup_from_the_statistics_in_tables_maps_and_risk(tmp_path):
     assert prov.at["110000", "source_tc"] == pytest.approx(beijing, rel=1e-12)  # no statistics: the coefficient
     summary = result.by_year[2019].summary
     assert summary["builtup_source"]["units_with_statistics"] > 0 and summary["builtup_source"]["source"].startswith("statistics")
-    with rasterio.open(result.out_dir / "carbon_balance.tif") as src:
-        source, transform, crs, shape = src.read(1).astype(np.float64), src.transform, src.crs, (src.height, src.width)
+    path = result.out_dir / "carbon_balance.tif"
+    with rasterio.open(path) as src:
+        source = src.read(1).astype(np.float64)
         assert "statistics.builtup" in src.tags()["lucr_builtup"]
-    import geopandas as gpd
-
-    cities = gpd.read_file(SAMPLE_CITIES, layer="cities")
-    index = rasterize(((g, i + 1) for i, g in enumerate(cities.geometry)), out_shape=shape, transform=transform, dtype="int32")
-    area = row_cell_area_ha(Grid(shape[0], shape[1], transform, crs))[:, None] * np.ones(shape[1])
+    cells_of, area = _province_cells(path)
     for unit in ("520000", "530000", "110000"):
-        cells = np.isin(index, np.flatnonzero(cities["province_adcode"].astype(str).to_numpy() == unit) + 1)
-        assert np.nansum(np.where(cells, source, np.nan) * area) == pytest.approx(prov.at[unit, "source_tc"], rel=1e-6), unit  # float32 map
-    from lucr.analysis.risk import NET_BREAKS, grade
-
+        assert np.nansum(np.where(cells_of(unit), source, np.nan) * area) == pytest.approx(prov.at[unit, "source_tc"], rel=1e-6), unit
     with rasterio.open(result.out_dir / "risk_grade.tif") as g, rasterio.open(result.out_dir / "risk_grade_probability.tif") as pr:
         grades, probability = g.read(1), pr.read(1)
-    guizhou = np.isin(index, np.flatnonzero(cities["province_adcode"].astype(str).to_numpy() == "520000") + 1)
     with rasterio.open(result.out_dir / "inventory_allocated.tif") as src:
         density = src.read(1)
-    cells = guizhou & np.isfinite(density)
+    cells = cells_of("520000") & np.isfinite(density)
     assert cells.sum() > 0 and (grades[cells] == grade(density[cells], NET_BREAKS)).all() and (probability[cells] == 100).all()
     risk = result.risk["province"].table.set_index("unit_id")
     assert risk.at["520000", "source_p5"] <= prov.at["520000", "source_tc"] <= risk.at["520000", "source_p95"]
