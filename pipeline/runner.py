@@ -25,9 +25,6 @@ from rasterio.errors import RasterioIOError
 
 from lucr.area import fixed_point_scale_bits, from_fixed_point, row_cell_area_ha
 from lucr.chunk import ChunkLayers
-from lucr.analysis.risk import assess_levels as assess_risk
-from lucr.analysis.risk import coefficient_ranges
-from lucr.analysis.risk import output_stems as risk_stems
 from lucr.coefficient_notes import legend_table, say_sources, unverified_share
 from lucr.coefficients import CoefficientTable, load_table
 from lucr.change.stage import run_stage as run_change_stage
@@ -311,6 +308,8 @@ def run(
         kinds = table_kinds(ctx.multi_date, pool_table is not None, bool(cfg.change.scenarios))
         names += [n for kind in kinds for label in labels for n in table_names(f"{kind}_{label}", cfg.output.tables)]
     if cfg.risk is not None:
+        from lucr.analysis.risk import output_stems as risk_stems  # here, not at the top: lucr.analysis loads scipy (~0.15 s)
+
         names += [n for z in cfg.zones for stem in risk_stems(z.plural) for n in table_names(stem, cfg.output.tables)]
     if cfg.statistics is not None:
         names += inventory_output_names(cfg)
@@ -367,7 +366,11 @@ def run(
                 summary["change"] = change.summary
             staged.path(f"run_summary{ctx.suffix(lc.year)}.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         analyses = _time_series_outputs(cfg, by_year, layers, analysed, staged, multi_year=ctx.multi_date, say=say)
-        risks = assess_risk(cfg, by_year, analyses, table, staged.path, say, change) if cfg.risk is not None else {}
+        risks = {}
+        if cfg.risk is not None:
+            from lucr.analysis.risk import assess_levels as assess_risk
+
+            risks = assess_risk(cfg, by_year, analyses, table, staged.path, say, change)
         if cfg.statistics is not None:
             say("statistics route: accounting, carbon-oxygen balance")
             if inventory is None:
@@ -378,8 +381,12 @@ def run(
             if _allocates(cfg):
                 say("statistics route: totals onto their cells (second pass)")
                 _allocate(ctx, inventory, by_year, layers, staged, client, totals, deferred)
-        uncertain = cfg.risk is not None and cfg.risk.uncertainty is not None and bool(cfg.zones)
-        legend = legend_table(table, cfg.output.units, coefficient_ranges(table, cfg.risk.uncertainty, factor(cfg.output.units)) if uncertain else None)
+        ranges = None
+        if cfg.risk is not None and cfg.risk.uncertainty is not None and cfg.zones:
+            from lucr.analysis.risk import coefficient_ranges
+
+            ranges = coefficient_ranges(table, cfg.risk.uncertainty, factor(cfg.output.units))
+        legend = legend_table(table, cfg.output.units, ranges)
         write_frame(legend, "legend", cfg.output.tables, staged.path, csv_bom=cfg.output.csv_bom, lang=cfg.output.lang)
         if "xlsx" in cfg.output.tables:
             sheets = {z.output_stem() + ctx.suffix(y): r.tables[z.level] for y, r in by_year.items() for z in cfg.zones}
