@@ -311,19 +311,19 @@ class StatisticsConfig(_Strict):
 
 
 class UncertaintyConfig(_Strict):
-    """Monte Carlo over the class coefficients (methods.md §7): triangular (coef x (1 -/+ r)), r by status, or per-class ranges."""
+    """Monte Carlo over the class coefficients (docs/methods.md §12): the ranges of the config, else of the coefficient table, else coef x (1 -/+ r), r by status."""
 
     draws: int = Field(1000, ge=10, le=1_000_000)
     seed: int = 12345
     relative: dict[str, float] = Field(
         {"paper": 0.1, "literature_default": 0.3, "unverified": 0.5, "user": 0.3},
-        description="half-width of each coefficient's range as a share of it, by status (assumed defaults: no source gives ranges)",
+        description="half-width of a coefficient's range as a share of it, by status, where neither the config nor the coefficient table gives a range (assumed defaults)",
     )
-    ranges: dict[int, tuple[float, float]] = Field({}, description="class code -> (low, high) coefficient, t C / ha / yr, in place of the relative range")
+    ranges: dict[int, tuple[float, float]] = Field({}, description="class code -> (low, high) coefficient, t C / ha / yr, before the table's range and the relative one")
 
 
 class RiskConfig(_Strict):
-    """Carbon risk per unit and year (methods.md §7, seed 000: every number here is a documented default)."""
+    """Carbon risk per unit and year (docs/methods.md §12, seed 000: every number here is a documented default)."""
 
     indicator: Literal["cbc", "net_per_ha"] = Field("cbc", description="what is graded")
     scheme: Literal["fixed", "jenks", "quantiles", "equal"] = Field("fixed", description="class breaks: fixed thresholds or data-driven")

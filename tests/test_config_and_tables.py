@@ -86,3 +86,36 @@ def test_config_errors(tmp_path):
     bad.write_text("landcover: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_every_config_key_is_documented():
+    """docs/configuration.md names every key of the run config (by its alias where it has one)."""
+    import inspect
+    import re
+    import typing
+    from pathlib import Path
+
+    from pydantic import BaseModel
+
+    from lucr.config import RunConfig
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
+    seen, missing = set(), []
+
+    def walk(model, prefix):
+        if model in seen:
+            return
+        seen.add(model)
+        for name, f in model.model_fields.items():
+            if f.exclude:
+                continue
+            key = f.alias or name
+            if not re.search(rf"[`.]{re.escape(key)}[`:.\s]", text) and f"{key}:" not in text:
+                missing.append(prefix + key)
+            for t in (f.annotation, *typing.get_args(f.annotation)):
+                for inner in typing.get_args(t) or (t,):
+                    if inspect.isclass(inner) and issubclass(inner, BaseModel):
+                        walk(inner, f"{prefix}{key}.")
+
+    walk(RunConfig, "")
+    assert not missing, f"keys not in docs/configuration.md: {missing}"
