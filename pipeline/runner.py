@@ -335,6 +335,8 @@ def run(
         inventory, overrides = None, {}
         if builtup:  # the statistics first: their built-up emissions enter the zonal tables
             say("statistics route: built-up emissions in place of the coefficient")
+            # the tables twice, for a reason: the statistics need the class areas (fixation from land cover), and the
+            # tables then need the statistics; both are table arithmetic on the pass's cross-tab (no raster read)
             pre = {lc.year: _date_outputs(ctx, lc, *totals[reduction_name(lc.year)], staged, write=False) for lc in series}
             inventory = run_statistics(cfg, layers=layers, zonal_by_year={y: r.tables for y, r in pre.items()}, table=table)
             overrides = {lc.year: _builtup_override(ctx, inventory, layers, totals, lc) for lc in series}
@@ -449,6 +451,9 @@ def _allocate(ctx: RunContext, inventory, by_year: dict, layers, staged: StagedO
         year = min(years, key=lambda y: abs(y - lc.year)) if lc.year is not None else years[-1]
         zonal = by_year[lc.year].tables[level]
         sums, centre = totals.get(weights_name(lc.year)), totals.get(centre_areas_name(lc.year))
+        if sums is not None and (sums.neg < 0).any():  # a weight is a relative intensity: negative values are bad input, not zero
+            log.warning("statistics.weights %s: negative weights on %.6g ha of the %s land cover; those cells get no allocation "
+                        "(check the raster's nodata value)", ctx.config.statistics.weights.path.name, float(sums.area[sums.neg < 0].sum()), lc.year)
         weight_sums = level_sums(sums.pos[:, : ctx.table.n_classes], finest_rows, len(zonal)) if sums is not None else None
         area_sums = level_sums(centre.pos[:, : ctx.table.n_classes], finest_rows, len(zonal)) if centre is not None else None
         dens, weighted, unallocated = allocation_densities(frame.xs(year, level="year"), zonal, ctx.table, weight_sums, area_sums)

@@ -274,7 +274,7 @@ def test_allocation_conserves_every_unit_total(tmp_path, engine):
 @pytest.mark.parametrize("engine", ["fast", "exact"])
 def test_covariate_weighted_allocation_on_another_grid(tmp_path, caplog, engine):
     """A weight raster at twice the resolution (constant within each land-cover cell, so GDAL's
-    average resampling gives it back exactly; 0 and nodata patches): each cell of a unit's category
+    average resampling gives it back exactly; zero, negative and nodata patches): each cell of a unit's category
     gets T w / sum(w a); the unit's cells add up to its total (1e-9); zero or no-data weight: 0."""
     import rasterio
     from rasterio.transform import Affine
@@ -284,6 +284,7 @@ def test_covariate_weighted_allocation_on_another_grid(tmp_path, caplog, engine)
     rows, cols = np.indices(shape)
     coarse = (1.0 + rows % 7 + (cols % 5) * 0.5).astype(np.float32)
     coarse[540:560, 640:700] = 0.0  # a patch of zero weight
+    coarse[540:545, 640:700] = -1.0  # and of negative weight: bad input, said, and given nothing
     coarse[560:580, 640:700] = -9999.0  # and of no data
     fine = np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)
     weights = tmp_path / "weights_fine.tif"
@@ -293,6 +294,7 @@ def test_covariate_weighted_allocation_on_another_grid(tmp_path, caplog, engine)
     with caplog.at_level(logging.INFO, logger="lucr"):
         result = _allocation_run(tmp_path, engine, weights={"path": str(weights)})
     assert "warped onto the land-cover grid (average resampling)" in caplog.text
+    assert "negative weights on" in caplog.text
     inv = result.inventory.tables["inventory_provinces"].set_index("unit_id")
     path = result.out_dir / "inventory_allocated.tif"
     with rasterio.open(path) as src:
