@@ -165,13 +165,15 @@ def boundary_coverage_many(u, v, ring_end, ring_is_hole, polygon_ring_end, row0,
     """:func:`boundary_coverage` of many polygons at once (one call per chunk).
 
     ``polygon_ring_end[p]`` is the index one past the last ring of polygon ``p`` in
-    ``ring_end``. Returns ``rows, cols, fraction, polygon`` (the polygon's position).
+    ``ring_end``. Returns ``rows, cols, fraction, polygon`` (the polygon's position; rows,
+    columns and positions as int32, views of buffers at most twice their length: a chunk
+    with many small units has ~1e6 entries).
     """
     n_poly = polygon_ring_end.shape[0]
-    o_row = np.empty(1024, np.int64)
-    o_col = np.empty(1024, np.int64)
+    o_row = np.empty(1024, np.int32)
+    o_col = np.empty(1024, np.int32)
     o_f = np.empty(1024, np.float64)
-    o_p = np.empty(1024, np.int64)
+    o_p = np.empty(1024, np.int32)
     m = 0
     ring0 = 0
     for p in range(n_poly):
@@ -188,7 +190,7 @@ def boundary_coverage_many(u, v, ring_end, ring_is_hole, polygon_ring_end, row0,
             o_p[m : m + k] = p
             m += k
         ring0 = ring1
-    return o_row[:m].copy(), o_col[:m].copy(), o_f[:m].copy(), o_p[:m].copy()
+    return o_row[:m], o_col[:m], o_f[:m], o_p[:m]
 
 
 @njit(nogil=True, cache=True)
@@ -319,12 +321,15 @@ def edge_corrections(rows, cols, fraction, unit, zones, row_area_fx):
 
     Returns
     -------
-    rows, cols, zone, share, area_fx : 1-D (``lucr.chunk.EdgeCells``). Each unit gets
-    ``round(fraction x cell area)`` of its boundary cells; of each boundary cell whose
-    centre zone is 0 or a unit crossing it, the centre zone gives back the whole cell and
-    the outside row (0) gets what no unit covers (the fixed-point remainder, so every
-    cell still adds up to its area exactly). A centre zone that covers the cell entirely
-    (units overlapping there) keeps it.
+    rows, cols : 1-D int32; zone : 1-D int32; share : 1-D float64; area_fx : 1-D int64
+    (``lucr.chunk.EdgeCells``). Each unit gets ``round(fraction x cell area)`` of its
+    boundary cells; of each boundary cell whose centre zone is 0 or a unit crossing it,
+    the centre zone gives back the whole cell (in the same entry as its own fraction) and
+    the outside row (0) gets what no unit covers (the fixed-point remainder, so every cell
+    still adds up to its area exactly; no entry where that is 0). A centre zone that covers
+    the cell entirely (units overlapping there) keeps it. One entry per (cell, zone): about
+    half the entries of a give-back entry per cell, which is what bounds a chunk's memory
+    with many small units.
 
     Examples
     --------
@@ -332,15 +337,14 @@ def edge_corrections(rows, cols, fraction, unit, zones, row_area_fx):
 
     >>> r, c, z, s, a = edge_corrections(np.array([0, 0]), np.array([0, 0]), np.array([0.25, 0.75]),
     ...     np.array([1, 2]), np.array([[2]], np.int32), np.array([100], np.int64))
-    >>> list(zip(z.tolist(), a.tolist()))
-    [(1, 25), (2, 75), (2, -100), (0, 0)]
+    >>> list(zip(z.tolist(), s.tolist(), a.tolist()))
+    [(1, 0.25, 25), (2, -0.25, -25)]
     """
     n = rows.shape[0]
     width = zones.shape[1]
     # the boundary cells, in order of first appearance (a slot per cell; no sort)
     slot_of_cell = np.full(zones.shape[0] * width, -1, np.int32)
     slot = np.empty(n, np.int32)
-    add = np.empty(n, np.int64)
     cell_row = np.empty(n, np.int32)
     cell_col = np.empty(n, np.int32)
     covered = np.zeros(n, np.float64)
@@ -356,30 +360,37 @@ def edge_corrections(rows, cols, fraction, unit, zones, row_area_fx):
             cell_row[k], cell_col[k] = r, c
             n_cells += 1
         slot[e] = k
-        add[e] = np.int64(np.rint(fraction[e] * row_area_fx[r]))
         covered[k] += fraction[e]
-        covered_fx[k] += add[e]
+        covered_fx[k] += np.int64(np.rint(fraction[e] * row_area_fx[r]))
         if unit[e] == zones[r, c]:
             centre_crosses[k] = True
-    n_redo = 0
+    n_out = n
     for k in range(n_cells):
-        if centre_crosses[k] or zones[cell_row[k], cell_col[k]] == 0:
-            n_redo += 1
-    size = n + 2 * n_redo
-    o_row = np.empty(size, np.int32)
-    o_col = np.empty(size, np.int32)
-    o_zone = np.empty(size, np.int64)
-    o_share = np.empty(size, np.float64)
-    o_area = np.empty(size, np.int64)
+        centre = zones[cell_row[k], cell_col[k]]
+        if centre == 0 or (centre_crosses[k] and row_area_fx[cell_row[k]] - covered_fx[k] != 0):
+            n_out += 1
+    o_row = np.empty(n_out, np.int32)
+    o_col = np.empty(n_out, np.int32)
+    o_zone = np.empty(n_out, np.int32)
+    o_share = np.empty(n_out, np.float64)
+    o_area = np.empty(n_out, np.int64)
     for e in range(n):
-        o_row[e], o_col[e], o_zone[e], o_share[e], o_area[e] = rows[e], cols[e], unit[e], fraction[e], add[e]
+        r, c = rows[e], cols[e]
+        a = np.int64(np.rint(fraction[e] * row_area_fx[r]))
+        f = fraction[e]
+        if unit[e] == zones[r, c]:  # the centre zone: its fraction, less the whole cell it held
+            a -= row_area_fx[r]
+            f -= 1.0
+        o_row[e], o_col[e], o_zone[e], o_share[e], o_area[e] = r, c, unit[e], f, a
     m = n
     for k in range(n_cells):
         r, c = cell_row[k], cell_col[k]
-        centre = np.int64(zones[r, c])
-        if centre == 0 or centre_crosses[k]:
-            a = row_area_fx[r]
-            o_row[m], o_col[m], o_zone[m], o_share[m], o_area[m] = r, c, centre, -1.0, -a
-            o_row[m + 1], o_col[m + 1], o_zone[m + 1], o_share[m + 1], o_area[m + 1] = r, c, 0, 1.0 - covered[k], a - covered_fx[k]
-            m += 2
+        centre = zones[r, c]
+        rest = row_area_fx[r] - covered_fx[k]
+        if centre == 0:  # the outside row held the cell: it keeps what no unit covers
+            o_row[m], o_col[m], o_zone[m], o_share[m], o_area[m] = r, c, 0, -covered[k], -covered_fx[k]
+            m += 1
+        elif centre_crosses[k] and rest != 0:
+            o_row[m], o_col[m], o_zone[m], o_share[m], o_area[m] = r, c, 0, 1.0 - covered[k], rest
+            m += 1
     return o_row, o_col, o_zone, o_share, o_area

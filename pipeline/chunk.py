@@ -39,8 +39,8 @@ class EdgeCells:
 
     @classmethod
     def empty(cls) -> "EdgeCells":
-        none = np.zeros(0, np.int64)
-        return cls(np.zeros(0, np.int32), np.zeros(0, np.int32), none, np.zeros(0), none)  # the dtypes of the kernel's output
+        index = np.zeros(0, np.int32)
+        return cls(index, index, index, np.zeros(0), np.zeros(0, np.int64))  # the dtypes of the kernel's output
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])

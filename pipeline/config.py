@@ -131,6 +131,10 @@ class ClusterConfig(_Strict):
 
     address: str | None = Field(None, description="dask.distributed scheduler address, e.g. tcp://host:8786")
     threads: int | None = Field(None, ge=1, description="local threads (default: all cores)")
+    reuse_freed_memory: bool = Field(
+        True, description="during the run, workers started by dask's nanny (MALLOC_TRIM_THRESHOLD_=65536) reuse freed "
+        "memory up to 32 MiB per array instead of faulting in fresh pages (~1.3x faster tasks); restored after the run",
+    )
 
 
 class ForecastConfig(_Strict):

@@ -29,7 +29,7 @@ import pandas as pd
 import pyogrio
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from lucr.cog import Level, read_levels, read_tile_parts, write_cog
@@ -125,8 +125,11 @@ class TilePartsWriter:
         profile["NUM_THREADS"] = 1  # a worker's dask threads already fill its cores (measured: no slower than GDAL's pool)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(f"{self.parts_dir}/{row_off}_{col_off}.tif", "w", **profile) as dst:
-                dst.write(value)
+            try:
+                with rasterio.open(f"{self.parts_dir}/{row_off}_{col_off}.tif", "w", **profile) as dst:
+                    dst.write(value)
+            except RasterioIOError as exc:  # disk full, read-only: named after the map, as a write of the outputs
+                raise OSError(0, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self.path) from exc
 
     def close(self) -> None:
         pass

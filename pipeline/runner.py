@@ -34,7 +34,8 @@ from lucr.change.stocks import pools_per_class, read_pools
 from lucr.config import RunConfig, ZoneLevelConfig, _plural
 from lucr.errors import ConfigError, InputFileError, LucrError, OutputError, UnknownClassError
 from lucr.export import (
-    STREAMED_OVERVIEWS, StagedOutputs, TilePartsWriter, finalize_cog, map_profile, open_map_writer, overview_factors, table_names,
+    STREAMED_OVERVIEWS, StagedOutputs, TilePartsWriter, finalize_cog, map_profile, open_map_writer, output_write_error,
+    overview_factors, table_names,
     write_frame,
 )
 from lucr import nesting
@@ -61,7 +62,8 @@ from lucr.products.raster_sums import centre_areas_name, flux_name, weights_name
 from lucr.products.zone_class_area import reduction_name
 from lucr.sweep import PassSources, Sweep
 from lucr.sweep import compute as compute_pass
-from lucr.zonal import ZonePayload, aggregate_to_parent, flux_totals, numeric_columns, unit_table
+from lucr.malloc import return_freed_memory
+from lucr.zonal import ZonePayload, aggregate_to_parent, geometries_parked, flux_totals, numeric_columns, unit_table
 from lucr.outputs_spec import filename
 
 #: The run's provenance record (lucr.provenance).
@@ -69,9 +71,11 @@ RUN_RECORD = filename("run_record")  # run.json (lucr.outputs_spec)
 
 log = logging.getLogger("lucr")
 #: GDAL block cache (MB), unless the user sets GDAL_CACHEMAX: GDAL's default of 5 % of RAM
-#: let 1e8 cells peak at 2 GB RSS; 160 MB keeps the run under 1 GiB (0.90 GiB) at the same speed
-#: (64 MB costs 70 % more time). GDAL reads it once, so it is set before any raster I/O.
-GDAL_CACHE_MB = 160
+#: let 1e8 cells peak at 2 GB RSS. Map tiles are written to part files closed at once, so the
+#: cache only holds decoded input blocks, each read once: 48 MB was as fast as 160 MB and
+#: 24 MB slower (1e8 cells, 300 units: 4.29 / 4.48 / 4.90 s, 613 / 655 / 584 MiB, 3 runs each).
+#: GDAL reads it once, so it is set before any raster I/O.
+GDAL_CACHE_MB = 48
 os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHE_MB))
 
 
@@ -123,8 +127,9 @@ class RunResult:
 
 
 @contextmanager
-def scheduler(address: str | None, threads: int | None) -> Iterator[Any]:
-    """Local threads by default; a ``dask.distributed.Client`` when given an address."""
+def scheduler(address: str | None, threads: int | None, reuse_freed_memory: bool = True) -> Iterator[Any]:
+    """Local threads by default; a ``dask.distributed.Client`` when given an address (its
+    workers tuned for the run by :func:`lucr.malloc.reuse_freed_memory`)."""
     if not address:
         with dask.config.set(scheduler=dask.threaded.get, num_workers=threads):  # a callable: no probe for distributed
             yield None
@@ -135,7 +140,9 @@ def scheduler(address: str | None, threads: int | None) -> Iterator[Any]:
         client = Client(address, timeout="15s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise LucrError(f"cannot connect to the dask scheduler at {address} ({exc})", fix="check the address (tcp://host:port) and that the scheduler is running") from None
-    with client:
+    from lucr.malloc import reuse_freed_memory as tuned_workers
+
+    with client, tuned_workers(client, reuse_freed_memory):
         yield client
 
 
@@ -322,7 +329,7 @@ def run(
     inputs = _input_paths(cfg, series, table)
     refuse_replacing_inputs(out_dir, names, inputs)
     hashes = InputHashes(inputs, cfg.output.input_hashes)  # in the background, during the pass (see lucr.provenance)
-    with hashes, StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads) as client:
+    with hashes, StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads, cfg.cluster.reuse_freed_memory) as client:
         t0 = time.perf_counter()
         builtup = _builtup_from_statistics(cfg)
         deferred = [p for p in maps if builtup and p.name.startswith(("carbon_balance", "risk_grade"))]  # written in the allocation's pass
@@ -553,7 +560,7 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
     """
     cfg, grid = ctx.config, ctx.grid
     # cell-centre zones, corrected at unit boundaries by coverage fractions with the exact engine
-    zones = ZonePayload.from_layer(ctx.layers[-1]) if ctx.layers else None
+    zones = ZonePayload.from_layer(ctx.layers[-1], grid) if ctx.layers else None
     first = ctx.dates[0].codes.data
     aligned = lambda a: a if a.chunks == first.chunks else a.rechunk(first.chunks)  # noqa: E731  (same blocks read once)
     sources = PassSources({lc.year: aligned(lc.codes.data) for lc in ctx.dates}, {k: aligned(r.values.data) for k, r in ctx.rasters.items()})
@@ -566,29 +573,25 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         overviews = {f: staged.path(f"{product.name}.ovr{f}.tif") for f in STREAMED_OVERVIEWS if f in overview_factors(grid)}
         levels = [(1, grid, full, array)] + [(f, grid.decimated(f), p, array[:, ::f, ::f]) for f, p in overviews.items()]
         cogs.append((product, full, overviews))
-        if client is not None:
-            # on a cluster, levels whose blocks start on tiles: each worker writes its blocks' tiles to
-            # files of its own, in the task that computes the block (no lock, no transfer of the block);
-            # the empty files keep each level's tags and layout
-            parts = []
-            for f, g, path, arr in levels:
-                if TilePartsWriter.aligned(arr.chunks):
-                    open_map_writer(path, g, product, cfg.output.compress).close()
-                    parts.append((f, TilePartsWriter(path, map_profile(g, product, cfg.output.compress))))
-            if parts:
-                fused_writes.append((product, parts))
-            # the other levels (blocks not on tiles) recompute the block from the same chunk bundle
-            levels = [lv for lv in levels if lv[0] not in {f for f, _ in parts}]
+        # levels whose blocks start on tiles: the task that computes a block writes its tiles to a file
+        # of its own (no lock, no transfer of the block on a cluster; locally two chunk bundles in flight
+        # at most, and GDAL's cache holds no dirty blocks); the empty files keep each level's tags and layout
+        parts = []
+        for f, g, path, arr in levels:
+            if TilePartsWriter.aligned(arr.chunks):
+                open_map_writer(path, g, product, cfg.output.compress).close()
+                parts.append((f, TilePartsWriter(path, map_profile(g, product, cfg.output.compress))))
+        if parts:
+            fused_writes.append((product, parts))
+        # the other levels (blocks not on tiles) recompute the block from the same chunk bundle
+        levels = [lv for lv in levels if lv[0] not in {f for f, _ in parts}]
         for _, g, path, arr in levels:
             writer = open_map_writer(path, g, product, cfg.output.compress)
             if client is not None:
                 writer.close()  # workers reopen the file in update mode (blocks not aligned to tiles)
             writers.append(writer)
             stores.append((arr, writer))
-    if client is not None:  # one task per chunk for every reduction and the aligned map writes
-        targets[_FUSED] = sweep.fused(reductions, fused_writes)
-    else:
-        targets.update({r.name: sweep.reduce(r) for r in reductions})
+    targets[_FUSED] = sweep.fused(reductions, fused_writes)  # one task per chunk: every reduction and the aligned map writes
     locks = []
     for k, (arr, writer) in enumerate(stores):
         # one lock per file: a GDAL dataset takes one writer at a time, but different files are
@@ -598,8 +601,11 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         targets[f"{_MAPS}-{k}"] = da.store(arr, writer, lock=lock, compute=False, return_stored=False)
     t0 = time.perf_counter()
     try:
-        totals = compute_pass(targets, client=client, progress=progress)
+        with geometries_parked(ctx.layers):
+            totals = compute_pass(targets, client=client, progress=progress)
     except RasterioIOError as exc:
+        if output_write_error(exc, staged.out_dir) is not None:
+            raise  # a map's tiles could not be written (disk full, read-only): the staging names it
         paths = ", ".join(str(lc.path) for lc in ctx.dates)
         raise InputFileError(
             f"reading failed during the pass ({str(exc).splitlines()[0]})", path=paths,
@@ -615,10 +621,10 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
             else:
                 writer.close()
     timings = {"compute": round(time.perf_counter() - t0, 3)}
+    return_freed_memory()  # the chunks' arrays: the tables start from what the run holds, not from the pass's high-water mark
     for key in [k for k in totals if k.startswith(_MAPS)]:
         totals.pop(key)
-    if _FUSED in totals:
-        totals.update(zip([r.name for r in reductions], totals.pop(_FUSED)))
+    totals.update(zip([r.name for r in reductions], totals.pop(_FUSED)))
     for lc in [lc for lc in ctx.dates if reduction_name(lc.year) in totals]:  # a pass of maps only checks nothing again
         cols = ctx.columns[lc.year]
         code_count = totals[reduction_name(lc.year)][1]

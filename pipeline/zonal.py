@@ -15,6 +15,9 @@ parent id, in int64 fixed-point, so provinces equal the exact sum of their citie
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import numpy as np
 import shapely
 from rasterio.windows import Window
@@ -22,63 +25,137 @@ from rasterio.windows import Window
 from lucr.chunk import EdgeCells
 from lucr.grid import Grid
 from lucr.io import ZoneLayer
+from lucr.malloc import return_freed_memory
 from lucr.kernels.coverage import boundary_coverage_many, burn_cell_centres, edge_corrections
 
-class ZonePayload:
-    """Polygons of the finest level in the grid CRS, with their zone index (1..n).
+def concatenated_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``np.r_[starts[0]:ends[0], starts[1]:ends[1], ...]`` without a Python loop."""
+    lengths = ends - starts
+    offsets = np.cumsum(lengths) - lengths
+    return np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(offsets - starts, lengths)
 
-    Polygons are found per chunk through an STRtree, so the work per chunk grows with the
-    polygons it holds, not with the number of units of the run.
+
+class ZonePayload:
+    """Polygons of the finest level in the full grid's pixel coordinates, with their zone index (1..n).
+
+    Held as flat arrays (vertices, rings, polygons: ~20 bytes per vertex) rather than as
+    GEOS geometries (~700 bytes per polygon more: 220 MiB for 324,523 units of ~5
+    vertices), so that a run with 1e5-1e6 units keeps its memory for the pass. Polygons
+    are found per chunk through a bucket index of their bounding boxes (squares of
+    ``BUCKET`` cells), so the work per chunk grows with the polygons it holds, not with
+    the number of units of the run.
     """
 
-    def __init__(self, geometries: np.ndarray):
-        self.geometries = np.asarray(geometries, dtype=object)
-        self._tree: shapely.STRtree | None = None
+    BUCKET = 512  # cells per side of an index bucket (a GeoTIFF tile)
+    BATCH = 20_000  # polygons converted at a time (shapely's parts and rings are copies)
+
+    def __init__(self, u: np.ndarray, v: np.ndarray, ring_end: np.ndarray, ring_is_hole: np.ndarray, polygon_ring_end: np.ndarray):
+        self.u, self.v = u, v  # vertex column and row in the full grid (float64)
+        self.ring_end = ring_end  # index one past each ring's last vertex (int64)
+        self.ring_is_hole = ring_is_hole  # whether each ring is a hole (a part's first ring is its exterior)
+        self.polygon_ring_end = polygon_ring_end  # index one past each polygon's last ring (int64)
+        self.ring_start = np.r_[0, ring_end[:-1]].astype(np.int64)
+        self.polygon_ring_start = np.r_[0, polygon_ring_end[:-1]].astype(np.int64)
+        self.vertex_start = self.ring_start[self.polygon_ring_start]
+        self.vertex_end = ring_end[polygon_ring_end - 1]
+        self.bounds = np.stack([  # umin, vmin, umax, vmax of each polygon
+            np.minimum.reduceat(u, self.vertex_start), np.minimum.reduceat(v, self.vertex_start),
+            np.maximum.reduceat(u, self.vertex_start), np.maximum.reduceat(v, self.vertex_start),
+        ])
+        self._index: tuple[np.ndarray, np.ndarray, int, int] | None = None
 
     @classmethod
-    def from_layer(cls, layer: ZoneLayer) -> "ZonePayload":
-        return cls(np.asarray(layer.geometry_grid_crs.values, dtype=object))
+    def from_layer(cls, layer: ZoneLayer, grid: Grid) -> "ZonePayload":
+        return cls.from_geometries(np.asarray(layer.geometry_grid_crs.values, dtype=object), grid)
 
-    def __getstate__(self):  # the tree is rebuilt where the payload is used (dask workers)
-        return {"geometries": self.geometries, "_tree": None}
+    @classmethod
+    def from_geometries(cls, geometries: np.ndarray, grid: Grid) -> "ZonePayload":
+        """The polygons (Polygon or MultiPolygon, none empty) in ``grid``'s CRS, converted ``BATCH`` at a time."""
+        inv = ~grid.transform
+        u, v, ring_end, ring_is_hole, polygon_ring_end = [], [], [], [], []
+        n_vertices = n_rings = 0
+        for b in range(0, len(geometries), cls.BATCH):
+            parts, polygon_of_part = shapely.get_parts(geometries[b : b + cls.BATCH], return_index=True)
+            rings, part_of_ring = shapely.get_rings(parts, return_index=True)
+            coords, ring_of_vertex = shapely.get_coordinates(rings, return_index=True)
+            del parts, rings
+            u.append(inv.a * coords[:, 0] + inv.b * coords[:, 1] + inv.c)
+            v.append(inv.d * coords[:, 0] + inv.e * coords[:, 1] + inv.f)
+            ring_end.append(np.cumsum(np.bincount(ring_of_vertex, minlength=len(part_of_ring))).astype(np.int64) + n_vertices)
+            ring_is_hole.append(np.r_[False, part_of_ring[1:] == part_of_ring[:-1]])
+            n_polygons = min(cls.BATCH, len(geometries) - b)
+            polygon_ring_end.append(np.cumsum(np.bincount(polygon_of_part[part_of_ring], minlength=n_polygons)).astype(np.int64) + n_rings)
+            n_vertices += len(coords)
+            n_rings += len(part_of_ring)
+        return cls(*(np.concatenate(a) for a in (u, v, ring_end, ring_is_hole, polygon_ring_end)))
+
+    def __getstate__(self):  # the index is rebuilt where the payload is used (dask workers)
+        return {**self.__dict__, "_index": None}
 
     @property
     def n_zones(self) -> int:
-        return len(self.geometries)
+        return len(self.polygon_ring_end)
 
     @property
     def dtype(self) -> str:
         """Smallest integer type holding every zone index (uint16 halves the memory traffic)."""
         return "uint16" if self.n_zones < 65535 else "int32"
 
-    def polygons_in(self, window_grid: Grid) -> np.ndarray:
-        """Sorted indices (0-based) of the polygons whose bounding box meets the window."""
-        if self._tree is None:
-            self._tree = shapely.STRtree(self.geometries)
-        return np.sort(self._tree.query(shapely.box(*window_grid.bounds)))
+    def _bucket_index(self) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """Polygons by bucket (CSR: ``starts`` into ``polygons``), over the buckets the grid's pixels span."""
+        if self._index is None:
+            umin, vmin, umax, vmax = self.bounds
+            u_hi, v_hi = max(float(umax.max()), 0.0), max(float(vmax.max()), 0.0)
+            n_cols, n_rows = int(u_hi // self.BUCKET) + 1, int(v_hi // self.BUCKET) + 1
+            c0 = np.clip(np.floor(umin / self.BUCKET), 0, n_cols - 1).astype(np.int64)
+            c1 = np.clip(np.floor(umax / self.BUCKET), 0, n_cols - 1).astype(np.int64)
+            r0 = np.clip(np.floor(vmin / self.BUCKET), 0, n_rows - 1).astype(np.int64)
+            r1 = np.clip(np.floor(vmax / self.BUCKET), 0, n_rows - 1).astype(np.int64)
+            width = c1 - c0 + 1
+            count = width * (r1 - r0 + 1)
+            k = concatenated_ranges(np.zeros_like(count), count)  # position within each polygon's buckets
+            w = np.repeat(width, count)
+            bucket = (np.repeat(r0, count) + k // w) * n_cols + np.repeat(c0, count) + k % w
+            order = np.argsort(bucket, kind="stable")
+            polygons = np.repeat(np.arange(self.n_zones, dtype=np.int64), count)[order]
+            starts = np.searchsorted(bucket[order], np.arange(n_rows * n_cols + 1))
+            self._index = (polygons, starts, n_rows, n_cols)
+        return self._index
+
+    def polygons_in(self, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
+        """Sorted indices (0-based) of the polygons whose bounding box meets the window ``[row0, row1) x [col0, col1)``."""
+        polygons, starts, n_rows, n_cols = self._bucket_index()
+        b_r0, b_r1 = min(row0 // self.BUCKET, n_rows - 1), min((row1 - 1) // self.BUCKET, n_rows - 1)
+        b_c0, b_c1 = min(col0 // self.BUCKET, n_cols - 1), min((col1 - 1) // self.BUCKET, n_cols - 1)
+        rows = np.arange(b_r0, b_r1 + 1) * n_cols
+        first, last = starts[rows + b_c0], starts[rows + b_c1 + 1]
+        found = np.unique(polygons[concatenated_ranges(first, last)])
+        umin, vmin, umax, vmax = self.bounds[:, found]
+        meets = (umin <= col1) & (umax >= col0) & (vmin <= row1) & (vmax >= row0)
+        return found[meets]
+
+    def _subset(self, hit: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``u, v, ring_end, ring_is_hole, polygon_ring_end`` of the polygons ``hit`` alone (the kernels' inputs)."""
+        vertices = concatenated_ranges(self.vertex_start[hit], self.vertex_end[hit])
+        rings = concatenated_ranges(self.polygon_ring_start[hit], self.polygon_ring_end[hit])
+        ring_length = self.ring_end[rings] - self.ring_start[rings]
+        ring_count = self.polygon_ring_end[hit] - self.polygon_ring_start[hit]
+        return self.u[vertices], self.v[vertices], np.cumsum(ring_length), self.ring_is_hole[rings], np.cumsum(ring_count)
 
     def chunk_layers(self, grid: Grid, window: Window, row_area_fx: np.ndarray, exact: bool) -> tuple[np.ndarray, EdgeCells | None]:
         """The zone raster of one window (cell-centre rule) and, for the exact engine, its boundary corrections.
 
-        The polygons meeting the window are turned into the full grid's pixel coordinates
-        once and serve both kernels (:mod:`lucr.kernels.coverage`), so the zone raster and
-        the coverage fractions see the same boundary.
+        The polygons meeting the window, in the full grid's pixel coordinates, serve both
+        kernels (:mod:`lucr.kernels.coverage`), so the zone raster and the coverage
+        fractions see the same boundary.
         """
         row0, col0 = int(window.row_off), int(window.col_off)
         row1, col1 = row0 + int(window.height), col0 + int(window.width)
         zones = np.zeros((row1 - row0, col1 - col0), dtype=self.dtype)
-        hit = self.polygons_in(grid.window_grid(window))
+        hit = self.polygons_in(row0, row1, col0, col1)
         if hit.size == 0:
             return zones, (EdgeCells.empty() if exact else None)
-        parts, polygon_of_part = shapely.get_parts(self.geometries[hit], return_index=True)
-        rings, part_of_ring = shapely.get_rings(parts, return_index=True)
-        coords, ring_of_vertex = shapely.get_coordinates(rings, return_index=True)
-        ring_end = np.cumsum(np.bincount(ring_of_vertex, minlength=len(rings))).astype(np.int64)
-        ring_is_hole = np.r_[False, part_of_ring[1:] == part_of_ring[:-1]]  # a part's first ring is its exterior
-        polygon_ring_end = np.cumsum(np.bincount(polygon_of_part[part_of_ring], minlength=len(hit))).astype(np.int64)
-        inv = ~grid.transform
-        u = inv.a * coords[:, 0] + inv.b * coords[:, 1] + inv.c
-        v = inv.d * coords[:, 0] + inv.e * coords[:, 1] + inv.f
+        u, v, ring_end, ring_is_hole, polygon_ring_end = self._subset(hit)
         burn_cell_centres(u, v, ring_end, polygon_ring_end, (hit + 1).astype(zones.dtype), row0, row1, col0, col1, zones)
         if not exact:
             return zones, None
@@ -100,6 +177,40 @@ class ZonePayload:
         rows -= row0
         cols -= col0
         return EdgeCells(*edge_corrections(rows, cols, frac, hit[polygon].astype(np.int64) + 1, zones, row_area_fx))
+
+
+#: Units (all levels) from which :func:`geometries_parked` parks the polygons during the pass: below,
+#: their GEOS objects hold < 15 MiB and parking (~3 us per unit) would cost more than it saves.
+PARK_MIN_UNITS = 20_000
+
+
+@contextmanager
+def geometries_parked(layers, min_units: int | None = None) -> Iterator[None]:
+    """The units' polygons held as WKB while the pass runs, and given back after it (the same geometries).
+
+    The pass reads the finest level's :class:`ZonePayload` only; the GEOS objects of the
+    levels' frames (~700 bytes per polygon beyond its vertices) would sit in memory beside
+    the chunks in flight: 220 MiB of a 324,523-unit run's 1 GiB. Their geometry arrays are
+    emptied in place, so every frame and series sharing them sees them parked and back.
+    Only from ``min_units`` units (default :data:`PARK_MIN_UNITS`).
+    """
+    if sum(len(layer.frame) for layer in layers) < (PARK_MIN_UNITS if min_units is None else min_units):
+        yield
+        return
+    arrays = {}
+    for layer in layers:
+        for series in (layer.frame.geometry, layer.geometry_grid_crs):
+            arrays.setdefault(id(series.values), series.values)
+    parked = []
+    try:
+        for geometry_array in arrays.values():
+            parked.append((geometry_array, shapely.to_wkb(np.asarray(geometry_array, dtype=object))))
+            geometry_array[:] = None
+        return_freed_memory()  # GEOS's small blocks are scattered over the heap: free pages go back to the OS
+        yield
+    finally:
+        for geometry_array, wkb in parked:
+            geometry_array[:] = shapely.from_wkb(wkb)
 
 
 def aggregate_to_parent(child_rows: np.ndarray, child_parent_ids: np.ndarray, parent_ids: np.ndarray) -> np.ndarray:

@@ -10,6 +10,8 @@ geodesic for a geographic one).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -142,3 +144,53 @@ def test_exact_engine_conserves_the_grid_and_beats_cell_centres(case):
     fast = run(parse_config({"landcover": {"path": "lc.tif"}, "coefficients": "coefs.csv", "engine": "fast", "zones": [{"level": "unit", "path": "units.gpkg", "id": "uid"}]}, d), out_dir=d / "fast").tables["unit"].set_index("unit_id")
     off = max(abs(fast.loc[u, f"area_ha_class_{c}"] - ref) / ref for (u, c), ref in exact.items() if ref > 0)
     assert off > 1e-3  # the cell-centre rule is visibly off on this grid: the exact engine is needed here
+
+
+def test_parked_geometries_give_the_same_run(case, monkeypatch):
+    """Many units: the polygons are parked as WKB during the pass (GEOS objects freed) and given back as they were."""
+    import lucr.zonal as zonal
+
+    d, _, _ = case
+    plain = _run(d, 64)
+    seen = []
+    real = zonal.geometries_parked
+
+    def spying(layers, min_units=None):
+        with real(layers, min_units=0):
+            seen.append([layer.frame.geometry.isna().all() and layer.geometry_grid_crs.isna().all() for layer in layers])
+            yield
+
+    monkeypatch.setattr("lucr.runner.geometries_parked", contextmanager(spying))
+    parked = _run(d, 64)
+    assert seen == [[True]]  # nothing but the payload during the pass
+    a, b = plain.tables["unit"], parked.tables["unit"]
+    pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"), check_exact=True)
+    assert list(a.geometry.geom_type) == list(b.geometry.geom_type)
+    assert all(shapely.equals_exact(a.geometry.values, b.geometry.values, tolerance=0))
+    written = gpd.read_file(d / "out64" / "zonal_units.gpkg", layer="zonal_units")
+    assert all(shapely.equals_exact(written.geometry.values, a.geometry.values, tolerance=0))
+
+
+def test_zone_payload_finds_the_polygons_of_every_window():
+    """The bucket index returns exactly the polygons whose bounding box meets a window (brute force as the oracle)."""
+    from rasterio.transform import from_origin
+
+    from lucr.grid import Grid
+    from lucr.zonal import ZonePayload
+
+    rng = np.random.default_rng(5)
+    centres = rng.uniform(-300, 2300, (400, 2))
+    sizes = rng.exponential(40, (400, 2)) + 0.5
+    boxes = shapely.box(centres[:, 0], centres[:, 1], centres[:, 0] + sizes[:, 0], centres[:, 1] + sizes[:, 1])
+    multi = shapely.multipolygons([[boxes[0], boxes[1]]])  # a two-part unit
+    geoms = np.r_[boxes[2:], multi]
+    grid = Grid(2000, 2000, from_origin(0, 2000, 1, 1), CRS.from_epsg(3857))  # pixel = map units, rows downward
+    payload = ZonePayload.from_geometries(geoms, grid)
+    payload.BUCKET = 128  # many buckets per window
+    xmin, ymin, xmax, ymax = shapely.bounds(geoms).T
+    for row0, col0, h, w in [(0, 0, 2000, 2000), (100, 700, 300, 64), (1999, 1999, 1, 1), (512, 0, 512, 512), (37, 1500, 900, 500)]:
+        row1, col1 = row0 + h, col0 + w
+        brute = np.flatnonzero((xmin <= col1) & (xmax >= col0) & (2000 - ymax <= row1) & (2000 - ymin >= row0))
+        np.testing.assert_array_equal(payload.polygons_in(row0, row1, col0, col1), brute)
+    u, v, ring_end, ring_is_hole, polygon_ring_end = payload._subset(np.array([len(geoms) - 1]))
+    assert polygon_ring_end.tolist() == [2] and ring_is_hole.tolist() == [False, False] and ring_end.tolist() == [5, 10]

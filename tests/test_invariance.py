@@ -1,5 +1,8 @@
 """Identical tables and bit-identical maps whatever the chunking or the scheduler."""
 
+import os
+import platform
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -68,3 +71,22 @@ def test_distributed_localcluster_equals_threads(exact_run, sample_config, tmp_p
         local, distributed = (read_levels(r.out_dir / "carbon_balance.tif", dataset_tags=False)[0] for r in (exact_run, other))
         assert abs(int(distributed.byte_counts.sum()) / int(local.byte_counts.sum()) - 1) < 1e-3
         assert not list(tmp_path.glob(".lucr-staging*")) and not list(tmp_path.glob("*.parts"))
+
+
+def test_dask_workers_reuse_freed_memory_during_the_run_only():
+    """dask's nanny sets MALLOC_TRIM_THRESHOLD_: lucr raises glibc's thresholds for the run and puts them back."""
+    import subprocess
+    import sys
+
+    from lucr.malloc import restore_this_process, return_freed_memory, tune_this_process
+
+    probe = "from lucr.malloc import tune_this_process as t, restore_this_process as r; print(t(), r())"
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    as_worker = subprocess.run([sys.executable, "-c", probe], env={**env, "MALLOC_TRIM_THRESHOLD_": "65536"}, capture_output=True, text=True, check=True)
+    plain = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert as_worker.stdout.split() == ([str(glibc)] * 2)  # tuned and restored where glibc runs
+    assert plain.stdout.split() == ["False", "False"]  # thresholds nobody set are left alone
+    assert return_freed_memory() is glibc
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        assert (tune_this_process(), restore_this_process()) == (False, False)

@@ -74,7 +74,7 @@ class Transitions:
             e = chunk.edges
             e1 = cf.column_of(chunk.codes[self.year_from][e.rows, e.cols])
             e2 = ct.column_of(chunk.codes[self.year_to][e.rows, e.cols])
-            keys = np.concatenate([keys, (e.zones * self.n_cols + e1) * self.n_cols + e2])
+            keys = np.concatenate([keys, (e.zones.astype(np.int64) * self.n_cols + e1) * self.n_cols + e2])
             areas = np.concatenate([areas, e.area_fx])
         return merge_sparse(keys, areas)  # a boundary cell's correction may cancel its cell-centre entry
 
