@@ -196,18 +196,17 @@ def overview_factors(grid: Grid) -> list[int]:
 
 
 #: Overview factors streamed in the single pass (strided views of the same chunks; with
-#: 2048-cell chunks their pieces are whole 512 tiles). GDAL builds coarser levels from the last.
+#: 2048-cell chunks their pieces are whole 512 tiles). Coarser levels are decimated from the last.
 STREAMED_OVERVIEWS = (2, 4)
 
 
 def finalize_cog(full: Path, overviews: dict[int, Path], dst: Path, grid: Grid, compress: str, is_float: bool = True) -> None:
     """Assemble the COG from the streamed full-resolution and overview GeoTIFFs.
 
-    Overviews take one cell of each block (the top-left cell of each f x f block for the
-    streamed factors; below them GDAL NEAREST from the 4x level, which at odd sizes may
-    pick a neighbouring cell), so they hold the table's exact
-    coefficients and compress as well as the full resolution. No tile is re-encoded:
-    see :mod:`lucr.cog`.
+    Overviews take one cell of each block (the top-left cell of each f x f block: streamed
+    for 2x and 4x, decimated from the 4x level below them, :func:`write_decimated`), so they
+    hold the table's exact coefficients and compress as well as the full resolution. No
+    streamed tile is re-encoded: see :mod:`lucr.cog`.
     """
     factors = overview_factors(grid)
     streamed = [f for f in sorted(overviews) if f in factors]
@@ -222,18 +221,54 @@ def finalize_cog(full: Path, overviews: dict[int, Path], dst: Path, grid: Grid, 
             last_path = Path(str(last_path) + ".assembled.tif")
             write_cog([_level(overviews[last], dataset_tags=True)], last_path)
         coarser = [f // last for f in factors if f > last]
-        if coarser:
-            env = dict(
-                COMPRESS_OVERVIEW=compress.upper(), ZSTD_LEVEL_OVERVIEW=1, ZLEVEL_OVERVIEW=1, PREDICTOR_OVERVIEW=_predictor(compress, is_float),
-                INTERLEAVE_OVERVIEW="PIXEL", GDAL_TIFF_OVR_BLOCKSIZE=TILE, NUM_THREADS=GDAL_THREADS,
-            )
-            with rasterio.Env(**env), rasterio.open(last_path, "r+") as ds:
-                ds.build_overviews(coarser, Resampling.nearest)
         levels += read_levels(last_path, dataset_tags=False)
         sample = last_path
+        if coarser:
+            paths = [Path(f"{last_path}.x{f}.tif") for f in coarser]
+            write_decimated(last_path, coarser, paths, compress, is_float)
+            levels += [read_levels(p, dataset_tags=False)[0] for p in paths]
+            sample = paths[-1]
     if is_float:
         tag_statistics(full, sample)
     write_cog([_level(full, dataset_tags=True), *levels], dst)
+
+
+def write_decimated(src_path: Path, factors: list[int], paths: list[Path], compress: str, is_float: bool) -> None:
+    """Coarser overviews of a tiled GeoTIFF: the top-left cell of each ``f x f`` block for each factor,
+    one file per level, as the streamed levels take them.
+
+    The source is read one tile row at a time and each level written in whole tile rows, so
+    memory holds a tile row of the source and one of each level. GDAL's ``build_overviews``
+    (NEAREST) took 6.4 s here for the 4x level of 1e9 cells, a third of the run; this ~1.4 s.
+    """
+    with rasterio.open(src_path) as src:
+        height, width, count, dtype = src.height, src.width, src.count, src.dtypes[0]
+        profile = dict(
+            driver="GTiff", count=count, dtype=dtype, nodata=src.nodata, tiled=True, blockxsize=TILE, blockysize=TILE,
+            compress=compress.upper(), predictor=_predictor(compress, is_float), interleave="pixel", BIGTIFF="IF_SAFER", NUM_THREADS=GDAL_THREADS,
+            **{"ZSTD_LEVEL" if compress == "zstd" else "ZLEVEL": 1},
+        )
+        with contextlib.ExitStack() as stack, warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # levels carry tiles only; the COG takes the full level's tags
+            outs = []
+            for f, path in zip(factors, paths):
+                dst = stack.enter_context(rasterio.open(path, "w", **profile, height=-(-height // f), width=-(-width // f)))
+                outs.append([f, dst, np.empty((count, TILE, dst.width), dtype), 0, 0])  # factor, file, tile row, rows held, rows written
+            for row0 in range(0, height, TILE):
+                block = src.read(window=Window(0, row0, width, min(TILE, height - row0)))
+                for out in outs:
+                    f, dst, buffer = out[0], out[1], out[2]
+                    piece = block[:, (-row0) % f :: f, ::f]  # the rows of this block on the level's grid
+                    done = 0
+                    while done < piece.shape[1]:
+                        take = min(TILE - out[3], piece.shape[1] - done)
+                        buffer[:, out[3] : out[3] + take] = piece[:, done : done + take]
+                        out[3] += take
+                        done += take
+                        if out[3] == TILE or out[4] + out[3] == dst.height:
+                            dst.write(buffer[:, : out[3]], window=Window(0, out[4], dst.width, out[3]))
+                            out[4] += out[3]
+                            out[3] = 0
 
 
 def tag_statistics(path: Path, sample: Path) -> None:

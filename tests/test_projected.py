@@ -70,6 +70,10 @@ def test_projected_run_against_numpy_counts(inputs):
             with rasterio.open(cog, overview_level=level) as x, rasterio.open(b.out_dir / "carbon_balance.tif", overview_level=level) as y:
                 assert np.array_equal(x.read().view(np.uint32), y.read().view(np.uint32))
         full = src.read(3)
+        factors = src.overviews(1)
+    for level, f in enumerate(factors):  # streamed (2x, 4x) and decimated from the 4x level (8x): the top-left cell of each block
+        with rasterio.open(cog, overview_level=level) as ovr:
+            assert np.array_equal(ovr.read(3), full[::f, ::f], equal_nan=True), f
     lut = np.full(256, np.nan, np.float32)
     for c in table.classes:
         lut[c.code] = c.coef
