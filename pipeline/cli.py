@@ -6,6 +6,7 @@ User errors (``LucrError``) end with a one-paragraph message and exit code 2; pa
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -317,6 +318,20 @@ def _interrupted() -> None:
     os._exit(143 if terminated else 130)
 
 
+def _exit_without_teardown() -> None:
+    """End the process after a command that succeeded, without the interpreter's teardown.
+
+    Freeing the modules of pyarrow, pandas and dask at exit took 0.4-0.7 s (``import
+    lucr.runner`` and exit: 1.60 s, against 1.17 s this way), a fifth of a 1e8-cell run.
+    The atexit handlers still run and both streams are flushed; every output is closed and
+    published before a command returns.
+    """
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def main() -> None:
     """Console entry point: maps user errors to a message and exit code 2.
 
@@ -332,6 +347,7 @@ def main() -> None:
             _interrupted()
         if isinstance(code, int) and code != 0:
             sys.exit(code)
+        _exit_without_teardown()
     except LucrError as exc:
         if _state["debug"]:
             raise

@@ -133,7 +133,7 @@ class ClusterConfig(_Strict):
     threads: int | None = Field(None, ge=1, description="local threads (default: all cores)")
     reuse_freed_memory: bool = Field(
         True, description="during the run, workers started by dask's nanny (MALLOC_TRIM_THRESHOLD_=65536) reuse freed "
-        "memory up to 32 MiB per array instead of faulting in fresh pages (~1.3x faster tasks); restored after the run",
+        "memory up to 32 MiB per array instead of faulting in fresh pages (1e9 cells, 2 workers: pass 17.4-17.8 s against 19.9-25.1 s); restored after the run",
     )
 
 

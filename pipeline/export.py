@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import rasterio
+from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
@@ -105,8 +106,10 @@ class TilePartsWriter:
 
     def __init__(self, path: str | Path, profile: dict):
         self.path = str(path)
-        # parts carry tiles only: no palette, no georeferencing (a CRS costs a PROJ round trip per file)
-        self.profile = {k: v for k, v in profile.items() if k not in ("photometric", "crs", "transform")}
+        # parts carry tiles only: no palette, no CRS (a PROJ round trip per file); a transform (free)
+        # keeps rasterio from warning, which a warnings filter cannot silence from dask's threads
+        self.profile = {k: v for k, v in profile.items() if k not in ("photometric", "crs")}
+        self.transform = self.profile.pop("transform", None) or Affine.identity()
         Path(self.parts_dir).mkdir(exist_ok=True)
 
     @property
@@ -121,15 +124,13 @@ class TilePartsWriter:
     def __setitem__(self, key, value: np.ndarray) -> None:
         _, rows, cols = key
         row_off, col_off = rows.start or 0, cols.start or 0
-        profile = {**self.profile, "height": value.shape[1], "width": value.shape[2]}
+        profile = {**self.profile, "height": value.shape[1], "width": value.shape[2], "transform": self.transform * Affine.translation(col_off, row_off)}
         profile["NUM_THREADS"] = 1  # a worker's dask threads already fill its cores (measured: no slower than GDAL's pool)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            try:
-                with rasterio.open(f"{self.parts_dir}/{row_off}_{col_off}.tif", "w", **profile) as dst:
-                    dst.write(value)
-            except RasterioIOError as exc:  # disk full, read-only: named after the map, as a write of the outputs
-                raise OSError(0, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self.path) from exc
+        try:
+            with rasterio.open(f"{self.parts_dir}/{row_off}_{col_off}.tif", "w", **profile) as dst:
+                dst.write(value)
+        except RasterioIOError as exc:  # disk full, read-only: named after the map, as a write of the outputs
+            raise OSError(0, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self.path) from exc
 
     def close(self) -> None:
         pass
@@ -248,11 +249,11 @@ def write_decimated(src_path: Path, factors: list[int], paths: list[Path], compr
             compress=compress.upper(), predictor=_predictor(compress, is_float), interleave="pixel", BIGTIFF="IF_SAFER", NUM_THREADS=GDAL_THREADS,
             **{"ZSTD_LEVEL" if compress == "zstd" else "ZLEVEL": 1},
         )
-        with contextlib.ExitStack() as stack, warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # levels carry tiles only; the COG takes the full level's tags
+        with contextlib.ExitStack() as stack:
             outs = []
-            for f, path in zip(factors, paths):
-                dst = stack.enter_context(rasterio.open(path, "w", **profile, height=-(-height // f), width=-(-width // f)))
+            for f, path in zip(factors, paths):  # the COG takes the full level's tags; a transform keeps rasterio from warning
+                level = dict(profile, height=-(-height // f), width=-(-width // f), transform=src.transform * Affine.scale(f))
+                dst = stack.enter_context(rasterio.open(path, "w", **level))
                 outs.append([f, dst, np.empty((count, TILE, dst.width), dtype), 0, 0])  # factor, file, tile row, rows held, rows written
             for row0 in range(0, height, TILE):
                 block = src.read(window=Window(0, row0, width, min(TILE, height - row0)))

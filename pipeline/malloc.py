@@ -10,8 +10,9 @@ dask's nanny starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536`` (the
 the operating system at once. Setting that variable also switches off glibc's dynamic
 mmap threshold, so every array above 128 KiB is a fresh ``mmap`` whose pages the
 kernel faults in and zeroes on first touch, and is unmapped again when freed. A chunk
-of lucr's pass allocates tens of MiB of arrays: measured on 2 cores, tasks ran ~1.3x
-slower in such workers than on local threads (``benchmarks/RESULTS.md``).
+of lucr's pass allocates tens of MiB of arrays: measured at 1e9 cells on a LocalCluster
+of 2 processes, the pass took 19.9-25.1 s with dask's setting and 17.4-17.8 s with
+glibc's own (``benchmarks/RESULTS.md``).
 
 :func:`reuse_freed_memory` sets, on every worker whose environment has that variable,
 the thresholds glibc's dynamic rule would reach by itself (mmap above 32 MiB, trim

@@ -63,6 +63,7 @@ from lucr.products.zone_class_area import reduction_name
 from lucr.sweep import PassSources, Sweep
 from lucr.sweep import compute as compute_pass
 from lucr.malloc import return_freed_memory
+from lucr.malloc import reuse_freed_memory as workers_reuse_freed_memory
 from lucr.zonal import ZonePayload, aggregate_to_parent, geometries_parked, flux_totals, numeric_columns, unit_table
 from lucr.outputs_spec import filename
 
@@ -140,9 +141,7 @@ def scheduler(address: str | None, threads: int | None, reuse_freed_memory: bool
         client = Client(address, timeout="15s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise LucrError(f"cannot connect to the dask scheduler at {address} ({exc})", fix="check the address (tcp://host:port) and that the scheduler is running") from None
-    from lucr.malloc import reuse_freed_memory as tuned_workers
-
-    with client, tuned_workers(client, reuse_freed_memory):
+    with client, workers_reuse_freed_memory(client, reuse_freed_memory):
         yield client
 
 

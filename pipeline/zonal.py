@@ -204,7 +204,10 @@ def geometries_parked(layers, min_units: int | None = None) -> Iterator[None]:
     parked = []
     try:
         for geometry_array in arrays.values():
-            parked.append((geometry_array, shapely.to_wkb(np.asarray(geometry_array, dtype=object))))
+            geometries = np.asarray(geometry_array, dtype=object)
+            if shapely.is_missing(geometries).all():
+                continue  # shares its data with an array parked already (units have no null geometry)
+            parked.append((geometry_array, shapely.to_wkb(geometries)))
             geometry_array[:] = None
         return_freed_memory()  # GEOS's small blocks are scattered over the heap: free pages go back to the OS
         yield
