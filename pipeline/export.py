@@ -48,10 +48,11 @@ GDAL_THREADS = "ALL_CPUS"
 class GeoTiffWindowWriter:
     """A ``dask.array.store`` target writing ``(band, rows, cols)`` regions into a GeoTIFF.
 
-    On local threads it keeps one dataset open (created with :func:`map_profile`),
-    so the creation options (codec level, GDAL's multithreaded encoder) apply; writes are
-    serialised by the store lock. Pickled to distributed workers it carries only the
-    path, and each worker reopens the file in update mode for each write.
+    Used for levels whose blocks do not start on tiles (the others go to
+    :class:`TilePartsWriter`). On local threads it keeps one dataset open (created with
+    :func:`map_profile`), so the creation options (codec level, GDAL's multithreaded
+    encoder) apply; writes are serialised by the store lock. Pickled to distributed workers
+    it carries only the path, and each worker reopens the file in update mode for each write.
     """
 
     def __init__(self, path: str | Path, profile: dict | None = None, tags: dict | None = None, band_tags: list[dict] | None = None, colormap: dict | None = None):
@@ -94,7 +95,7 @@ class GeoTiffWindowWriter:
 
 
 class TilePartsWriter:
-    """A ``dask.array.store`` target for distributed runs: no lock, no file shared between writers.
+    """The target of levels whose blocks start on tiles (local threads and clusters): no lock, no file shared between writers.
 
     Each block is written by the worker that computed it as its own tiled GeoTIFF,
     ``<path>.parts/<row_off>_<col_off>.tif``, with the map's profile (codec, level,
@@ -218,7 +219,7 @@ def finalize_cog(full: Path, overviews: dict[int, Path], dst: Path, grid: Grid, 
     if streamed:
         last = streamed[-1]
         last_path = overviews[last]
-        if tile_parts(last_path) is not None:  # GDAL builds the coarser levels from one file: assemble it
+        if tile_parts(last_path) is not None:  # the coarser levels are decimated from one file: assemble it
             last_path = Path(str(last_path) + ".assembled.tif")
             write_cog([_level(overviews[last], dataset_tags=True)], last_path)
         coarser = [f // last for f in factors if f > last]

@@ -629,8 +629,8 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         code_count = totals[reduction_name(lc.year)][1]
         _check_unknown(cols.unknown_codes(code_count), cfg.unknown_classes, ctx.table, lc.path)
         _warn_nodata_is_class(lc, ctx.table, code_count, cols.offset)
-    # the maps are assembled concurrently: GDAL builds the coarse overviews and the tile copy
-    # runs in the kernel (both without the GIL)
+    # the maps are assembled concurrently: the coarse levels' encoding and the tile copy run
+    # without the GIL (GDAL, the kernel's copy_file_range)
     with ThreadPoolExecutor(max_workers=min(len(cogs), os.cpu_count() or 1) or 1) as pool:
         list(pool.map(lambda c: finalize_cog(c[1], c[2], staged.path(c[0].filename), grid, cfg.output.compress, is_float=c[0].is_float), cogs))
     timings["maps"] = round(time.perf_counter() - t0 - timings["compute"], 3)
