@@ -327,8 +327,11 @@ def _exit_without_teardown() -> None:
     published before a command returns.
     """
     atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # a reader that left (`lucr ... | head`), a closed stream
+            pass
     os._exit(0)
 
 
