@@ -125,7 +125,7 @@ class TilePartsWriter:
     def __setitem__(self, key, value: np.ndarray) -> None:
         _, rows, cols = key
         row_off, col_off = rows.start or 0, cols.start or 0
-        profile = {**self.profile, "height": value.shape[1], "width": value.shape[2], "transform": self.transform * Affine.translation(col_off, row_off)}
+        profile = {**self.profile, "height": value.shape[1], "width": value.shape[2], "transform": self.transform @ Affine.translation(col_off, row_off)}
         profile["NUM_THREADS"] = 1  # a worker's dask threads already fill its cores (measured: no slower than GDAL's pool)
         try:
             with rasterio.open(f"{self.parts_dir}/{row_off}_{col_off}.tif", "w", **profile) as dst:
@@ -253,7 +253,7 @@ def write_decimated(src_path: Path, factors: list[int], paths: list[Path], compr
         with contextlib.ExitStack() as stack:
             outs = []
             for f, path in zip(factors, paths):  # the COG takes the full level's tags; a transform keeps rasterio from warning
-                level = dict(profile, height=-(-height // f), width=-(-width // f), transform=src.transform * Affine.scale(f))
+                level = dict(profile, height=-(-height // f), width=-(-width // f), transform=src.transform @ Affine.scale(f))
                 dst = stack.enter_context(rasterio.open(path, "w", **level))
                 outs.append([f, dst, np.empty((count, TILE, dst.width), dtype), 0, 0])  # factor, file, tile row, rows held, rows written
             for row0 in range(0, height, TILE):

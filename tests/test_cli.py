@@ -77,7 +77,7 @@ def test_tables_have_documented_columns_in_every_format(cli_run):
     documented = ["unit_id", "name", "parent_id", "level", "area_ha", "valid_fraction", *[f"area_ha_class_{c}" for c in codes], "source_tc", "sink_tc", "net_tc", "net_tc_per_ha", "cbc_landcover"]
     for stem, n in (("zonal_provinces", 34), ("zonal_cities", 370)):
         frames = {
-            "gpkg": gpd.read_file(out / f"{stem}.gpkg"),
+            "gpkg": gpd.read_file(out / f"{stem}.gpkg", layer=stem),
             "parquet": gpd.read_parquet(out / f"{stem}.parquet"),
             "csv": pd.read_csv(out / f"{stem}.csv", dtype={"unit_id": str, "parent_id": str}),
         }
