@@ -330,9 +330,16 @@ def _exit_without_teardown() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (BrokenPipeError, ValueError):  # a reader that left (`lucr ... | head`), a closed stream
+        except (OSError, ValueError):  # a reader that left (`lucr ... | head`), a full disk, a closed stream
             pass
     os._exit(0)
+
+
+def entry_point() -> None:
+    """The ``lucr`` console script: :func:`main`, then the end of the process without the
+    interpreter's teardown (in-process callers of :func:`main`, e.g. tests, keep running)."""
+    main()
+    _exit_without_teardown()
 
 
 def main() -> None:
@@ -350,7 +357,6 @@ def main() -> None:
             _interrupted()
         if isinstance(code, int) and code != 0:
             sys.exit(code)
-        _exit_without_teardown()
     except LucrError as exc:
         if _state["debug"]:
             raise
@@ -371,4 +377,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    entry_point()

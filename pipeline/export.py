@@ -250,11 +250,18 @@ def write_decimated(src_path: Path, factors: list[int], paths: list[Path], compr
             compress=compress.upper(), predictor=_predictor(compress, is_float), interleave="pixel", BIGTIFF="IF_SAFER", NUM_THREADS=GDAL_THREADS,
             **{"ZSTD_LEVEL" if compress == "zstd" else "ZLEVEL": 1},
         )
+        try:
+            colormap = src.colormap(1)  # a paletted map's levels keep its palette, as the streamed ones do
+            profile["photometric"] = "palette"
+        except ValueError:
+            colormap = None
         with contextlib.ExitStack() as stack:
             outs = []
             for f, path in zip(factors, paths):  # the COG takes the full level's tags; a transform keeps rasterio from warning
                 level = dict(profile, height=-(-height // f), width=-(-width // f), transform=src.transform @ Affine.scale(f))
                 dst = stack.enter_context(rasterio.open(path, "w", **level))
+                if colormap is not None:
+                    dst.write_colormap(1, colormap)
                 outs.append([f, dst, np.empty((count, TILE, dst.width), dtype), 0, 0])  # factor, file, tile row, rows held, rows written
             for row0 in range(0, height, TILE):
                 block = src.read(window=Window(0, row0, width, min(TILE, height - row0)))

@@ -60,7 +60,8 @@ def _libc():
 
 
 def return_freed_memory() -> bool:
-    """Give the free pages of glibc's heaps back to the OS (``malloc_trim(0)``); False without glibc."""
+    """Give the free pages of glibc's heaps back to the OS (``malloc_trim(0)``): whether any went back
+    (always False without glibc)."""
     libc = _libc()
     return bool(libc.malloc_trim(0)) if libc is not None else False
 

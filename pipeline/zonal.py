@@ -49,7 +49,8 @@ class ZonePayload:
     BUCKET = 512  # cells per side of an index bucket (a GeoTIFF tile)
     BATCH = 20_000  # polygons converted at a time (shapely's parts and rings are copies)
 
-    def __init__(self, u: np.ndarray, v: np.ndarray, ring_end: np.ndarray, ring_is_hole: np.ndarray, polygon_ring_end: np.ndarray):
+    def __init__(self, u: np.ndarray, v: np.ndarray, ring_end: np.ndarray, ring_is_hole: np.ndarray, polygon_ring_end: np.ndarray,
+                 grid_shape: tuple[int, int]):
         self.u, self.v = u, v  # vertex column and row in the full grid (float64)
         self.ring_end = ring_end  # index one past each ring's last vertex (int64)
         self.ring_is_hole = ring_is_hole  # whether each ring is a hole (a part's first ring is its exterior)
@@ -62,7 +63,8 @@ class ZonePayload:
             np.minimum.reduceat(u, self.vertex_start), np.minimum.reduceat(v, self.vertex_start),
             np.maximum.reduceat(u, self.vertex_start), np.maximum.reduceat(v, self.vertex_start),
         ])
-        self._index: tuple[np.ndarray, np.ndarray, int, int] | None = None
+        self.grid_shape = grid_shape  # (rows, columns) of the full grid
+        self._index = self._bucket_index()  # built once (a few ms per 1e5 polygons), shipped with the payload
 
     @classmethod
     def from_layer(cls, layer: ZoneLayer, grid: Grid) -> "ZonePayload":
@@ -87,10 +89,7 @@ class ZonePayload:
             polygon_ring_end.append(np.cumsum(np.bincount(polygon_of_part[part_of_ring], minlength=n_polygons)).astype(np.int64) + n_rings)
             n_vertices += len(coords)
             n_rings += len(part_of_ring)
-        return cls(*(np.concatenate(a) for a in (u, v, ring_end, ring_is_hole, polygon_ring_end)))
-
-    def __getstate__(self):  # the index is rebuilt where the payload is used (dask workers)
-        return {**self.__dict__, "_index": None}
+        return cls(*(np.concatenate(a) for a in (u, v, ring_end, ring_is_hole, polygon_ring_end)), grid_shape=grid.shape)
 
     @property
     def n_zones(self) -> int:
@@ -101,32 +100,34 @@ class ZonePayload:
         """Smallest integer type holding every zone index (uint16 halves the memory traffic)."""
         return "uint16" if self.n_zones < 65535 else "int32"
 
-    def _bucket_index(self) -> tuple[np.ndarray, np.ndarray, int, int]:
-        """Polygons by bucket (CSR: ``starts`` into ``polygons``), over the buckets the grid's pixels span."""
-        if self._index is None:
-            umin, vmin, umax, vmax = self.bounds
-            u_hi, v_hi = max(float(umax.max()), 0.0), max(float(vmax.max()), 0.0)
-            n_cols, n_rows = int(u_hi // self.BUCKET) + 1, int(v_hi // self.BUCKET) + 1
-            c0 = np.clip(np.floor(umin / self.BUCKET), 0, n_cols - 1).astype(np.int64)
-            c1 = np.clip(np.floor(umax / self.BUCKET), 0, n_cols - 1).astype(np.int64)
-            r0 = np.clip(np.floor(vmin / self.BUCKET), 0, n_rows - 1).astype(np.int64)
-            r1 = np.clip(np.floor(vmax / self.BUCKET), 0, n_rows - 1).astype(np.int64)
-            width = c1 - c0 + 1
-            count = width * (r1 - r0 + 1)
-            k = concatenated_ranges(np.zeros_like(count), count)  # position within each polygon's buckets
-            w = np.repeat(width, count)
-            bucket = (np.repeat(r0, count) + k // w) * n_cols + np.repeat(c0, count) + k % w
-            order = np.argsort(bucket, kind="stable")
-            polygons = np.repeat(np.arange(self.n_zones, dtype=np.int64), count)[order]
-            starts = np.searchsorted(bucket[order], np.arange(n_rows * n_cols + 1))
-            self._index = (polygons, starts, n_rows, n_cols)
-        return self._index
+    def _bucket_index(self) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+        """Polygons by bucket (CSR: ``starts`` into ``polygons``) over the grid's buckets.
+
+        Sized by the grid, not by the polygons' reach: a unit far outside the raster (or with
+        a non-finite vertex) is in no bucket, as no window can meet it.
+        """
+        umin, vmin, umax, vmax = self.bounds
+        height, width = self.grid_shape
+        n_rows, n_cols = max(-(-height // self.BUCKET), 1), max(-(-width // self.BUCKET), 1)
+        with np.errstate(invalid="ignore"):
+            inside = (umax >= 0) & (umin <= width) & (vmax >= 0) & (vmin <= height)  # False for NaN
+        clip = lambda x, n: np.clip(np.floor(np.where(inside, x, 0) / self.BUCKET), 0, n - 1).astype(np.int64)  # noqa: E731
+        c0, c1, r0, r1 = clip(umin, n_cols), clip(umax, n_cols), clip(vmin, n_rows), clip(vmax, n_rows)
+        width_b = c1 - c0 + 1
+        count = np.where(inside, width_b * (r1 - r0 + 1), 0)
+        k = concatenated_ranges(np.zeros_like(count), count)  # position within each polygon's buckets
+        w = np.repeat(width_b, count)
+        bucket = (np.repeat(r0, count) + k // w) * n_cols + np.repeat(c0, count) + k % w
+        order = np.argsort(bucket, kind="stable")
+        polygons = np.repeat(np.arange(self.n_zones, dtype=np.int64), count)[order]
+        starts = np.searchsorted(bucket[order], np.arange(n_rows * n_cols + 1))
+        return polygons, starts, n_rows, n_cols, self.BUCKET
 
     def polygons_in(self, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
         """Sorted indices (0-based) of the polygons whose bounding box meets the window ``[row0, row1) x [col0, col1)``."""
-        polygons, starts, n_rows, n_cols = self._bucket_index()
-        b_r0, b_r1 = min(row0 // self.BUCKET, n_rows - 1), min((row1 - 1) // self.BUCKET, n_rows - 1)
-        b_c0, b_c1 = min(col0 // self.BUCKET, n_cols - 1), min((col1 - 1) // self.BUCKET, n_cols - 1)
+        polygons, starts, n_rows, n_cols, bucket = self._index
+        b_r0, b_r1 = min(row0 // bucket, n_rows - 1), min((row1 - 1) // bucket, n_rows - 1)
+        b_c0, b_c1 = min(col0 // bucket, n_cols - 1), min((col1 - 1) // bucket, n_cols - 1)
         rows = np.arange(b_r0, b_r1 + 1) * n_cols
         first, last = starts[rows + b_c0], starts[rows + b_c1 + 1]
         found = np.unique(polygons[concatenated_ranges(first, last)])

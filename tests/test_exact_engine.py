@@ -185,8 +185,12 @@ def test_zone_payload_finds_the_polygons_of_every_window():
     multi = shapely.multipolygons([[boxes[0], boxes[1]]])  # a two-part unit
     geoms = np.r_[boxes[2:], multi]
     grid = Grid(2000, 2000, from_origin(0, 2000, 1, 1), CRS.from_epsg(3857))  # pixel = map units, rows downward
-    payload = ZonePayload.from_geometries(geoms, grid)
-    payload.BUCKET = 128  # many buckets per window
+    ZonePayload.BUCKET = 128  # many buckets per window
+    try:
+        payload = ZonePayload.from_geometries(np.r_[geoms, shapely.box(5e6, 5e6, 5e6 + 1e4, 5e6 + 1e4)], grid)
+    finally:
+        ZonePayload.BUCKET = 512
+    assert payload._index[2:] == (16, 16, 128)  # buckets over the grid, not over the far unit's reach
     xmin, ymin, xmax, ymax = shapely.bounds(geoms).T
     for row0, col0, h, w in [(0, 0, 2000, 2000), (100, 700, 300, 64), (1999, 1999, 1, 1), (512, 0, 512, 512), (37, 1500, 900, 500)]:
         row1, col1 = row0 + h, col0 + w

@@ -87,6 +87,6 @@ def test_dask_workers_reuse_freed_memory_during_the_run_only():
     glibc = platform.libc_ver()[0] == "glibc"
     assert as_worker.stdout.split() == ([str(glibc)] * 2)  # tuned and restored where glibc runs
     assert plain.stdout.split() == ["False", "False"]  # thresholds nobody set are left alone
-    assert return_freed_memory() is glibc
+    assert return_freed_memory() in ((True, False) if glibc else (False,))  # whether pages went back: either, with glibc
     if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
         assert (tune_this_process(), restore_this_process()) == (False, False)

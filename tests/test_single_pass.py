@@ -198,3 +198,25 @@ def test_sweep_hands_other_rasters_to_consumers_chunk_by_chunk():
     expected = [flux[codes == k].sum() * 0.09 for k in range(3)]
     np.testing.assert_allclose(total, expected, rtol=1e-12)
     assert len(sweep.windows) == 6  # 2 x 3 chunks
+
+
+def test_decimated_levels_keep_the_cells_and_the_palette(tmp_path):
+    """Levels below the streamed ones: the top-left cell of each f x f block (odd sizes, a partial last
+    tile row), written with the source's palette."""
+    from lucr.export import write_decimated
+
+    rng = np.random.default_rng(2)
+    data = rng.integers(0, 7, (1, 1100, 1303)).astype("uint8")
+    src = tmp_path / "level4.tif"
+    colormap = {i: (30 * i, 255 - 30 * i, 100, 255) for i in range(7)}
+    with rasterio.open(src, "w", driver="GTiff", width=1303, height=1100, count=1, dtype="uint8", tiled=True,
+                       blockxsize=512, blockysize=512, photometric="palette", transform=rasterio.Affine(4, 0, 0, 0, -4, 0)) as dst:
+        dst.write(data)
+        dst.write_colormap(1, colormap)
+    paths = [tmp_path / f"x{f}.tif" for f in (2, 4, 3)]
+    write_decimated(src, [2, 4, 3], paths, "zstd", is_float=False)
+    for f, path in zip((2, 4, 3), paths):
+        with rasterio.open(path) as level:
+            assert level.shape == (-(-1100 // f), -(-1303 // f))
+            np.testing.assert_array_equal(level.read(), data[:, ::f, ::f])
+            assert level.colormap(1)[3] == colormap[3]
