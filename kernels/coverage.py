@@ -327,9 +327,9 @@ def edge_corrections(rows, cols, fraction, unit, zones, row_area_fx):
     the centre zone gives back the whole cell (in the same entry as its own fraction) and
     the outside row (0) gets what no unit covers (the fixed-point remainder, so every cell
     still adds up to its area exactly; no entry where that is 0). A centre zone that covers
-    the cell entirely (units overlapping there) keeps it. One entry per (cell, zone): about
-    half the entries of a give-back entry per cell, which is what bounds a chunk's memory
-    with many small units.
+    the cell entirely (units overlapping there) keeps it. One entry per (cell, zone), half
+    as many as with separate give-back entries: what bounds a chunk's memory with many
+    small units.
 
     Examples
     --------
@@ -344,7 +344,6 @@ def edge_corrections(rows, cols, fraction, unit, zones, row_area_fx):
     width = zones.shape[1]
     # the boundary cells, in order of first appearance (a slot per cell; no sort)
     slot_of_cell = np.full(zones.shape[0] * width, -1, np.int32)
-    slot = np.empty(n, np.int32)
     cell_row = np.empty(n, np.int32)
     cell_col = np.empty(n, np.int32)
     covered = np.zeros(n, np.float64)
@@ -359,7 +358,6 @@ def edge_corrections(rows, cols, fraction, unit, zones, row_area_fx):
             slot_of_cell[r * width + c] = k
             cell_row[k], cell_col[k] = r, c
             n_cells += 1
-        slot[e] = k
         covered[k] += fraction[e]
         covered_fx[k] += np.int64(np.rint(fraction[e] * row_area_fx[r]))
         if unit[e] == zones[r, c]:
