@@ -49,20 +49,34 @@ def _row_pieces(u, v, ring_end, ring_is_hole, first, row0, row1):
 
     The rings are ``ring_end`` (vertex index one past each ring's last), the first starting at
     ``first``; each ring's pieces are signed so that exteriors add area and holes take it away.
+    A first loop over the edges bounds the number of pieces (rows plus column lines each edge
+    crosses), so the buffers are allocated once: a buffer that may be rebound inside the loop
+    makes numba keep its reference count on every iteration (measured 6x slower).
     """
-    cap = 1024
-    p_row = np.empty(cap, np.int64)
-    p_col = np.empty(cap, np.int64)
-    p_d = np.empty(cap, np.float64)
-    p_s = np.empty(cap, np.float64)
-    n = 0
+    n_rings = ring_end.shape[0]
+    factors = np.zeros(n_rings, np.float64)  # 0: not a ring with area, or none of it in these rows
+    bound = 0
     start = first
-    for ring in range(ring_end.shape[0]):
+    for ring in range(n_rings):
         end = ring_end[ring]
         if end - start >= 4 and (min(v[start:end]) < row1 and max(v[start:end]) > row0):
-            factor = _ring_factor(u, v, start, end, ring_is_hole[ring])
-        else:
-            factor = 0.0  # not a ring with area, or none of it in these rows
+            factors[ring] = _ring_factor(u, v, start, end, ring_is_hole[ring])
+            for e in range(start, end - 1):
+                vlo, vhi = min(v[e], v[e + 1]), max(v[e], v[e + 1])
+                if vlo == vhi or vhi <= row0 or vlo >= row1:
+                    continue
+                ulo, uhi = min(u[e], u[e + 1]), max(u[e], u[e + 1])
+                bound += int(math.ceil(vhi) - math.floor(vlo)) + int(math.ceil(uhi) - math.floor(ulo)) + 2
+        start = end
+    p_row = np.empty(bound, np.int64)
+    p_col = np.empty(bound, np.int64)
+    p_d = np.empty(bound, np.float64)
+    p_s = np.empty(bound, np.float64)
+    n = 0
+    start = first
+    for ring in range(n_rings):
+        end = ring_end[ring]
+        factor = factors[ring]
         for e in range(start, end - 1):
             if factor == 0.0:
                 break
@@ -89,9 +103,6 @@ def _row_pieces(u, v, ring_end, ring_is_hole, first, row0, row1):
                 dv = (ve - vs) * factor
                 k_lo = int(math.floor(min(us, ue)))
                 k_hi = int(math.floor(max(us, ue)))
-                if k_hi - k_lo + 1 + n > p_row.shape[0]:
-                    m = k_hi - k_lo + 1 + n
-                    p_row, p_col, p_d, p_s = _grow(p_row, m), _grow(p_col, m), _grow(p_d, m), _grow(p_s, m)
                 if k_lo == k_hi or us == ue:
                     k = int(math.floor(0.5 * (us + ue)))
                     p_row[n], p_col[n], p_d[n], p_s[n] = r, k, dv * (0.5 * (us + ue) - k), dv
@@ -118,11 +129,6 @@ def _row_pieces(u, v, ring_end, ring_is_hole, first, row0, row1):
                     m_line += step
         start = end
     return p_row[:n], p_col[:n], p_d[:n], p_s[:n]
-
-
-@njit(nogil=True, cache=True)
-def _is_partial(x, eps):
-    return eps < x < 1.0 - eps
 
 
 @njit(nogil=True, cache=True)
@@ -157,7 +163,8 @@ def boundary_coverage(u, v, ring_end, ring_is_hole, row0, row1, col0, col1):
     >>> sorted(zip(r.tolist(), c.tolist(), f.round(3).tolist()))[:3]
     [(0, 0, 0.25), (0, 1, 0.5), (0, 2, 0.25)]
     """
-    return _polygon_coverage(u, v, ring_end, ring_is_hole, 0, row0, row1, col0, col1)
+    rows, cols, fraction, _ = boundary_coverage_many(u, v, ring_end, ring_is_hole, np.array([ring_end.shape[0]]), row0, row1, col0, col1)
+    return rows.astype(np.int64), cols.astype(np.int64), fraction
 
 
 @njit(nogil=True, cache=True)
@@ -169,73 +176,86 @@ def boundary_coverage_many(u, v, ring_end, ring_is_hole, polygon_ring_end, row0,
     columns and positions as int32, views of buffers at most twice their length: a chunk
     with many small units has ~1e6 entries).
     """
-    n_poly = polygon_ring_end.shape[0]
     o_row = np.empty(1024, np.int32)
     o_col = np.empty(1024, np.int32)
     o_f = np.empty(1024, np.float64)
     o_p = np.empty(1024, np.int32)
     m = 0
     ring0 = 0
-    for p in range(n_poly):
+    for p in range(polygon_ring_end.shape[0]):
         ring1 = polygon_ring_end[p]
         if ring1 > ring0:
             first = ring_end[ring0 - 1] if ring0 > 0 else 0
-            r, c, f = _polygon_coverage(u, v, ring_end[ring0:ring1], ring_is_hole[ring0:ring1], first, row0, row1, col0, col1)
-            k = r.shape[0]
-            if m + k > o_row.shape[0]:
-                o_row, o_col, o_f, o_p = _grow(o_row, m + k), _grow(o_col, m + k), _grow(o_f, m + k), _grow(o_p, m + k)
-            o_row[m : m + k] = r
-            o_col[m : m + k] = c
-            o_f[m : m + k] = f
-            o_p[m : m + k] = p
-            m += k
+            o_row, o_col, o_f, o_p, m = _append_coverage(u, v, ring_end[ring0:ring1], ring_is_hole[ring0:ring1], first, row0, row1, col0, col1, p, o_row, o_col, o_f, o_p, m)
         ring0 = ring1
     return o_row[:m], o_col[:m], o_f[:m], o_p[:m]
 
 
 @njit(nogil=True, cache=True)
-def _polygon_coverage(u, v, ring_end, ring_is_hole, first, row0, row1, col0, col1):
+def _append_coverage(u, v, ring_end, ring_is_hole, first, row0, row1, col0, col1, polygon, o_row, o_col, o_f, o_p, m):
+    """Append one polygon's boundary cells in the window to the buffers (from position ``m``).
+
+    Returns the buffers (grown once if needed) and the new count. The pieces are summed per
+    cell from the right of each row, in the same order whatever the window (a stable sort by
+    row and column), so a cell's fraction does not depend on the chunking.
+    """
     p_row, p_col, p_d, p_s = _row_pieces(u, v, ring_end, ring_is_hole, first, row0, row1)
     n = p_row.shape[0]
-    eps = 1e-12
     if n == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
+        return o_row, o_col, o_f, o_p, m
+    eps = 1e-12
     k_min, k_max = p_col.min(), p_col.max()
-    key = (p_row - row0) * (k_max - k_min + 1) + (p_col - k_min)
-    order = np.argsort(key, kind="mergesort")  # stable: pieces of a cell summed in ring order
-    cap = n + 16
-    o_row = np.empty(cap, np.int64)
-    o_col = np.empty(cap, np.int64)
-    o_f = np.empty(cap, np.float64)
-    m = 0
-    hi = n - 1
-    while hi >= 0:  # rows, from the last; within a row, cells from the right
-        r = p_row[order[hi]]
-        running = 0.0  # sum of dv of the pieces right of the current cell
-        prev_k = k_max + 1
-        while hi >= 0 and p_row[order[hi]] == r:
-            k = p_col[order[hi]]
-            d = 0.0
-            s = 0.0
-            while hi >= 0 and p_row[order[hi]] == r and p_col[order[hi]] == k:
-                d += p_d[order[hi]]
-                s += p_s[order[hi]]
-                hi -= 1
-            between = running
-            if _is_partial(between, eps):  # cells under a horizontal edge, between two pieces
-                for c in range(max(k + 1, col0), min(prev_k, col1)):
-                    if m == o_row.shape[0]:
-                        o_row, o_col, o_f = _grow(o_row, m + 1), _grow(o_col, m + 1), _grow(o_f, m + 1)
-                    o_row[m], o_col[m], o_f[m] = r, c, between
+    order = np.argsort((p_row - row0) * (k_max - k_min + 1) + (p_col - k_min), kind="mergesort")
+    # the cells holding pieces, from the last (row, column): each cell's pieces summed as the row scan meets them
+    c_row = np.empty(n, np.int64)
+    c_col = np.empty(n, np.int64)
+    c_d = np.empty(n, np.float64)
+    c_s = np.empty(n, np.float64)
+    n_cells = 0
+    for i in range(n - 1, -1, -1):
+        j = order[i]
+        if n_cells > 0 and c_row[n_cells - 1] == p_row[j] and c_col[n_cells - 1] == p_col[j]:
+            c_d[n_cells - 1] += p_d[j]
+            c_s[n_cells - 1] += p_s[j]
+        else:
+            c_row[n_cells], c_col[n_cells], c_d[n_cells], c_s[n_cells] = p_row[j], p_col[j], p_d[j], p_s[j]
+            n_cells += 1
+    # the running sum of dv right of each cell (1 inside, 0 outside, a fraction under a horizontal
+    # edge), and the number of entries, so that the buffers grow at most once (see _row_pieces)
+    right = np.empty(n_cells, np.float64)
+    n_out = 0
+    k = 0
+    while k < n_cells:
+        r = c_row[k]
+        running = 0.0
+        prev = k_max + 1
+        while k < n_cells and c_row[k] == r:
+            right[k] = running
+            if eps < running < 1.0 - eps:  # cells under a horizontal edge, between two cells with pieces
+                n_out += max(min(prev, col1) - max(c_col[k] + 1, col0), 0)
+            if col0 <= c_col[k] < col1:
+                n_out += 1
+            running += c_s[k]
+            prev = c_col[k]
+            k += 1
+    if m + n_out > o_row.shape[0]:
+        o_row, o_col, o_f, o_p = _grow(o_row, m + n_out), _grow(o_col, m + n_out), _grow(o_f, m + n_out), _grow(o_p, m + n_out)
+    k = 0
+    while k < n_cells:
+        r = c_row[k]
+        prev = k_max + 1
+        while k < n_cells and c_row[k] == r:
+            between = right[k]
+            if eps < between < 1.0 - eps:
+                for c in range(max(c_col[k] + 1, col0), min(prev, col1)):
+                    o_row[m], o_col[m], o_f[m], o_p[m] = r, c, between, polygon
                     m += 1
-            if col0 <= k < col1:
-                if m == o_row.shape[0]:
-                    o_row, o_col, o_f = _grow(o_row, m + 1), _grow(o_col, m + 1), _grow(o_f, m + 1)
-                o_row[m], o_col[m], o_f[m] = r, k, min(max(d + running, 0.0), 1.0)
+            if col0 <= c_col[k] < col1:
+                o_row[m], o_col[m], o_f[m], o_p[m] = r, c_col[k], min(max(c_d[k] + between, 0.0), 1.0), polygon
                 m += 1
-            running += s
-            prev_k = k
-    return o_row[:m].copy(), o_col[:m].copy(), o_f[:m].copy()
+            prev = c_col[k]
+            k += 1
+    return o_row, o_col, o_f, o_p, m
 
 
 @njit(nogil=True, cache=True)
