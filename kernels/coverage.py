@@ -362,30 +362,35 @@ def edge_corrections(rows, cols, fraction, unit, zones, row_area_fx):
     """
     n = rows.shape[0]
     width = zones.shape[1]
-    # the boundary cells, in order of first appearance (a slot per cell; no sort)
-    slot_of_cell = np.full(zones.shape[0] * width, -1, np.int32)
-    cell_row = np.empty(n, np.int32)
-    cell_col = np.empty(n, np.int32)
+    # the boundary cells, in order of first appearance (a slot per cell, 1-based; no sort), with
+    # their centre zone, what their units cover, and each entry's cell and fixed-point area
+    slot_of_cell = np.zeros(zones.shape[0] * width, np.int32)
+    cell_index = np.empty(n, np.int32)  # row * width + column
+    centre = np.empty(n, np.int32)
     covered = np.zeros(n, np.float64)
     covered_fx = np.zeros(n, np.int64)
     centre_crosses = np.zeros(n, np.bool_)
+    cell_of_entry = np.empty(n, np.int32)
+    area_of_entry = np.empty(n, np.int64)
     n_cells = 0
     for e in range(n):
         r, c = rows[e], cols[e]
-        k = slot_of_cell[r * width + c]
+        i = r * width + c
+        k = slot_of_cell[i] - 1
         if k < 0:
             k = n_cells
-            slot_of_cell[r * width + c] = k
-            cell_row[k], cell_col[k] = r, c
+            slot_of_cell[i] = k + 1
+            cell_index[k], centre[k] = i, zones[r, c]
             n_cells += 1
+        a = np.int64(np.rint(fraction[e] * row_area_fx[r]))
+        cell_of_entry[e], area_of_entry[e] = k, a
         covered[k] += fraction[e]
-        covered_fx[k] += np.int64(np.rint(fraction[e] * row_area_fx[r]))
-        if unit[e] == zones[r, c]:
+        covered_fx[k] += a
+        if unit[e] == centre[k]:
             centre_crosses[k] = True
     n_out = n
     for k in range(n_cells):
-        centre = zones[cell_row[k], cell_col[k]]
-        if centre == 0 or (centre_crosses[k] and row_area_fx[cell_row[k]] - covered_fx[k] != 0):
+        if centre[k] == 0 or (centre_crosses[k] and row_area_fx[cell_index[k] // width] - covered_fx[k] != 0):
             n_out += 1
     o_row = np.empty(n_out, np.int32)
     o_col = np.empty(n_out, np.int32)
@@ -393,19 +398,18 @@ def edge_corrections(rows, cols, fraction, unit, zones, row_area_fx):
     o_share = np.empty(n_out, np.float64)
     o_area = np.empty(n_out, np.int64)
     for e in range(n):
-        r, c = rows[e], cols[e]
-        a = np.int64(np.rint(fraction[e] * row_area_fx[r]))
+        r = rows[e]
+        a = area_of_entry[e]
         f = fraction[e]
-        if unit[e] == zones[r, c]:  # the centre zone: its fraction, less the whole cell it held
+        if unit[e] == centre[cell_of_entry[e]]:  # the centre zone: its fraction, less the whole cell it held
             a -= row_area_fx[r]
             f -= 1.0
-        o_row[e], o_col[e], o_zone[e], o_share[e], o_area[e] = r, c, unit[e], f, a
+        o_row[e], o_col[e], o_zone[e], o_share[e], o_area[e] = r, cols[e], unit[e], f, a
     m = n
     for k in range(n_cells):
-        r, c = cell_row[k], cell_col[k]
-        centre = zones[r, c]
+        r, c = cell_index[k] // width, cell_index[k] % width
         rest = row_area_fx[r] - covered_fx[k]
-        if centre == 0:  # the outside row held the cell: it keeps what no unit covers
+        if centre[k] == 0:  # the outside row held the cell: it keeps what no unit covers
             o_row[m], o_col[m], o_zone[m], o_share[m], o_area[m] = r, c, 0, -covered[k], -covered_fx[k]
             m += 1
         elif centre_crosses[k] and rest != 0:
