@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import shapely
 
 from lucr.errors import InputFileError
@@ -51,8 +52,7 @@ def measure(coarse: ZoneLayer, fine: ZoneLayer, tolerance: float) -> NestingRepo
     parents = np.asarray(coarse.geometry_grid_crs.values, dtype=object)
     children = np.asarray(fine.geometry_grid_crs.values, dtype=object)
     parent_ids = coarse.frame["unit_id"].to_numpy()
-    index = {pid: i for i, pid in enumerate(parent_ids)}
-    parent_of = np.array([index[p] for p in fine.frame["parent_id"]], dtype=np.int64)  # ids checked before
+    parent_of = pd.Index(parent_ids).get_indexer(fine.frame["parent_id"].to_numpy()).astype(np.int64)  # ids checked before
     child_area = shapely.area(children)
     shapely.prepare(parents)
     inside = child_area.copy()  # a child its parent covers is inside whole; the overlay only for the others

@@ -80,7 +80,7 @@ def _not_a_raster(tmp):
 def _rotated(tmp):
     with rasterio.open(SAMPLE_RASTER) as src:
         t = src.transform
-    return _raster(tmp, "rotated.tif", transform=t * Affine.rotation(10))
+    return _raster(tmp, "rotated.tif", transform=t @ Affine.rotation(10))
 
 
 def _signed(tmp):
