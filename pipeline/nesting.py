@@ -54,9 +54,15 @@ def measure(coarse: ZoneLayer, fine: ZoneLayer, tolerance: float) -> NestingRepo
     parent_ids = coarse.frame["unit_id"].to_numpy()
     parent_of = pd.Index(parent_ids).get_indexer(fine.frame["parent_id"].to_numpy()).astype(np.int64)  # ids checked before
     child_area = shapely.area(children)
-    shapely.prepare(parents)
-    inside = child_area.copy()  # a child its parent covers is inside whole; the overlay only for the others
-    partial = np.flatnonzero(~shapely.covers(parents[parent_of], children))
+    # a child its parent covers is inside whole; the overlay only for the others. A child on its
+    # parent's border shares the border's vertices only to rounding: the parent grown by 1e-9 of
+    # the level's extent (a third of a millimetre across 335 km) covers it (at 324,523 units,
+    # 9,516 overlays, 0.6 s, avoided); what that ignores is far below any tolerance
+    xmin, ymin, xmax, ymax = shapely.total_bounds(parents)
+    grown = shapely.buffer(parents, 1e-9 * max(xmax - xmin, ymax - ymin), join_style="mitre")
+    shapely.prepare(grown)
+    inside = child_area.copy()
+    partial = np.flatnonzero(~shapely.covers(grown[parent_of], children))
     inside[partial] = shapely.area(shapely.intersection(children[partial], parents[parent_of[partial]]))
     share_out = np.where(child_area > 0, 1.0 - inside / np.where(child_area > 0, child_area, 1.0), 0.0)
     outside = []

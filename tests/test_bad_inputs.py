@@ -431,3 +431,34 @@ def test_polygons_in_another_crs_are_reprojected(tmp_path):
     ref = run(parse_config(ref_cfg, tmp_path)).tables["province"].set_index("unit_id")
     for column in ("area_ha", "net_tc"):
         assert ((got[column] - ref[column]).abs() <= 1e-6 * ref[column].abs().max()).all(), column
+
+
+def test_nesting_shares_hand_computed():
+    """Shares against hand-computed areas: a child half over its parent's border is measured by
+    the overlay; a child sharing the border up to rounding (1e-12 off) counts as inside whole."""
+    import geopandas as gpd
+    import shapely
+
+    from lucr.io import ZoneLayer
+    from lucr.nesting import measure
+
+    parent = shapely.box(0, 0, 1000, 1000)
+    children = [
+        shapely.box(0, 0, 500, 1000 + 1e-12 * 1000),  # the parent's left half, its top edge off by rounding
+        shapely.box(500, 0, 1000, 400),
+        shapely.box(500, 400, 1000, 800),
+        shapely.box(750, 800, 1250, 1000),  # 500 x 200, of which 250 x 200 outside: 50 %
+    ]
+
+    def layer(level, geoms, ids, parents):
+        frame = gpd.GeoDataFrame({"unit_id": ids, "name": ids, "parent_id": parents}, geometry=geoms, crs="EPSG:3857")
+        return ZoneLayer(level=level, frame=frame, geometry_grid_crs=frame.geometry, path=Path(f"{level}.gpkg"))
+
+    coarse = layer("province", [parent], ["P"], [None])
+    fine = layer("city", children, ["a", "b", "c", "d"], ["P"] * 4)
+    report = measure(coarse, fine, tolerance=0.01)
+    assert [(c, p) for c, p, _, _ in report.outside] == [("d", "P")]
+    assert report.outside[0][2] == pytest.approx(0.5, rel=1e-12)
+    # covered: 500,000 + 200,000 + 200,000 + 50,000 (d's part inside) of 1,000,000 m²: 5 % uncovered
+    assert [(p, n) for p, _, n in report.uncovered] == [("P", 4)]
+    assert report.uncovered[0][1] == pytest.approx(0.05, rel=1e-9)
