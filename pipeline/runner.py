@@ -64,7 +64,7 @@ from lucr.sweep import PassSources, Sweep
 from lucr.sweep import compute as compute_pass
 from lucr.malloc import return_freed_memory
 from lucr.malloc import reuse_freed_memory as workers_reuse_freed_memory
-from lucr.zonal import ZonePayload, aggregate_to_parent, geometries_parked, flux_totals, numeric_columns, unit_table
+from lucr.zonal import ZonePayload, aggregate_to_parent, geometries_parked, flux_totals, numeric_columns, polygon_wkb, unit_table
 from lucr.outputs_spec import filename
 
 #: The run's provenance record (lucr.provenance).
@@ -559,7 +559,9 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
     """
     cfg, grid = ctx.config, ctx.grid
     # cell-centre zones, corrected at unit boundaries by coverage fractions with the exact engine
-    zones = ZonePayload.from_layer(ctx.layers[-1], grid) if ctx.layers else None
+    finest = ctx.layers[-1].geometry_grid_crs.values if ctx.layers else None
+    finest_wkb = polygon_wkb(finest) if ctx.layers else None  # read by the payload, and held while the polygons are parked
+    zones = ZonePayload.from_wkb(finest_wkb, grid) if ctx.layers else None
     first = ctx.dates[0].codes.data
     aligned = lambda a: a if a.chunks == first.chunks else a.rechunk(first.chunks)  # noqa: E731  (same blocks read once)
     sources = PassSources({lc.year: aligned(lc.codes.data) for lc in ctx.dates}, {k: aligned(r.values.data) for k, r in ctx.rasters.items()})
@@ -600,7 +602,7 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         targets[f"{_MAPS}-{k}"] = da.store(arr, writer, lock=lock, compute=False, return_stored=False)
     t0 = time.perf_counter()
     try:
-        with geometries_parked(ctx.layers):
+        with geometries_parked(ctx.layers, converted=((finest, finest_wkb),) if ctx.layers else ()):
             totals = compute_pass(targets, client=client, progress=progress)
     except RasterioIOError as exc:
         if output_write_error(exc, staged.out_dir) is not None:

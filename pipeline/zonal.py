@@ -27,6 +27,13 @@ from lucr.grid import Grid
 from lucr.io import ZoneLayer
 from lucr.malloc import return_freed_memory
 from lucr.kernels.coverage import boundary_coverage_many, burn_cell_centres, edge_corrections
+from lucr.kernels.wkb import polygon_rings
+
+
+def polygon_wkb(geometries: np.ndarray) -> np.ndarray:
+    """Little-endian WKB of each geometry (what :class:`ZonePayload` reads and :func:`geometries_parked` holds)."""
+    return shapely.to_wkb(np.asarray(geometries, dtype=object), byte_order=1)
+
 
 def concatenated_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """``np.r_[starts[0]:ends[0], starts[1]:ends[1], ...]`` without a Python loop."""
@@ -47,7 +54,7 @@ class ZonePayload:
     """
 
     BUCKET = 512  # cells per side of an index bucket (a GeoTIFF tile)
-    BATCH = 20_000  # polygons converted at a time (shapely's parts and rings are copies)
+    BATCH = 20_000  # units read at a time (their bytes joined, their vertices decoded: a few MB)
 
     def __init__(self, u: np.ndarray, v: np.ndarray, ring_end: np.ndarray, ring_is_hole: np.ndarray, polygon_ring_end: np.ndarray,
                  grid_shape: tuple[int, int]):
@@ -67,28 +74,31 @@ class ZonePayload:
         self._index = self._bucket_index()  # built once (a few ms per 1e5 polygons), shipped with the payload
 
     @classmethod
-    def from_layer(cls, layer: ZoneLayer, grid: Grid) -> "ZonePayload":
-        return cls.from_geometries(np.asarray(layer.geometry_grid_crs.values, dtype=object), grid)
+    def from_geometries(cls, geometries: np.ndarray, grid: Grid) -> "ZonePayload":
+        """The polygons (Polygon or MultiPolygon, none empty) in ``grid``'s CRS."""
+        return cls.from_wkb(polygon_wkb(geometries), grid)
 
     @classmethod
-    def from_geometries(cls, geometries: np.ndarray, grid: Grid) -> "ZonePayload":
-        """The polygons (Polygon or MultiPolygon, none empty) in ``grid``'s CRS, converted ``BATCH`` at a time."""
+    def from_wkb(cls, wkb: np.ndarray, grid: Grid) -> "ZonePayload":
+        """The polygons given as :func:`polygon_wkb` of geometries in ``grid``'s CRS, their rings read
+        from the bytes (:func:`lucr.kernels.wkb.polygon_rings`), ``BATCH`` units at a time."""
         inv = ~grid.transform
         u, v, ring_end, ring_is_hole, polygon_ring_end = [], [], [], [], []
         n_vertices = n_rings = 0
-        for b in range(0, len(geometries), cls.BATCH):
-            parts, polygon_of_part = shapely.get_parts(geometries[b : b + cls.BATCH], return_index=True)
-            rings, part_of_ring = shapely.get_rings(parts, return_index=True)
-            coords, ring_of_vertex = shapely.get_coordinates(rings, return_index=True)
-            del parts, rings
-            u.append(inv.a * coords[:, 0] + inv.b * coords[:, 1] + inv.c)
-            v.append(inv.d * coords[:, 0] + inv.e * coords[:, 1] + inv.f)
-            ring_end.append(np.cumsum(np.bincount(ring_of_vertex, minlength=len(part_of_ring))).astype(np.int64) + n_vertices)
-            ring_is_hole.append(np.r_[False, part_of_ring[1:] == part_of_ring[:-1]])
-            n_polygons = min(cls.BATCH, len(geometries) - b)
-            polygon_ring_end.append(np.cumsum(np.bincount(polygon_of_part[part_of_ring], minlength=n_polygons)).astype(np.int64) + n_rings)
-            n_vertices += len(coords)
-            n_rings += len(part_of_ring)
+        for b in range(0, len(wkb), cls.BATCH):
+            batch = wkb[b : b + cls.BATCH]
+            lengths = np.fromiter(map(len, batch), np.int64, len(batch))
+            xy, ends, holes, polygon_ends, bad = polygon_rings(np.frombuffer(b"".join(batch), np.uint8), np.cumsum(lengths) - lengths)
+            if bad >= 0:
+                raise ValueError(f"unit {b + bad} is not a little-endian WKB Polygon or MultiPolygon")
+            x, y = xy.view(np.float64).reshape(-1, 2).T
+            u.append(inv.a * x + inv.b * y + inv.c)
+            v.append(inv.d * x + inv.e * y + inv.f)
+            ring_end.append(ends + n_vertices)
+            ring_is_hole.append(holes)
+            polygon_ring_end.append(polygon_ends + n_rings)
+            n_vertices += len(x)
+            n_rings += len(ends)
         return cls(*(np.concatenate(a) for a in (u, v, ring_end, ring_is_hole, polygon_ring_end)), grid_shape=grid.shape)
 
     @property
@@ -186,14 +196,15 @@ PARK_MIN_UNITS = 20_000
 
 
 @contextmanager
-def geometries_parked(layers, min_units: int | None = None) -> Iterator[None]:
+def geometries_parked(layers, min_units: int | None = None, converted: tuple = ()) -> Iterator[None]:
     """The units' polygons held as WKB while the pass runs, and given back after it (the same geometries).
 
     The pass reads the finest level's :class:`ZonePayload` only; the GEOS objects of the
     levels' frames (~700 bytes per polygon beyond its vertices) would sit in memory beside
     the chunks in flight: 220 MiB of a 324,523-unit run's 1 GiB. Their geometry arrays are
     emptied in place, so every frame and series sharing them sees them parked and back.
-    Only from ``min_units`` units (default :data:`PARK_MIN_UNITS`).
+    Only from ``min_units`` units (default :data:`PARK_MIN_UNITS`). ``converted`` holds
+    ``(geometry array, its polygon_wkb)`` pairs made already (the payload's), not made twice.
     """
     if sum(len(layer.frame) for layer in layers) < (PARK_MIN_UNITS if min_units is None else min_units):
         yield
@@ -202,13 +213,15 @@ def geometries_parked(layers, min_units: int | None = None) -> Iterator[None]:
     for layer in layers:
         for series in (layer.frame.geometry, layer.geometry_grid_crs):
             arrays.setdefault(id(series.values), series.values)
+    known = {id(array): wkb for array, wkb in converted}
     parked = []
     try:
         for geometry_array in arrays.values():
             geometries = np.asarray(geometry_array, dtype=object)
             if shapely.is_missing(geometries).all():
                 continue  # shares its data with an array parked already (units have no null geometry)
-            parked.append((geometry_array, shapely.to_wkb(geometries)))
+            wkb = known[id(geometry_array)] if id(geometry_array) in known else polygon_wkb(geometries)
+            parked.append((geometry_array, wkb))
             geometry_array[:] = None
         return_freed_memory()  # GEOS's small blocks are scattered over the heap: free pages go back to the OS
         yield

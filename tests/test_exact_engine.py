@@ -155,8 +155,8 @@ def test_parked_geometries_give_the_same_run(case, monkeypatch):
     seen = []
     real = zonal.geometries_parked
 
-    def spying(layers, min_units=None):
-        with real(layers, min_units=0):
+    def spying(layers, min_units=None, converted=()):
+        with real(layers, min_units=0, converted=converted):
             seen.append([layer.frame.geometry.isna().all() and layer.geometry_grid_crs.isna().all() for layer in layers])
             yield
 

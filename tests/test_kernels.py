@@ -170,3 +170,60 @@ def test_cell_centre_burn_equals_gdal_rasterize():
     window = np.zeros((70, 90), np.int32)
     burn_cell_centres(coords[:, 0].copy(), 200.0 - coords[:, 1], ring_end, poly_end, np.arange(1, len(units) + 1, dtype=np.int32), 50, 120, 100, 190, window)
     np.testing.assert_array_equal(window, ours[50:120, 100:190])
+
+
+def test_polygon_rings_from_wkb_match_shapely_parts_and_rings():
+    """The WKB reader's vertices and ring structure equal shapely's get_parts / get_rings /
+    get_coordinates, for polygons, holes, multi-part units and 3-D coordinates (z skipped);
+    a unit that is not a polygon is named."""
+    import shapely
+
+    from lucr.kernels.wkb import polygon_rings
+    from lucr.zonal import polygon_wkb
+
+    rng = np.random.default_rng(3)
+    boxes = shapely.box(*rng.uniform(0, 50, (4, 60)))
+    geoms = np.r_[
+        shapely.normalize(boxes),
+        shapely.Polygon([(0, 0), (9, 0), (9, 9), (0, 9)], holes=[[(1, 1), (2, 1), (2, 2)], [(5, 5), (6, 5), (6, 7)]]),
+        shapely.multipolygons([[shapely.box(0, 0, 1, 1), shapely.Polygon([(2, 2), (5, 2), (5, 5)], [[(3, 2.5), (4, 2.5), (4, 3)]])]]),
+        shapely.force_3d(shapely.box(10, 10, 12, 13), 7.5),
+    ]
+    wkb = polygon_wkb(geoms)
+    lengths = np.array([len(w) for w in wkb])
+    xy, ring_end, ring_is_hole, polygon_ring_end, bad = polygon_rings(np.frombuffer(b"".join(wkb), np.uint8), np.cumsum(lengths) - lengths)
+    assert bad == -1
+    parts, part_of = shapely.get_parts(geoms, return_index=True)
+    rings, ring_of = shapely.get_rings(parts, return_index=True)
+    coords, vertex_of = shapely.get_coordinates(rings, return_index=True)
+    np.testing.assert_array_equal(xy.view(np.float64).reshape(-1, 2), coords)
+    np.testing.assert_array_equal(ring_end, np.cumsum(np.bincount(vertex_of, minlength=len(rings))))
+    np.testing.assert_array_equal(ring_is_hole, np.r_[False, ring_of[1:] == ring_of[:-1]])
+    np.testing.assert_array_equal(polygon_ring_end, np.cumsum(np.bincount(part_of[ring_of], minlength=len(geoms))))
+    mixed = polygon_wkb(np.r_[geoms[:2], shapely.Point(1, 1)])
+    lengths = np.array([len(w) for w in mixed])
+    assert polygon_rings(np.frombuffer(b"".join(mixed), np.uint8), np.cumsum(lengths) - lengths)[-1] == 2
+
+
+def test_zone_payload_is_the_same_whatever_the_batch():
+    """Units read in batches give the arrays of one batch (ring and polygon ends offset across batches)."""
+    import shapely
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    from lucr.grid import Grid
+    from lucr.zonal import ZonePayload
+
+    rng = np.random.default_rng(8)
+    x, y = rng.uniform(0, 900, (2, 40))
+    geoms = np.r_[shapely.box(x, y, x + 30, y + 20), shapely.multipolygons([[shapely.box(0, 0, 5, 5), shapely.box(10, 10, 20, 20).difference(shapely.box(12, 12, 14, 14))]])]
+    grid = Grid(1000, 1000, from_origin(0, 1000, 1, 1), CRS.from_epsg(3857))
+    whole = ZonePayload.from_geometries(geoms, grid)
+    ZonePayload.BATCH = 7
+    try:
+        batched = ZonePayload.from_geometries(geoms, grid)
+    finally:
+        ZonePayload.BATCH = 20_000
+    for name in ("u", "v", "ring_end", "ring_is_hole", "polygon_ring_end", "bounds"):
+        np.testing.assert_array_equal(getattr(batched, name), getattr(whole, name))
+    assert whole.polygon_ring_end[-1] == len(geoms) - 1 + 3  # one ring per box; the last unit: two parts, one hole
