@@ -226,6 +226,8 @@ def geometries_parked(layers, min_units: int | None = None, converted: tuple = (
         return_freed_memory()  # GEOS's small blocks are scattered over the heap: free pages go back to the OS
         yield
     finally:
+        if parked:
+            return_freed_memory()  # the pass's freed blocks first: the geometries come back into a trimmed heap
         for geometry_array, wkb in parked:
             geometry_array[:] = shapely.from_wkb(wkb)
 
