@@ -62,8 +62,7 @@ from lucr.products.raster_sums import centre_areas_name, flux_name, weights_name
 from lucr.products.zone_class_area import reduction_name
 from lucr.sweep import PassSources, Sweep
 from lucr.sweep import compute as compute_pass
-from lucr.malloc import return_freed_memory
-from lucr.malloc import reuse_freed_memory as workers_reuse_freed_memory
+from lucr.malloc import return_freed_memory, reuse_freed_memory as workers_reuse_freed_memory
 from lucr.zonal import ZonePayload, aggregate_to_parent, geometries_parked, flux_totals, numeric_columns, polygon_wkb, unit_table
 from lucr.outputs_spec import filename
 
@@ -205,6 +204,7 @@ def read_zones(cfg: RunConfig, lc: LandCover) -> list[ZoneLayer]:
     ]
     check_nesting(layers)
     nesting.check(layers, [(z.nesting, z.nesting_tolerance) for z in cfg.zones[1:]])
+    return_freed_memory()  # the read's Arrow buffers and the overlays' temporaries: the pass starts from the units alone
     return layers
 
 

@@ -16,9 +16,11 @@ parent id, in int64 fixed-point, so provinces equal the exact sum of their citie
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
+import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from rasterio.windows import Window
 
@@ -325,23 +327,23 @@ def unit_table(layer: ZoneLayer, area_ha_cols: np.ndarray, coefs: np.ndarray, cl
     area_ha = area_ha_cols.sum(axis=1) + outside_ha
     source, sink = flux_totals(known, coefs, flux_raster)
     kept = [c for c in layer.frame.columns if c not in ("unit_id", "name", "parent_id", layer.frame.geometry.name)]  # zones[].keep
-    frame = layer.frame[["unit_id", "name", "parent_id", *kept]].copy()
-    frame["level"] = layer.level
-    frame["area_ha"] = area_ha
+    columns: dict[str, Any] = {c: layer.frame[c].array for c in ("unit_id", "name", "parent_id", *kept)}  # their dtypes kept
+    columns["level"] = pd.array([layer.level] * len(area_ha), dtype=layer.frame["unit_id"].dtype)
+    columns["area_ha"] = area_ha
     with np.errstate(invalid="ignore", divide="ignore"):
-        frame["valid_fraction"] = np.where(area_ha > 0, valid_ha / area_ha, 0.0)
+        columns["valid_fraction"] = np.where(area_ha > 0, valid_ha / area_ha, 0.0)
         net = source + sink
         for j, code in enumerate(class_codes):
-            frame[f"area_ha_class_{code}"] = known[:, j]
-        frame["source_tc"] = source
-        frame["sink_tc"] = sink
-        frame["net_tc"] = net
-        frame["net_tc_per_ha"] = np.where(valid_ha > 0, net / valid_ha, np.nan)
-        frame["cbc_landcover"] = np.where(sink < 0, source / -sink, np.nan)
-    frame["polygon_area_ha"] = polygon_ha
+            columns[f"area_ha_class_{code}"] = known[:, j]
+        columns["source_tc"] = source
+        columns["sink_tc"] = sink
+        columns["net_tc"] = net
+        columns["net_tc_per_ha"] = np.where(valid_ha > 0, net / valid_ha, np.nan)
+        columns["cbc_landcover"] = np.where(sink < 0, source / -sink, np.nan)
+    columns["polygon_area_ha"] = polygon_ha
     if flux_raster is not None and override_kind == "flux_raster":
-        frame["flux_raster_area_ha"] = flux_raster.area[:, :k].sum(axis=1)
+        columns["flux_raster_area_ha"] = flux_raster.area[:, :k].sum(axis=1)
     if flux_raster is not None and override_kind == "builtup":  # statistics.builtup: which units' built-up flux is the statistics'
-        frame["builtup_statistics_tc"] = np.where(flux_raster.area[:, :k].sum(axis=1) > 0, flux_raster.pos[:, :k].sum(axis=1), np.nan)
-    frame["geometry"] = layer.frame.geometry.values
-    return frame.set_geometry("geometry", crs=layer.frame.crs)
+        columns["builtup_statistics_tc"] = np.where(flux_raster.area[:, :k].sum(axis=1) > 0, flux_raster.pos[:, :k].sum(axis=1), np.nan)
+    # built at once (one block per dtype): column by column, 324,523 units held 112 MiB for a 57 MiB table
+    return gpd.GeoDataFrame(columns, geometry=layer.frame.geometry.values, crs=layer.frame.crs)
