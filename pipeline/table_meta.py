@@ -125,22 +125,50 @@ def annotate_geopackage(path: Path, layer: str, described: dict[str, ColumnInfo]
             qgis_style.store_layer_style(db, layer, qgis_style.graduated_qml(column, values, described[column].unit, described[column].title))
 
 
+#: Rows converted to Arrow and written at a time: a 324,523-unit table converted whole held
+#: 136 MiB of Arrow buffers beside the frame; 65,536 rows are a fifth of that.
+PARQUET_ROWS = 65_536
+
+
 def write_parquet(frame: pd.DataFrame, path: Path, described: dict[str, ColumnInfo]) -> None:
-    """(Geo)Parquet with each field's title, description and unit in the Arrow schema."""
+    """(Geo)Parquet with each field's title, description and unit in the Arrow schema.
+
+    Written ``PARQUET_ROWS`` at a time (one row group each), with the column types and the
+    GeoParquet metadata (bounding box, geometry types) of the whole frame, as a conversion of
+    the whole frame would give them.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if hasattr(frame, "geometry") and "geometry" in frame.columns:
-        from geopandas.io.arrow import _geopandas_to_arrow
+    geo = hasattr(frame, "geometry") and "geometry" in frame.columns
+    if geo:
+        from geopandas.io.arrow import _create_metadata, _encode_metadata, _geopandas_to_arrow
 
-        table = _geopandas_to_arrow(frame, index=False)
+        to_arrow = lambda part: _geopandas_to_arrow(part, index=False)  # noqa: E731
+        whole = pa.Schema.from_pandas(pd.DataFrame(frame.drop(columns="geometry")), preserve_index=False)
     else:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-    fields = []
-    for field in table.schema:
-        info = described.get(field.name)
-        meta = {"title": info.title, "description": info.description, "unit": info.unit} if info is not None else None
-        fields.append(field.with_metadata(meta) if meta else field)
-    pq.write_table(table.cast(pa.schema(fields, metadata=table.schema.metadata)), path)
-    del table
-    pa.default_memory_pool().release_unused()  # Arrow's pool keeps what it freed (87 MiB after 324,523 units' table)
+        to_arrow = lambda part: pa.Table.from_pandas(part, preserve_index=False)  # noqa: E731
+        whole = pa.Schema.from_pandas(frame, preserve_index=False)
+    writer, schema = None, None
+    try:
+        for start in range(0, max(len(frame), 1), PARQUET_ROWS):
+            table = to_arrow(frame.iloc[start : start + PARQUET_ROWS])
+            if writer is None:
+                metadata = dict(table.schema.metadata or {})
+                if geo:
+                    metadata[b"geo"] = _encode_metadata(_create_metadata(frame, geometry_encoding={"geometry": "WKB"}))
+                fields = []
+                for field in table.schema:
+                    if field.name in whole.names:  # a slice's all-null column has type null: the whole frame's type
+                        field = field.with_type(whole.field(field.name).type)
+                    info = described.get(field.name)
+                    meta = {"title": info.title, "description": info.description, "unit": info.unit} if info is not None else None
+                    fields.append(field.with_metadata(meta) if meta else field)
+                schema = pa.schema(fields, metadata=metadata)
+                writer = pq.ParquetWriter(path, schema)
+            writer.write_table(table.cast(schema))
+            del table
+    finally:
+        if writer is not None:
+            writer.close()
+    pa.default_memory_pool().release_unused()  # Arrow's pool keeps what it freed

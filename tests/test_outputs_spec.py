@@ -95,3 +95,30 @@ def test_a_renamed_statistics_output_is_still_declared(tmp_path):
     assert (result.out_dir / "stats.csv").exists() and (result.out_dir / "risk_stats.csv").exists()
     check = outputs_spec.check_folder(result.out_dir)
     assert check.ok and check.files["risk_stats.csv"] == "risk" and check.files["stats_eco_land_demand.csv"] == "inventory_demand"
+
+
+def test_parquet_in_row_groups_reads_as_the_whole_frame(tmp_path, monkeypatch):
+    """Written a few rows at a time, the GeoParquet reads back as geopandas' own whole-frame file:
+    same frame and types (a column null in the first rows keeps the whole column's type), the
+    bounding box and geometry types of every row, field descriptions on every field."""
+    import geopandas as gpd
+    import pyarrow.parquet as pq
+    import shapely
+
+    from lucr import table_meta
+    from lucr.table_meta import ColumnInfo
+
+    frame = gpd.GeoDataFrame(
+        {"unit_id": [f"u{i}" for i in range(10)], "note": [None] * 4 + ["a", "b", None, "c", "d", "e"], "net_tc": [float(i) for i in range(10)]},
+        geometry=[shapely.box(i, 0, i + 1, 1) for i in range(9)] + [shapely.multipolygons([shapely.box(50, 50, 51, 52)])], crs="EPSG:3857",
+    )
+    monkeypatch.setattr(table_meta, "PARQUET_ROWS", 4)
+    ours, theirs = tmp_path / "ours.parquet", tmp_path / "theirs.parquet"
+    table_meta.write_parquet(frame, ours, {"net_tc": ColumnInfo("net_tc", "net flux", "sources minus sinks", "t C / yr")})
+    frame.to_parquet(theirs, index=False)
+    assert pq.ParquetFile(ours).metadata.num_row_groups == 3
+    pd.testing.assert_frame_equal(gpd.read_parquet(ours), gpd.read_parquet(theirs), check_exact=True)
+    schema, reference = pq.read_schema(ours), pq.read_schema(theirs)
+    assert schema.remove_metadata().equals(reference.remove_metadata())
+    assert schema.metadata[b"geo"] == reference.metadata[b"geo"]  # bbox [0, 0, 51, 52], Polygon and MultiPolygon
+    assert schema.field("net_tc").metadata[b"unit"] == b"t C / yr"
