@@ -145,10 +145,11 @@ def write_parquet(frame: pd.DataFrame, path: Path, described: dict[str, ColumnIn
         from geopandas.io.arrow import _create_metadata, _encode_metadata, _geopandas_to_arrow
 
         to_arrow = lambda part: _geopandas_to_arrow(part, index=False)  # noqa: E731
-        whole = pa.Schema.from_pandas(pd.DataFrame(frame.drop(columns="geometry")), preserve_index=False)
     else:
         to_arrow = lambda part: pa.Table.from_pandas(part, preserve_index=False)  # noqa: E731
-        whole = pa.Schema.from_pandas(frame, preserve_index=False)
+    # a slice of an object column may infer another type than the whole column (null where all
+    # None): those take the whole column's; typed columns convert the same whatever the rows
+    whole = {c: pa.array(frame[c], from_pandas=True).type for c in frame.columns if c != "geometry" and frame[c].dtype == object}
     writer, schema = None, None
     try:
         for start in range(0, max(len(frame), 1), PARQUET_ROWS):
@@ -159,8 +160,8 @@ def write_parquet(frame: pd.DataFrame, path: Path, described: dict[str, ColumnIn
                     metadata[b"geo"] = _encode_metadata(_create_metadata(frame, geometry_encoding={"geometry": "WKB"}))
                 fields = []
                 for field in table.schema:
-                    if field.name in whole.names:  # a slice's all-null column has type null: the whole frame's type
-                        field = field.with_type(whole.field(field.name).type)
+                    if field.name in whole:
+                        field = field.with_type(whole[field.name])
                     info = described.get(field.name)
                     meta = {"title": info.title, "description": info.description, "unit": info.unit} if info is not None else None
                     fields.append(field.with_metadata(meta) if meta else field)
