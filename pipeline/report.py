@@ -9,6 +9,7 @@ import numpy as np
 
 from dask.callbacks import Callback
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -69,6 +70,19 @@ def dask_progress(console: Console, description: str = "single pass over the lan
         progress.update(task_id, completed=progress.tasks[0].total or 0)
 
 
+def _packed(items: list[str], sep: str, indent: str, width: int = 78) -> list[str]:
+    """``items`` joined by ``sep`` in lines of at most ``width`` cells, broken between items only
+    (a terminal would otherwise break "strong sink 80" between the label and its count)."""
+    lines, line = [], ""
+    for item in items:
+        candidate = f"{line}{sep}{item}" if line else item
+        if line and cell_len(indent + candidate) > width:
+            lines.append(indent + line)
+            candidate = item
+        line = candidate
+    return lines + ([indent + line] if line else [])
+
+
 def risk_lines(result, plural: str, lang: str = "en", shown: int = 6) -> list[str]:
     """The risk of one level in a few lines: units per grade (latest year) and the red and orange warnings."""
     t = result.table
@@ -78,7 +92,7 @@ def risk_lines(result, plural: str, lang: str = "en", shown: int = 6) -> list[st
     labels = [lbl for lbl in result.summary["labels"][::-1] if lbl in counts] + (["no data"] if "no data" in counts else [])
     head = (f"{plural} 风险等级 {year or ''}（{result.summary['indicator']}，{result.summary['scheme']}）：" if lang == "zh"
             else f"Risk of the {plural}, {year or ''} ({result.summary['indicator']}, {result.summary['scheme']} breaks):")
-    lines = [head, "  " + " · ".join(f"{lbl} {counts[lbl]}" for lbl in labels)]
+    lines = [head, *_packed([f"{lbl} {counts[lbl]}" for lbl in labels], " · ", indent="  ")]
     for level in ("red", "orange"):
         names = last.loc[last["warning"] == level].sort_values("risk_index_equal", ascending=False)["name"].astype(str).tolist()
         if names:

@@ -78,3 +78,17 @@ def test_report_in_chinese(exact_run):
     page = build(exact_run.out_dir, ["provinces", "cities"], lang="zh")
     assert '<html lang="zh-CN">' in page and "<h2>主要结果</h2>" in page and "provinces 碳风险" in page
     assert "34 个province单元内" in page and "碳排放系数及其来源" in page
+
+
+def test_console_lines_break_between_items_only():
+    """Grade counts wrap at 80 columns between items, never between a label and its count (CJK counted double)."""
+    from rich.cells import cell_len
+
+    from lucr.report import _packed
+
+    items = ["extreme source 3", "strong source 5", "source 7", "weak sink 9", "sink 10", "strong sink 80", "no data 2"]
+    lines = _packed(items, " · ", indent="  ")
+    assert lines == ["  extreme source 3 · strong source 5 · source 7 · weak sink 9 · sink 10", "  strong sink 80 · no data 2"]
+    zh = _packed(["强汇 80", "弱源 3"] * 8, " · ", indent="  ")
+    assert all(cell_len(line) <= 78 for line in zh) and len(zh) == 2
+    assert [i for line in zh for i in line.strip().split(" · ")] == ["强汇 80", "弱源 3"] * 8
