@@ -70,7 +70,7 @@ def dask_progress(console: Console, description: str = "single pass over the lan
         progress.update(task_id, completed=progress.tasks[0].total or 0)
 
 
-def _packed(items: list[str], sep: str, indent: str, width: int = 78) -> list[str]:
+def _packed(items: list[str], sep: str, indent: str, width: int = 80) -> list[str]:
     """``items`` joined by ``sep`` in lines of at most ``width`` cells, broken between items only
     (a terminal would otherwise break "strong sink 80" between the label and its count)."""
     lines, line = [], ""
@@ -96,8 +96,10 @@ def risk_lines(result, plural: str, lang: str = "en", shown: int = 6) -> list[st
     for level in ("red", "orange"):
         names = last.loc[last["warning"] == level].sort_values("risk_index_equal", ascending=False)["name"].astype(str).tolist()
         if names:
-            more = f" and {len(names) - shown} more" if len(names) > shown else ""
-            lines.append(f"  {level} {'预警' if lang == 'zh' else 'warning'}: {', '.join(names[:shown])}{more}")
+            items = names[:shown]
+            items[0] = f"{level} {'预警' if lang == 'zh' else 'warning'}: {items[0]}"
+            items[-1] += f" and {len(names) - shown} more" if len(names) > shown else ""
+            lines += _packed(items, ", ", indent="  ")
     if len(last) <= shown:  # a few units: each with its indicator and warning
         for r in last.itertuples():
             lines.append(f"  {r.name} ({result.summary['indicator']} {getattr(r, result.summary['indicator']):.2f}): {r.assessment}")
