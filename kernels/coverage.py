@@ -62,11 +62,17 @@ def _row_pieces(u, v, ring_end, ring_is_hole, first, row0, row1):
         if end - start >= 4 and (min(v[start:end]) < row1 and max(v[start:end]) > row0):
             factors[ring] = _ring_factor(u, v, start, end, ring_is_hole[ring])
             for e in range(start, end - 1):
-                vlo, vhi = min(v[e], v[e + 1]), max(v[e], v[e + 1])
+                ua, va, ub, vb = u[e], v[e], u[e + 1], v[e + 1]
+                vlo, vhi = min(va, vb), max(va, vb)
                 if vlo == vhi or vhi <= row0 or vlo >= row1:
                     continue
-                ulo, uhi = min(u[e], u[e + 1]), max(u[e], u[e + 1])
-                bound += int(math.ceil(vhi) - math.floor(vlo)) + int(math.ceil(uhi) - math.floor(ulo)) + 2
+                # the edge within the rows only (its u where the loop below cuts it), so that an
+                # edge far longer than the window does not bound the buffers
+                slope = (ub - ua) / (vb - va)
+                v0, v1 = max(vlo, float(row0)), min(vhi, float(row1))
+                u0 = ua if v0 == va else (ub if v0 == vb else ua + (v0 - va) * slope)
+                u1 = ua if v1 == va else (ub if v1 == vb else ua + (v1 - va) * slope)
+                bound += int(math.ceil(v1) - math.floor(v0)) + int(math.ceil(max(u0, u1)) - math.floor(min(u0, u1))) + 3
         start = end
     p_row = np.empty(bound, np.int64)
     p_col = np.empty(bound, np.int64)
@@ -147,7 +153,8 @@ def boundary_coverage(u, v, ring_end, ring_is_hole, row0, row1, col0, col1):
 
     Returns
     -------
-    rows, cols : 1-D int64, full-grid indices of the cells, each once
+    rows, cols : 1-D int64, full-grid indices of the cells, each once (computed as int32, as by
+        :func:`boundary_coverage_many`: grids of up to 2^31 rows and columns)
     fraction : 1-D float64 in [0, 1], the share of the cell's area inside the polygon
 
     Every cell that a boundary piece passes through (also along a cell edge, where the

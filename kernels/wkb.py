@@ -4,7 +4,8 @@ The OGC Well-Known Binary layout (Simple Features Access 1.2.1, §8.2): a Polygo
 byte-order byte, a uint32 type (3), a uint32 ring count, then each ring as a uint32 point
 count and its points; a MultiPolygon (6) is a polygon count and that many Polygons. Z and
 M (ISO types 1003/2003/3003, or EWKB's 0x80000000/0x40000000 flags) add 8 bytes per point,
-which are skipped. Only little-endian WKB is read (what shapely writes with ``byte_order=1``).
+which are skipped. Only little-endian WKB without an SRID is read (what shapely writes with
+``byte_order=1``); each unit must end where the next one starts.
 
 Reading the rings here costs a pass over the bytes; shapely's ``get_parts`` and
 ``get_rings`` copy every part and ring as a GEOS geometry (0.9 s for 324,523 units).
@@ -22,12 +23,15 @@ def _u32(buf, pos):
 
 
 @njit(nogil=True, cache=True)
-def _header(buf, pos):
-    """Base type (1-7) and bytes per point at ``pos``; type -1 for a big-endian geometry."""
-    if buf[pos] != 1:
+def _header(buf, pos, end):
+    """Base type (1-7) and bytes per point at ``pos``; type -1 for what is not read here
+    (big-endian, an EWKB SRID, a header past ``end``)."""
+    if pos + 5 > end or buf[pos] != 1:
         return -1, 0
     code = _u32(buf, pos + 1)
     flags = code & 0xF0000000
+    if flags & 0x20000000:
+        return -1, 0  # an SRID follows the type
     code = code & 0x0FFFFFFF
     base, iso = code % 1000, code // 1000
     dims = 2 + ((flags & 0x80000000) != 0 or iso == 1 or iso == 3) + ((flags & 0x40000000) != 0 or iso == 2 or iso == 3)
@@ -36,28 +40,37 @@ def _header(buf, pos):
 
 @njit(nogil=True, cache=True)
 def _walk(buf, starts, xy, ring_end, ring_is_hole, polygon_ring_end, fill):
-    """Count (``fill`` False) or fill the outputs; returns (vertices, rings, bad unit or -1)."""
+    """Count (``fill`` False) or fill the outputs; returns (vertices, rings, bad unit or -1).
+
+    A unit is bad if it is not a little-endian Polygon or MultiPolygon, or if its counts
+    point past its bytes or leave some of them unread (truncated or corrupt WKB).
+    """
     n_vertices = 0
     n_rings = 0
     for unit in range(starts.shape[0]):
         pos = starts[unit]
-        base, stride = _header(buf, pos)
+        end = starts[unit + 1] if unit + 1 < starts.shape[0] else buf.shape[0]
+        base, stride = _header(buf, pos, end)
         if base == 3:
             n_polygons = 1
-        elif base == 6:
+        elif base == 6 and pos + 9 <= end:
             n_polygons = _u32(buf, pos + 5)
             pos += 9
         else:
             return n_vertices, n_rings, unit
         for _ in range(n_polygons):
-            base, stride = _header(buf, pos)
-            if base != 3:
+            base, stride = _header(buf, pos, end)
+            if base != 3 or pos + 9 > end:
                 return n_vertices, n_rings, unit
             count = _u32(buf, pos + 5)
             pos += 9
             for ring in range(count):
+                if pos + 4 > end:
+                    return n_vertices, n_rings, unit
                 n_points = _u32(buf, pos)
                 pos += 4
+                if pos + stride * n_points > end:
+                    return n_vertices, n_rings, unit
                 if fill:
                     for k in range(n_points):
                         for b in range(16):  # x and y, little-endian float64
@@ -67,6 +80,8 @@ def _walk(buf, starts, xy, ring_end, ring_is_hole, polygon_ring_end, fill):
                 pos += stride * n_points
                 n_vertices += n_points
                 n_rings += 1
+        if pos != end:
+            return n_vertices, n_rings, unit
         if fill:
             polygon_ring_end[unit] = n_rings
     return n_vertices, n_rings, -1
@@ -87,7 +102,8 @@ def polygon_rings(buf, starts):
     ring_end : 1-D int64, index one past each ring's last vertex
     ring_is_hole : 1-D bool, whether each ring is a hole (not its part's first ring)
     polygon_ring_end : 1-D int64, index one past each unit's last ring
-    bad : the first unit that is not a little-endian Polygon or MultiPolygon, or -1
+    bad : the first unit that is not a little-endian Polygon or MultiPolygon (without an
+        EWKB SRID), or whose bytes are truncated or longer than its counts say; -1 if none
 
     Rings and vertices are in WKB order (each part's exterior, then its holes), as
     shapely's ``get_parts``, ``get_rings`` and ``get_coordinates`` give them.

@@ -603,6 +603,7 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
     t0 = time.perf_counter()
     try:
         with geometries_parked(ctx.layers, converted=((finest, finest_wkb),) if ctx.layers else ()):
+            del finest_wkb  # parked (or not needed) from here
             totals = compute_pass(targets, client=client, progress=progress)
     except RasterioIOError as exc:
         if output_write_error(exc, staged.out_dir) is not None:

@@ -133,9 +133,10 @@ PARQUET_ROWS = 65_536
 def write_parquet(frame: pd.DataFrame, path: Path, described: dict[str, ColumnInfo]) -> None:
     """(Geo)Parquet with each field's title, description and unit in the Arrow schema.
 
-    Written ``PARQUET_ROWS`` at a time (one row group each), with the column types and the
-    GeoParquet metadata (bounding box, geometry types) of the whole frame, as a conversion of
-    the whole frame would give them.
+    Written ``PARQUET_ROWS`` at a time (one row group each), with the GeoParquet metadata
+    (bounding box, geometry types) of the whole frame and, for object columns, the whole
+    column's Arrow type; pandas' own schema metadata is the first slice's (the same for
+    lucr's typed columns).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -94,6 +94,10 @@ class ZonePayload:
             if bad >= 0:
                 raise ValueError(f"unit {b + bad} is not a little-endian WKB Polygon or MultiPolygon")
             x, y = xy.view(np.float64).reshape(-1, 2).T
+            finite = np.isfinite(x) & np.isfinite(y)
+            if not finite.all():  # the kernels size their buffers from the coordinates
+                ring = np.searchsorted(ends, np.flatnonzero(~finite)[0], side="right")
+                raise ValueError(f"unit {b + int(np.searchsorted(polygon_ends, ring, side='right'))} has a non-finite coordinate")
             u.append(inv.a * x + inv.b * y + inv.c)
             v.append(inv.d * x + inv.e * y + inv.f)
             ring_end.append(ends + n_vertices)

@@ -462,3 +462,21 @@ def test_nesting_shares_hand_computed():
     # covered: 500,000 + 200,000 + 200,000 + 50,000 (d's part inside) of 1,000,000 m²: 5 % uncovered
     assert [(p, n) for p, _, n in report.uncovered] == [("P", 4)]
     assert report.uncovered[0][1] == pytest.approx(0.05, rel=1e-9)
+
+
+def test_units_that_do_not_project_to_the_land_cover_crs_are_named(tmp_path):
+    """A unit on the far side of an orthographic land cover projects to infinity: named, not passed to the kernels."""
+    import shapely
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    from lucr.errors import InputFileError
+    from lucr.grid import Grid
+    from lucr.io import read_zone_layer
+
+    units = gpd.GeoDataFrame({"code": ["near", "far"]}, geometry=[shapely.box(0, 0, 10, 10), shapely.box(170, 0, 175, 5)], crs="EPSG:4326")
+    path = _zones_file(tmp_path, units, name="units.gpkg", layer="units")
+    grid = Grid(100, 100, from_origin(0, 2_000_000, 20_000, 20_000), CRS.from_string("+proj=ortho +lat_0=0 +lon_0=0"))
+    with pytest.raises(InputFileError, match=r"unit\(s\) far have coordinates that do not project") as err:
+        read_zone_layer(path, level="unit", id_col="code", name_col=None, parent_col=None, layer="units", grid=grid)
+    assert "units.gpkg" in str(err.value)

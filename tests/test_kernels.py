@@ -227,3 +227,30 @@ def test_zone_payload_is_the_same_whatever_the_batch():
     for name in ("u", "v", "ring_end", "ring_is_hole", "polygon_ring_end", "bounds"):
         np.testing.assert_array_equal(getattr(batched, name), getattr(whole, name))
     assert whole.polygon_ring_end[-1] == len(geoms) - 1 + 3  # one ring per box; the last unit: two parts, one hole
+
+
+def test_polygon_rings_refuse_what_they_cannot_read_and_the_payload_non_finite_units():
+    """Truncated or padded WKB, an EWKB SRID and big-endian WKB name their unit; so does a unit with
+    an infinite coordinate in the payload (the coverage kernels size their buffers from coordinates)."""
+    import shapely
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    from lucr.grid import Grid
+    from lucr.kernels.wkb import polygon_rings
+    from lucr.zonal import ZonePayload, polygon_wkb
+
+    good = polygon_wkb(np.array([shapely.box(0, 0, 1, 1), shapely.box(2, 2, 3, 4)], dtype=object)).tolist()
+
+    def bad_unit(units):
+        lengths = np.array([len(w) for w in units])
+        return polygon_rings(np.frombuffer(b"".join(units), np.uint8), np.cumsum(lengths) - lengths)[-1]
+
+    assert bad_unit(good) == -1
+    assert bad_unit([good[0], good[1][:-8]]) == 1  # truncated
+    assert bad_unit([good[0] + bytes(8), good[1]]) == 0  # bytes its counts do not read
+    assert bad_unit([good[0], shapely.to_wkb(shapely.set_srid(shapely.box(0, 0, 1, 1), 4326), include_srid=True, byte_order=1)]) == 1
+    assert bad_unit([shapely.to_wkb(shapely.box(0, 0, 1, 1), byte_order=0), good[1]]) == 0
+    grid = Grid(10, 10, from_origin(0, 10, 1, 1), CRS.from_epsg(3857))
+    with pytest.raises(ValueError, match="unit 1 has a non-finite coordinate"):
+        ZonePayload.from_geometries(np.array([shapely.box(0, 0, 1, 1), shapely.Polygon([(0, 0), (np.inf, 0), (1, 1)])], dtype=object), grid)
