@@ -272,6 +272,8 @@ def read_zone_layer(
         ) from None
     if len(gdf) == 0:
         raise InputFileError("the polygon layer is empty", path=path, fix="give a layer with at least one admin-unit polygon")
+    if not _declares_encoding(path):
+        gdf = _text_decoded(gdf, path)
     if gdf.crs is None:
         raise MissingCRSError("the polygon layer has no coordinate reference system", path=path, fix="set one, e.g. `ogr2ogr -a_srs EPSG:4326 OUT IN`")
     missing = [c for c in (id_col, name_col, parent_col, *keep) if c and c not in gdf.columns]
@@ -336,6 +338,52 @@ def read_zone_layer(
     if not (minx < right and maxx > left and miny < top and maxy > bottom):
         raise _no_overlap_error(path, (minx, miny, maxx, maxy), grid.bounds)
     return ZoneLayer(level=level, frame=frame, geometry_grid_crs=in_grid, path=path)
+
+
+def _declares_encoding(path: Path) -> bool:
+    """Whether the file says how its text is encoded: always, except a shapefile with neither a
+    ``.cpg`` file nor a language driver id in its DBF header."""
+    if path.suffix.lower() != ".shp" or any(path.with_suffix(s).exists() for s in (".cpg", ".CPG")):
+        return True
+    dbf = next((p for p in (path.with_suffix(".dbf"), path.with_suffix(".DBF")) if p.exists()), None)
+    if dbf is None:
+        return True
+    with open(dbf, "rb") as f:
+        header = f.read(32)
+    return len(header) < 32 or header[29] != 0
+
+
+def _text_decoded(gdf: gpd.GeoDataFrame, path: Path) -> gpd.GeoDataFrame:
+    """Text of a shapefile that does not say its encoding, which GDAL read as ISO-8859-1.
+
+    Chinese admin shapefiles without a ``.cpg`` are GBK more often than not, and GDAL's
+    reading turns their names into Latin-1 mojibake. As for the text tables
+    (:mod:`lucr.text_encoding`), the bytes are decoded as UTF-8, else GB18030 (both strict),
+    and the run says which; text that is neither is kept as GDAL read it, with a warning.
+    """
+    columns = [c for c in gdf.columns if c != gdf.geometry.name and (gdf[c].dtype == object or pd.api.types.is_string_dtype(gdf[c].dtype))]
+    cells = {c: gdf[c].to_numpy(dtype=object) for c in columns}
+    text = [v for values in cells.values() for v in values if isinstance(v, str) and not v.isascii()]
+    if not text:
+        return gdf
+    try:
+        raw = [v.encode("latin-1") for v in text]
+    except UnicodeEncodeError:
+        return gdf  # not Latin-1 as read: GDAL knew the encoding from elsewhere
+    fix = f"add {path.with_suffix('.cpg').name} beside it holding the encoding's name (e.g. UTF-8, GBK or CP1252)"
+    for encoding, label in (("utf-8", "UTF-8"), ("gb18030", "GB18030 (GBK)")):
+        try:
+            for b in raw:
+                b.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        gdf = gdf.copy()
+        for c in columns:
+            gdf[c] = pd.array([v.encode("latin-1").decode(encoding) if isinstance(v, str) and not v.isascii() else v for v in cells[c]], dtype=gdf[c].dtype)
+        log.warning("%s: no .cpg file says how its text is encoded; read as %s (e.g. %r). If that is wrong, %s", path, label, raw[0].decode(encoding), fix)
+        return gdf
+    log.warning("%s: no .cpg file says how its text is encoded, and it is neither UTF-8 nor GB18030: kept as read (Latin-1). If names look wrong, %s", path, fix)
+    return gdf
 
 
 def _listing(items: list, limit: int = 10) -> str:

@@ -480,3 +480,34 @@ def test_units_that_do_not_project_to_the_land_cover_crs_are_named(tmp_path):
     with pytest.raises(InputFileError, match=r"unit\(s\) far have coordinates that do not project") as err:
         read_zone_layer(path, level="unit", id_col="code", name_col=None, parent_col=None, layer="units", grid=grid)
     assert "units.gpkg" in str(err.value)
+
+
+@pytest.mark.parametrize("encoding, label", [("gbk", "GB18030"), ("utf-8", "UTF-8")])
+def test_shapefile_without_cpg_reads_chinese_names(tmp_path, caplog, encoding, label):
+    """A shapefile with no .cpg (nor a DBF language id): GDAL reads its text as Latin-1, which made
+    GBK names mojibake. They are decoded as UTF-8, else GB18030, and the run says which."""
+    import shapely
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    from lucr.grid import Grid
+    from lucr.io import read_zone_layer
+
+    names = ["北京市", "上海市", "Macau"]
+    units = gpd.GeoDataFrame({"code": ["a", "b", "c"], "name": names}, geometry=[shapely.box(i, 0, i + 1, 1) for i in range(3)], crs="EPSG:4326")
+    path = tmp_path / "units.shp"
+    units.to_file(path, encoding=encoding)
+    path.with_suffix(".cpg").unlink(missing_ok=True)
+    with open(path.with_suffix(".dbf"), "r+b") as dbf:  # no language driver id either
+        dbf.seek(29)
+        dbf.write(b"\0")
+    grid = Grid(10, 10, from_origin(0, 5, 0.5, 0.5), CRS.from_epsg(4326))
+    with caplog.at_level("WARNING", logger="lucr"):
+        layer = read_zone_layer(path, level="unit", id_col="code", name_col="name", parent_col=None, layer=None, grid=grid)
+    assert layer.frame["name"].tolist() == names
+    assert any(f"read as {label}" in r.getMessage() and "units.cpg" in r.getMessage() for r in caplog.records)
+    path.with_suffix(".cpg").write_text("GBK" if encoding == "gbk" else "UTF-8")  # declared: read as it says, no warning
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="lucr"):
+        layer = read_zone_layer(path, level="unit", id_col="code", name_col="name", parent_col=None, layer=None, grid=grid)
+    assert layer.frame["name"].tolist() == names and not caplog.records
