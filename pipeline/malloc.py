@@ -64,8 +64,8 @@ def return_freed_memory() -> bool:
     (always False without glibc).
 
     Arrow's memory pool (mimalloc or jemalloc, which ``malloc_trim`` does not reach) gives back
-    what it keeps too, if pyarrow is loaded: reading a 324,523-unit layer through GDAL's Arrow
-    stream left 67 MiB in it for the rest of the run.
+    what it keeps too, if pyarrow is loaded (a 324,523-unit layer read through GDAL's Arrow
+    stream left 67 MiB in it for the rest of the run).
     """
     if "pyarrow" in sys.modules:
         sys.modules["pyarrow"].default_memory_pool().release_unused()

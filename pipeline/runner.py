@@ -204,7 +204,7 @@ def read_zones(cfg: RunConfig, lc: LandCover) -> list[ZoneLayer]:
     ]
     check_nesting(layers)
     nesting.check(layers, [(z.nesting, z.nesting_tolerance) for z in cfg.zones[1:]])
-    return_freed_memory()  # the read's Arrow buffers and the overlays' temporaries: the pass starts from the units alone
+    return_freed_memory()  # the read's and the overlays' temporaries: the pass starts from the units alone
     return layers
 
 
