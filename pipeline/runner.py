@@ -63,6 +63,7 @@ from lucr.products.zone_class_area import reduction_name
 from lucr.sweep import PassSources, Sweep
 from lucr.sweep import compute as compute_pass
 from lucr.malloc import return_freed_memory, reuse_freed_memory as workers_reuse_freed_memory
+from lucr.worker_profiler import profiler_paused
 from lucr.zonal import ZonePayload, aggregate_to_parent, geometries_parked, flux_totals, numeric_columns, polygon_wkb, unit_table
 from lucr.outputs_spec import filename
 
@@ -127,9 +128,10 @@ class RunResult:
 
 
 @contextmanager
-def scheduler(address: str | None, threads: int | None, reuse_freed_memory: bool = True) -> Iterator[Any]:
+def scheduler(address: str | None, threads: int | None, reuse_freed_memory: bool = True, pause_profiler: bool = True) -> Iterator[Any]:
     """Local threads by default; a ``dask.distributed.Client`` when given an address (its
-    workers tuned for the run by :func:`lucr.malloc.reuse_freed_memory`)."""
+    workers tuned for the run by :func:`lucr.malloc.reuse_freed_memory` and
+    :func:`lucr.worker_profiler.profiler_paused`)."""
     if not address:
         with dask.config.set(scheduler=dask.threaded.get, num_workers=threads):  # a callable: no probe for distributed
             yield None
@@ -140,7 +142,7 @@ def scheduler(address: str | None, threads: int | None, reuse_freed_memory: bool
         client = Client(address, timeout="15s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise LucrError(f"cannot connect to the dask scheduler at {address} ({exc})", fix="check the address (tcp://host:port) and that the scheduler is running") from None
-    with client, workers_reuse_freed_memory(client, reuse_freed_memory):
+    with client, workers_reuse_freed_memory(client, reuse_freed_memory), profiler_paused(client, pause_profiler):
         yield client
 
 
@@ -328,7 +330,7 @@ def run(
     inputs = _input_paths(cfg, series, table)
     refuse_replacing_inputs(out_dir, names, inputs)
     hashes = InputHashes(inputs, cfg.output.input_hashes)  # in the background, during the pass (see lucr.provenance)
-    with hashes, StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads, cfg.cluster.reuse_freed_memory) as client:
+    with hashes, StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads, cfg.cluster.reuse_freed_memory, cfg.cluster.pause_worker_profiler) as client:
         t0 = time.perf_counter()
         builtup = _builtup_from_statistics(cfg)
         deferred = [p for p in maps if builtup and p.name.startswith(("carbon_balance", "risk_grade"))]  # written in the allocation's pass
@@ -592,7 +594,8 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
                 writer.close()  # workers reopen the file in update mode (blocks not aligned to tiles)
             writers.append(writer)
             stores.append((arr, writer))
-    targets[_FUSED] = sweep.fused(reductions, fused_writes)  # one task per chunk: every reduction and the aligned map writes
+    # one task per chunk: every reduction and the aligned map writes (and the bundle, if no other level needs it)
+    targets[_FUSED] = sweep.fused(reductions, fused_writes, build=not stores)
     locks = []
     for k, (arr, writer) in enumerate(stores):
         # one lock per file: a GDAL dataset takes one writer at a time, but different files are
