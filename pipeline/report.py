@@ -70,17 +70,22 @@ def dask_progress(console: Console, description: str = "single pass over the lan
         progress.update(task_id, completed=progress.tasks[0].total or 0)
 
 
-def _packed(items: list[str], sep: str, indent: str, width: int = 80) -> list[str]:
+def _packed(items: list[str], sep: str, indent: str, width: int = 80, hang: str = "  ") -> list[str]:
     """``items`` joined by ``sep`` in lines of at most ``width`` cells, broken between items only
-    (a terminal would otherwise break "strong sink 80" between the label and its count)."""
-    lines, line = [], ""
+    (a terminal would otherwise break "strong sink 80" between the label and its count). A
+    broken line ends with the separator (trailing spaces cut); the lines it continues into are
+    indented by ``hang`` more, so a list that wraps does not read as two lists."""
+    end = sep.rstrip()
+    lines: list[str] = []
+    line = ""
     for item in items:
+        lead = indent + (hang if lines else "")
         candidate = f"{line}{sep}{item}" if line else item
-        if line and cell_len(indent + candidate) > width:
-            lines.append(indent + line)
+        if line and cell_len(lead + candidate + end) > width:  # room for the separator the line would end with
+            lines.append(lead + line + end)
             candidate = item
         line = candidate
-    return lines + ([indent + line] if line else [])
+    return lines + ([indent + (hang if lines else "") + line] if line else [])
 
 
 def risk_lines(result, plural: str, lang: str = "en", shown: int = 6) -> list[str]:

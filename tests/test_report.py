@@ -81,14 +81,21 @@ def test_report_in_chinese(exact_run):
 
 
 def test_console_lines_break_between_items_only():
-    """Grade counts wrap at 80 columns between items, never between a label and its count (CJK counted double)."""
+    """Grade counts and warned names wrap at 80 columns between items, never between a label and its
+    count (CJK counted double); a broken line keeps its separator and the continuation is indented."""
     from rich.cells import cell_len
 
     from lucr.report import _packed
 
     items = ["extreme source 3", "strong source 5", "source 7", "weak sink 9", "sink 10", "strong sink 80", "no data 2"]
     lines = _packed(items, " · ", indent="  ")
-    assert lines == ["  extreme source 3 · strong source 5 · source 7 · weak sink 9 · sink 10", "  strong sink 80 · no data 2"]
+    assert lines == ["  extreme source 3 · strong source 5 · source 7 · weak sink 9 · sink 10 ·", "    strong sink 80 · no data 2"]
     zh = _packed(["强汇 80", "弱源 3"] * 8, " · ", indent="  ")
     assert all(cell_len(line) <= 80 for line in zh) and len(zh) == 2
-    assert [i for line in zh for i in line.strip().split(" · ")] == ["强汇 80", "弱源 3"] * 8
+    assert [i.strip() for line in zh for i in line.split("·") if i.strip()] == ["强汇 80", "弱源 3"] * 8
+    names = ["red warning: Inner Mongolia", "Xinjiang Uygur Autonomous Region", "Guangxi Zhuang Autonomous Region", "Tibet"]
+    assert _packed(names, ", ", indent="  ") == [
+        "  red warning: Inner Mongolia, Xinjiang Uygur Autonomous Region,",  # 95 columns with the next name: broken, comma kept
+        "    Guangxi Zhuang Autonomous Region, Tibet",
+    ]
+    assert _packed(["a", "b"], ", ", indent="  ") == ["  a, b"]
