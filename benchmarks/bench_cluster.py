@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -107,7 +108,7 @@ def main(argv=None):
     for setting, rs in runs.items():
         if rs:
             times = sorted(r["run_s"] for r in rs)
-            print(f"| {setting} | {times[0]:.2f} | {times[len(times) // 2]:.2f} | {times[0] / base if base else float('nan'):.2f} | {max(r['peak_rss_mib'] for r in rs):.0f} | {rs[-1]['map_bytes']:,} |")
+            print(f"| {setting} | {times[0]:.2f} | {statistics.median(times):.2f} | {times[0] / base if base else float('nan'):.2f} | {max(r['peak_rss_mib'] for r in rs):.0f} | {rs[-1]['map_bytes']:,} |")
     return 0
 
 

@@ -94,10 +94,7 @@ class Sweep:
     """The chunk tasks of one pass, and the maps and reductions built on them."""
 
     def __init__(self, sources: PassSources, layers: ChunkLayers):
-        # each block's read chain (open the file's array, read the window, select the band) becomes one
-        # task: a Delayed graph is not fused by dask, and on a cluster every task costs the scheduler
-        # and the worker a round trip (measured: 4 tasks per chunk before, 2 now)
-        arrays = list(dask.optimize(*sources.arrays()))
+        arrays = sources.arrays()
         chunks = arrays[0].chunks
         for a in arrays[1:]:
             if a.chunks != chunks:
