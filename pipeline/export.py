@@ -19,6 +19,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -112,6 +113,20 @@ class TilePartsWriter:
         self.profile = {k: v for k, v in profile.items() if k not in ("photometric", "crs")}
         self.transform = self.profile.pop("transform", None) or Affine.identity()
         Path(self.parts_dir).mkdir(exist_ok=True)
+        self._init_state()
+
+    def _init_state(self) -> None:
+        # writes in progress in this process, and whether the run is over (see close)
+        self._idle = threading.Condition()
+        self._writing = 0
+        self._closed = False
+
+    def __getstate__(self) -> dict:  # a worker's copy starts with a state of its own
+        return {k: v for k, v in self.__dict__.items() if k not in ("_idle", "_writing", "_closed")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._init_state()
 
     @property
     def parts_dir(self) -> str:
@@ -127,14 +142,29 @@ class TilePartsWriter:
         row_off, col_off = rows.start or 0, cols.start or 0
         profile = {**self.profile, "height": value.shape[1], "width": value.shape[2], "transform": self.transform @ Affine.translation(col_off, row_off)}
         profile["NUM_THREADS"] = 1  # a worker's dask threads already fill its cores (measured: no slower than GDAL's pool)
+        with self._idle:
+            if self._closed:  # the run failed and its staging folder goes: a write now would leave a file behind
+                raise RuntimeError(f"{self.path}: the run is over, tile parts are no longer written")
+            self._writing += 1
         try:
             with rasterio.open(f"{self.parts_dir}/{row_off}_{col_off}.tif", "w", **profile) as dst:
                 dst.write(value)
         except RasterioIOError as exc:  # disk full, read-only: named after the map, as a write of the outputs
             raise OSError(0, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self.path) from exc
+        finally:
+            with self._idle:
+                self._writing -= 1
+                self._idle.notify_all()
 
-    def close(self) -> None:
-        pass
+    def close(self, timeout_s: float = 600.0) -> bool:
+        """Refuse further writes in this process and wait for those in progress; whether they all ended.
+
+        After a failed chunk, dask's other threads may still be writing parts of theirs: the
+        staging folder is removed only once they are done, so no part outlives it.
+        """
+        with self._idle:
+            self._closed = True
+            return self._idle.wait_for(lambda: self._writing == 0, timeout=timeout_s)
 
 
 def tile_parts(path: str | Path) -> list[tuple[int, int, str]] | None:

@@ -618,7 +618,11 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         ) from None
     finally:
         # after an interrupt or an error, dask threads may still be writing: each file is closed
-        # under its lock, once its current write is done (later writes then raise)
+        # under its lock, once its current write is done (later writes then raise), and tile
+        # parts in progress end before the staging folder is removed
+        for _, parts in fused_writes:
+            for _, part_writer in parts:
+                part_writer.close()
         for writer, lock in zip(writers, locks):
             if isinstance(lock, type(threading.Lock())):
                 with lock:

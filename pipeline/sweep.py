@@ -190,5 +190,35 @@ def compute(targets: dict[str, Any], *, client=None, progress: Callable[[], Any]
             futures = client.compute(values)
             if hasattr(bar, "watch"):
                 bar.watch(futures)  # dask's local callbacks do not fire on a cluster
-            results = client.gather(futures)
+            try:
+                results = client.gather(futures)
+            except BaseException:
+                _stop(client, futures, {str(k) for v in values for k in v.__dask_graph__()})
+                raise
     return dict(zip(names, results))
+
+
+def _stop(client, futures, keys: set[str], timeout_s: float = 120.0) -> bool:
+    """Cancel a failed pass's tasks and wait until no worker runs any of ``keys``; whether they all stopped.
+
+    A task that already runs cannot be interrupted: it may be writing a map's tile part into
+    the staging folder, which the caller removes next. The scheduler forgets a cancelled task
+    at once, so the workers are asked which of ``keys`` their threads still execute.
+    """
+    import time
+
+    try:
+        client.cancel(futures, force=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not any(k in keys for running in client.run(_executing).values() for k in running):
+                return True
+            time.sleep(0.05)
+    except Exception:  # the cluster went away: nothing of the pass runs any more
+        return True
+    return False
+
+
+def _executing(dask_worker) -> list[str]:
+    """Keys a worker's threads are executing, cancelled ones included (run on the worker)."""
+    return [str(ts.key) for ts in getattr(dask_worker.state, "executing", ())]

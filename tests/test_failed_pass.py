@@ -1,0 +1,60 @@
+"""After a failed chunk, no write of the pass outlives the staging folder that is removed next."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from lucr.export import TilePartsWriter
+
+
+def test_tile_parts_writer_close_waits_for_the_write_in_progress(tmp_path):
+    profile = {"driver": "GTiff", "dtype": "float32", "count": 1, "tiled": True, "blockxsize": 512, "blockysize": 512,
+               "compress": "deflate", "zlevel": 9, "predictor": 1, "transform": Affine(30, 0, 0, 0, -30, 0)}
+    writer = TilePartsWriter(tmp_path / "map.tif", profile)
+    block = np.random.default_rng(1).random((1, 4096, 4096), dtype=np.float32)  # ~1 s of DEFLATE level 9
+    thread = threading.Thread(target=writer.__setitem__, args=((slice(None), slice(0, 4096), slice(0, 4096)), block))
+    thread.start()
+    while writer._writing == 0 and thread.is_alive():
+        time.sleep(0.001)
+    assert writer._writing == 1  # the write is in progress
+    assert writer.close() is True  # returns once it is done
+    assert writer._writing == 0
+    with rasterio.open(tmp_path / "map.tif.parts" / "0_0.tif") as part:  # complete, not cut short
+        assert np.array_equal(part.read(), block)
+    with pytest.raises(RuntimeError, match="the run is over"):
+        writer[(slice(None), slice(4096, 4608), slice(0, 512))] = block[:, :512, :512]
+    assert sorted(p.name for p in (tmp_path / "map.tif.parts").iterdir()) == ["0_0.tif"]
+    thread.join()
+
+
+def _late_write(path):
+    time.sleep(1.5)
+    with open(path, "w") as f:
+        f.write("a tile part")
+    return 1
+
+
+def _failing_chunk(_):
+    time.sleep(0.2)
+    raise ValueError("a chunk failed")
+
+
+def test_failed_pass_on_a_cluster_waits_for_the_tasks_still_running(tmp_path):
+    """The scheduler forgets cancelled tasks at once; the workers still run them until they end."""
+    from distributed import Client, LocalCluster
+
+    from lucr.sweep import _stop
+
+    late = tmp_path / "late.tif"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+        futures = [client.submit(_late_write, str(late), key="lucr-late"), client.submit(_failing_chunk, 1, key="lucr-fails")]
+        with pytest.raises(ValueError, match="a chunk failed"):
+            client.gather(futures)
+        assert not late.exists()  # still being written when the error arrives
+        t0 = time.monotonic()
+        assert _stop(client, futures, {"lucr-late", "lucr-fails"}) is True
+        assert late.exists() and time.monotonic() - t0 < 5  # waited for it, then returned
