@@ -459,6 +459,24 @@ _WRITE_FAULTS = {
 }
 
 
+def failed_block_read(exc: BaseException) -> str | None:
+    """GDAL's message for a block it could not read, from ``exc`` or the errors it chains, or None.
+
+    rasterio raises ``Read failed. See previous exception for details.``; the chained GDAL
+    error names the file and the block: ``lc.tif, band 1: IReadBlock failed at X offset 7,
+    Y offset 3: TIFFReadEncodedTile() failed.`` (not across processes: a cluster's worker
+    sends the error without its chain).
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = str(exc)
+        if "IReadBlock failed" in text:
+            return text.splitlines()[0]
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def output_write_error(exc: BaseException, out_dir: Path) -> OutputError | None:
     """The user-facing error for a write that failed in ``out_dir`` (disk full, quota, read-only), or None.
 

@@ -34,7 +34,7 @@ from lucr.change.stocks import pools_per_class, read_pools
 from lucr.config import RunConfig, ZoneLevelConfig, _plural
 from lucr.errors import ConfigError, InputFileError, LucrError, OutputError, UnknownClassError
 from lucr.export import (
-    STREAMED_OVERVIEWS, StagedOutputs, TilePartsWriter, finalize_cog, map_profile, open_map_writer, output_write_error,
+    STREAMED_OVERVIEWS, StagedOutputs, TilePartsWriter, failed_block_read, finalize_cog, map_profile, open_map_writer, output_write_error,
     overview_factors, table_names,
     write_frame,
 )
@@ -609,11 +609,18 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
             del finest_wkb  # parked (or not needed) from here
             totals = compute_pass(targets, client=client, progress=progress)
     except RasterioIOError as exc:
-        if output_write_error(exc, staged.out_dir) is not None:
+        # GDAL names the file of a block it could not read (rasterio only says "Read failed"): a
+        # damaged input is said as such even when the output disk is nearly full, which alone
+        # would make the error read as a full disk; a staged map read back is the output's
+        block = failed_block_read(exc)
+        named = block.split(",")[0] if block else None
+        of_output = named is not None and staged.staging is not None and any(staged.staging.rglob(named))
+        if (named is None or of_output) and output_write_error(exc, staged.out_dir) is not None:
             raise  # a map's tiles could not be written (disk full, read-only): the staging names it
-        paths = ", ".join(str(lc.path) for lc in ctx.dates)
+        inputs = [lc.path for lc in ctx.dates] + [r.path for r in ctx.rasters.values()]
+        paths = ", ".join(str(p) for p in inputs if named is None or Path(p).name == named) or ", ".join(map(str, inputs))
         raise InputFileError(
-            f"reading failed during the pass ({str(exc).splitlines()[0]})", path=paths,
+            f"reading failed during the pass ({block or str(exc).splitlines()[0]})", path=paths,
             fix="check that the file is complete and, for a VRT, that every source file it names exists",
         ) from None
     finally:

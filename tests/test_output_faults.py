@@ -17,7 +17,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rasterio
+
+from lucr.runner import run
 
 LUCR = [sys.executable, "-m", "lucr.cli"]
 PREVIOUS = {"carbon_balance.tif": "previous map", "zonal_provinces.csv": "previous,table\n", "lucr_outputs.json": '{"written_by": "lucr", "files": ["carbon_balance.tif", "zonal_provinces.csv"]}'}
@@ -120,3 +124,47 @@ def test_file_size_limit(tmp_path):
     assert proc.returncode == 2 and "lucr: error:" in err and "Traceback" not in err, err
     assert "writing the outputs failed" in err and "ulimit -f" in err, err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def _damaged_tile_copy(tmp_path):
+    """The sample land cover as 256-cell tiles with overviews, one full-resolution tile overwritten."""
+    import os
+
+    from tests.conftest import SAMPLE_RASTER
+
+    with rasterio.open(SAMPLE_RASTER) as src:
+        profile, data = src.profile, src.read()
+    profile.update(tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+    path = tmp_path / "lc.tif"
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        dst.build_overviews([2, 4, 8], rasterio.enums.Resampling.nearest)  # intact: checks before the pass read them
+    with rasterio.open(path) as src:
+        offset = int(src.get_tag_item("BLOCK_OFFSET_1_1", "TIFF", bidx=1))
+    damaged = bytearray(path.read_bytes())
+    damaged[offset : offset + 200] = np.random.default_rng(3).integers(0, 256, 200, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(damaged))
+    return path
+
+
+@pytest.mark.parametrize("disk_nearly_full", [False, True])
+def test_a_damaged_input_block_is_named_even_when_the_output_disk_is_nearly_full(tmp_path, monkeypatch, disk_nearly_full):
+    """GDAL's "IReadBlock failed" names the input; a nearly full output disk alone made it read as "disk full"."""
+    import yaml
+
+    import lucr.export
+    from lucr.config import load_config
+    from lucr.errors import InputFileError
+    from tests.test_bad_inputs import base_config
+
+    path = _damaged_tile_copy(tmp_path)
+    if disk_nearly_full:  # the output's file system reads as nearly full, whatever this machine has free
+        monkeypatch.setattr(lucr.export, "NEARLY_FULL_BYTES", 1 << 62)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(base_config(tmp_path, landcover={"path": str(path)})))
+    with pytest.raises(InputFileError) as err:
+        run(load_config(config), out_dir=tmp_path / "out")
+    message = str(err.value)
+    assert str(path) in message and "lc.tif, band 1: IReadBlock failed at X offset 1, Y offset 1" in message, message
+    assert "disk is full" not in message
+    assert not (tmp_path / "out").exists()  # nothing published, the folder the run made removed
