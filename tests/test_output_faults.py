@@ -128,7 +128,6 @@ def test_file_size_limit(tmp_path):
 
 def _damaged_tile_copy(tmp_path):
     """The sample land cover as 256-cell tiles with overviews, one full-resolution tile overwritten."""
-
     from tests.conftest import SAMPLE_RASTER
 
     with rasterio.open(SAMPLE_RASTER) as src:
