@@ -102,13 +102,13 @@ def main(argv=None):
             print(f"  round {round_} {setting}: " + (f"run {rec['run_s']:.2f}s, peak RSS (tree) {rec['peak_rss_mib']:.0f} MiB" if rec["rc"] == 0 else "FAILED: " + (run_dir / f"{setting}.log").read_text()[-1500:]), flush=True)
     best = {s: min(r["run_s"] for r in rs) for s, rs in runs.items() if rs}
     base = best.get("threads")
-    print(f"\n## local threads vs LocalCluster: {inputs['cells']:.3g} cells, {os.cpu_count()} CPUs, best of {args.repeat}, {time.strftime('%Y-%m-%d')}\n")
-    print("| setting | lucr.run s, best | median | x threads (best) | peak RSS MiB | map bytes |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(f"\n## local threads vs LocalCluster: {inputs['cells']:.3g} cells, {os.cpu_count()} CPUs, {args.repeat} round(s), {time.strftime('%Y-%m-%d')}\n")
+    print("| setting | runs | lucr.run s, best | median | x threads (best) | peak RSS MiB (highest) | map bytes |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for setting, rs in runs.items():
         if rs:
             times = sorted(r["run_s"] for r in rs)
-            print(f"| {setting} | {times[0]:.2f} | {statistics.median(times):.2f} | {times[0] / base if base else float('nan'):.2f} | {max(r['peak_rss_mib'] for r in rs):.0f} | {rs[-1]['map_bytes']:,} |")
+            print(f"| {setting} | {len(times)} | {times[0]:.2f} | {statistics.median(times):.2f} | {times[0] / base if base else float('nan'):.2f} | {max(r['peak_rss_mib'] for r in rs):.0f} | {rs[-1]['map_bytes']:,} |")
     return 0
 
 

@@ -136,8 +136,9 @@ class ClusterConfig(_Strict):
         "memory up to 32 MiB per array instead of faulting in fresh pages (1e9 cells, 2 workers: pass 17.4-17.8 s against 19.9-25.1 s); restored after the run",
     )
     pause_worker_profiler: bool = Field(
-        True, description="during the run, the workers' statistical profiler (the dashboard's profile page; it samples every "
-        "thread's stack every 10 ms under the GIL) is paused (1e9 cells, 2 workers: 18.8-19.3 s against 20.3-21.4 s); restarted after the run",
+        True, description="during the run, the workers' statistical profiler (the dashboard's profile page; every 10 ms it walks "
+        "the stacks of the threads running tasks, under the GIL) is paused (1e9 cells, 2 workers, 2 runs each: 18.8-19.3 s against "
+        "20.3-21.4 s, 1.5 CPU-s less per worker); restarted after the run. The run then has no data in client.profile() or a performance report",
     )
 
 

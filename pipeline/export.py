@@ -156,7 +156,7 @@ class TilePartsWriter:
                 self._writing -= 1
                 self._idle.notify_all()
 
-    def close(self, timeout_s: float = 600.0) -> bool:
+    def close(self, timeout_s: float = 60.0) -> bool:
         """Refuse further writes in this process and wait for those in progress; whether they all ended.
 
         After a failed chunk, dask's other threads may still be writing parts of theirs: the

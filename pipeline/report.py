@@ -78,10 +78,11 @@ def _packed(items: list[str], sep: str, indent: str, width: int = 80, hang: str 
     end = sep.rstrip()
     lines: list[str] = []
     line = ""
-    for item in items:
+    for k, item in enumerate(items):
         lead = indent + (hang if lines else "")
         candidate = f"{line}{sep}{item}" if line else item
-        if line and cell_len(lead + candidate + end) > width:  # room for the separator the line would end with
+        more = end if k < len(items) - 1 else ""  # room for the separator, if the line may break after this item
+        if line and cell_len(lead + candidate + more) > width:
             lines.append(lead + line + end)
             candidate = item
         line = candidate

@@ -330,7 +330,9 @@ def run(
     inputs = _input_paths(cfg, series, table)
     refuse_replacing_inputs(out_dir, names, inputs)
     hashes = InputHashes(inputs, cfg.output.input_hashes)  # in the background, during the pass (see lucr.provenance)
-    with hashes, StagedOutputs(out_dir, names, overwrite) as staged, scheduler(scheduler_address or cfg.cluster.address, cfg.cluster.threads, cfg.cluster.reuse_freed_memory, cfg.cluster.pause_worker_profiler) as client:
+    with hashes, StagedOutputs(out_dir, names, overwrite) as staged, scheduler(
+        scheduler_address or cfg.cluster.address, cfg.cluster.threads, reuse_freed_memory=cfg.cluster.reuse_freed_memory, pause_profiler=cfg.cluster.pause_worker_profiler,
+    ) as client:
         t0 = time.perf_counter()
         builtup = _builtup_from_statistics(cfg)
         deferred = [p for p in maps if builtup and p.name.startswith(("carbon_balance", "risk_grade"))]  # written in the allocation's pass
@@ -613,10 +615,10 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         # damaged input is said as such even when the output disk is nearly full, which alone
         # would make the error read as a full disk; a staged map read back is the output's
         block = failed_block_read(exc)
-        named = block.split(",")[0] if block else None
-        of_output = named is not None and staged.staging is not None and any(staged.staging.rglob(named))
-        if (named is None or of_output) and output_write_error(exc, staged.out_dir) is not None:
-            raise  # a map's tiles could not be written (disk full, read-only): the staging names it
+        named = block.rsplit(", band ", 1)[0] if block else None
+        read_back = {Path(w.path).name for w in writers}  # the maps the pass reopens (levels not on tiles)
+        if (named is None and output_write_error(exc, staged.out_dir) is not None) or named in read_back:
+            raise  # a map's tiles could not be written or read back (disk full, read-only): the staging names it
         inputs = [lc.path for lc in ctx.dates] + [r.path for r in ctx.rasters.values()]
         paths = ", ".join(str(p) for p in inputs if named is None or Path(p).name == named) or ", ".join(map(str, inputs))
         raise InputFileError(
@@ -627,15 +629,17 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         # after an interrupt or an error, dask threads may still be writing: each file is closed
         # under its lock, once its current write is done (later writes then raise), and tile
         # parts in progress end before the staging folder is removed
-        for _, parts in fused_writes:
-            for _, part_writer in parts:
-                part_writer.close()
-        for writer, lock in zip(writers, locks):
-            if isinstance(lock, type(threading.Lock())):
-                with lock:
+        try:
+            deadline = time.monotonic() + WRITES_TIMEOUT_S  # one wait for them all, not one per writer
+            if not all(w.close(timeout_s=max(0.0, deadline - time.monotonic())) for _, parts in fused_writes for _, w in parts):
+                log.warning("map tile parts were still being written after %.0f s; the staging folder is removed regardless", WRITES_TIMEOUT_S)
+        finally:
+            for writer, lock in zip(writers, locks):
+                if isinstance(lock, type(threading.Lock())):
+                    with lock:
+                        writer.close()
+                else:
                     writer.close()
-            else:
-                writer.close()
     timings = {"compute": round(time.perf_counter() - t0, 3)}
     return_freed_memory()  # the chunks' arrays: the tables start from what the run holds, not from the pass's high-water mark
     for key in [k for k in totals if k.startswith(_MAPS)]:
@@ -656,6 +660,8 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
 
 _MAPS = "lucr-maps"
 _FUSED = "lucr-fused"
+#: How long a failed pass waits for the map writes still running in this process's threads (s).
+WRITES_TIMEOUT_S = 60.0
 
 
 def _date_outputs(ctx: RunContext, lc: LandCover, area_fx: np.ndarray, code_count: np.ndarray, staged: StagedOutputs, flux_raster=None,

@@ -15,6 +15,8 @@ tasks, so each chunk of each date is read once whatever the number of products.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -26,6 +28,8 @@ from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from lucr.chunk import ChunkLayers, DateKey
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -107,9 +111,8 @@ class Sweep:
         dates, rasters = tuple(sources.dates), tuple(sources.rasters)
         dsk: dict[Any, Any] = {layers_key: layers}
         self.windows = dict(layers.grid.windows(*chunks))
-        n_dates = len(dates)
         self._inputs = {  # the arguments that build the bundle of each window
-            (i, j): (layers_key, (i, j), window, dates, [(a.name, i, j) for a in arrays[:n_dates]], rasters, [(a.name, i, j) for a in arrays[n_dates:]])
+            (i, j): (layers_key, (i, j), window, dates, [(a.name, i, j) for a in sources.dates.values()], rasters, [(a.name, i, j) for a in sources.rasters.values()])
             for (i, j), window in self.windows.items()
         }
         for (i, j), args in self._inputs.items():
@@ -142,7 +145,7 @@ class Sweep:
         ``build=True`` builds the bundle in that task too, where no :meth:`map` consumes the
         chunks (one task per chunk fewer: on a cluster, no bundle for work stealing to move).
         """
-        name = f"lucr-fused-{tokenize(self.name, [r.name for r in reductions], [p.name for p, _ in writes])}"
+        name = f"lucr-fused-{tokenize(self.name, [r.name for r in reductions], [p.name for p, _ in writes], build)}"
         spec = f"{name}-spec"
         dsk: dict[Any, Any] = {spec: (list(reductions), list(writes))}
         parts = []
@@ -188,35 +191,59 @@ def compute(targets: dict[str, Any], *, client=None, progress: Callable[[], Any]
             results = dask.compute(*values)
         else:
             futures = client.compute(values)
-            if hasattr(bar, "watch"):
-                bar.watch(futures)  # dask's local callbacks do not fire on a cluster
             try:
+                if hasattr(bar, "watch"):
+                    bar.watch(futures)  # dask's local callbacks do not fire on a cluster
                 results = client.gather(futures)
             except BaseException:
-                _stop(client, futures, {str(k) for v in values for k in v.__dask_graph__()})
+                if not _stop(client, futures):
+                    log.warning("tasks of the failed pass still ran on the workers after %.0f s; the staging folder is removed regardless", STOP_TIMEOUT_S)
                 raise
     return dict(zip(names, results))
 
 
-def _stop(client, futures, keys: set[str], timeout_s: float = 120.0) -> bool:
-    """Cancel a failed pass's tasks and wait until no worker runs any of ``keys``; whether they all stopped.
+#: How long a failed pass waits for its tasks still running on a cluster's workers (s).
+STOP_TIMEOUT_S = 60.0
+
+
+def _stop(client, futures, timeout_s: float = STOP_TIMEOUT_S) -> bool:
+    """Drop a failed pass's tasks and wait until no worker executes any of them; whether they all stopped.
 
     A task that already runs cannot be interrupted: it may be writing a map's tile part into
-    the staging folder, which the caller removes next. The scheduler forgets a cancelled task
-    at once, so the workers are asked which of ``keys`` their threads still execute.
+    the staging folder, which the caller removes next. The keys are taken from the scheduler
+    (those of the optimized graph that ran, not the caller's) before the futures are released;
+    the scheduler then forgets them at once, so the workers are asked which of them their
+    threads still execute, until two polls in a row find none.
     """
-    import time
-
     try:
-        client.cancel(futures, force=True)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not any(k in keys for running in client.run(_executing).values() for k in running):
-                return True
-            time.sleep(0.05)
-    except Exception:  # the cluster went away: nothing of the pass runs any more
+        keys = set(client.run_on_scheduler(_graph_keys, roots=[f.key for f in futures]))
+        client.cancel(futures)  # this client's interest only: another client may want the same keys
+    except Exception:  # the scheduler went away: no task of the pass runs any more
         return True
+    deadline, idle_polls = time.monotonic() + timeout_s, 0
+    while time.monotonic() < deadline:
+        try:
+            answers = client.run(_executing, on_error="return")
+        except Exception:  # the scheduler went away
+            return True
+        running = [k for a in answers.values() if not isinstance(a, BaseException) for k in a if k in keys]
+        idle_polls = 0 if running else idle_polls + 1
+        if idle_polls == 2:  # a task sent just before the cancel would show in the second poll
+            return True
+        time.sleep(0.05)
     return False
+
+
+def _graph_keys(dask_scheduler, roots: list) -> list[str]:
+    """Every key the ``roots`` depend on, on the scheduler (run there)."""
+    seen: set = set()
+    stack = [dask_scheduler.tasks[k] for k in roots if k in dask_scheduler.tasks]
+    while stack:
+        ts = stack.pop()
+        if ts.key not in seen:
+            seen.add(ts.key)
+            stack.extend(ts.dependencies)
+    return [str(k) for k in seen]
 
 
 def _executing(dask_worker) -> list[str]:

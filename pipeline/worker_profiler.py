@@ -1,11 +1,12 @@
 """dask workers' statistical profiler, paused while lucr's pass runs on them.
 
-Every ``dask.distributed`` worker samples the Python stacks of its threads every 10 ms
-(``distributed.worker.profile.interval``) for the dashboard's profile page. Each sample
-takes the GIL from the task thread and walks its frames. Measured on a LocalCluster of
-2 processes x 1 thread, 1e9 cells (``benchmarks/bench_cluster.py``, alternating runs):
-``lucr.run`` took 18.8 and 19.3 s with the profiler off, 20.3 and 21.4 s with it on, and
-each worker spent 1.5 s more CPU.
+Every ``dask.distributed`` worker samples the Python stacks of the threads running its
+tasks every 10 ms (``distributed.worker.profile.interval``) for the dashboard's profile
+page. Each sample takes the GIL from the task thread and walks its frames. Measured on a
+LocalCluster of 2 processes x 1 thread, 1e9 cells (``benchmarks/bench_cluster.py``, 2
+alternating runs each): ``lucr.run`` took 18.8 and 19.3 s with the profiler off, 20.3 and
+21.4 s with it on, and each worker spent 1.5 s more CPU with it on. While it is paused,
+the run's tasks are missing from ``client.profile()`` and dask's performance reports.
 
 :func:`profiler_paused` stops the two periodic callbacks behind it (``profile``,
 ``profile-cycle``) on every worker where they run, and starts again those it stopped

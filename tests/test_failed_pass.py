@@ -1,5 +1,6 @@
 """After a failed chunk, no write of the pass outlives the staging folder that is removed next."""
 
+import os
 import threading
 import time
 
@@ -31,30 +32,39 @@ def test_tile_parts_writer_close_waits_for_the_write_in_progress(tmp_path):
     thread.join()
 
 
-def _late_write(path):
-    time.sleep(1.5)
+def _late_write(path, release):
+    while not os.path.exists(release):  # held until the test lets it go, after the pass failed
+        time.sleep(0.01)
     with open(path, "w") as f:
         f.write("a tile part")
     return 1
 
 
-def _failing_chunk(_):
-    time.sleep(0.2)
+def _failing_chunk(marker):
+    open(marker, "w").close()
     raise ValueError("a chunk failed")
 
 
 def test_failed_pass_on_a_cluster_waits_for_the_tasks_still_running(tmp_path):
     """The scheduler forgets cancelled tasks at once; the workers still run them until they end."""
+    import dask
     from distributed import Client, LocalCluster
 
-    from lucr.sweep import _stop
+    from lucr.sweep import compute
 
-    late = tmp_path / "late.tif"
+    late, release, failed = tmp_path / "late.tif", tmp_path / "release", tmp_path / "failed"
+
+    def let_go():  # the late write may end 0.5 s after the failure reached the workers
+        while not failed.exists():
+            time.sleep(0.01)
+        time.sleep(0.5)
+        release.touch()
+
+    targets = {"late": dask.delayed(_late_write)(str(late), str(release)), "fails": dask.delayed(_failing_chunk)(str(failed))}
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
-        futures = [client.submit(_late_write, str(late), key="lucr-late"), client.submit(_failing_chunk, 1, key="lucr-fails")]
+        helper = threading.Thread(target=let_go)
+        helper.start()
         with pytest.raises(ValueError, match="a chunk failed"):
-            client.gather(futures)
-        assert not late.exists()  # still being written when the error arrives
-        t0 = time.monotonic()
-        assert _stop(client, futures, {"lucr-late", "lucr-fails"}) is True
-        assert late.exists() and time.monotonic() - t0 < 5  # waited for it, then returned
+            compute(targets, client=client)
+        assert late.exists()  # compute waited for the late write before raising
+        helper.join()

@@ -95,7 +95,8 @@ def test_console_lines_break_between_items_only():
     assert [i.strip() for line in zh for i in line.split("·") if i.strip()] == ["强汇 80", "弱源 3"] * 8
     names = ["red warning: Inner Mongolia", "Xinjiang Uygur Autonomous Region", "Guangxi Zhuang Autonomous Region", "Tibet"]
     assert _packed(names, ", ", indent="  ") == [
-        "  red warning: Inner Mongolia, Xinjiang Uygur Autonomous Region,",  # 95 columns with the next name: broken, comma kept
+        "  red warning: Inner Mongolia, Xinjiang Uygur Autonomous Region,",  # 97 columns with the next name: broken, comma kept
         "    Guangxi Zhuang Autonomous Region, Tibet",
     ]
     assert _packed(["a", "b"], ", ", indent="  ") == ["  a, b"]
+    assert _packed(["a" * 37, "b" * 38], " · ", indent="  ") == ["  " + "a" * 37 + " · " + "b" * 38]  # 80 columns: one line
