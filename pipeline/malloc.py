@@ -25,13 +25,11 @@ thresholds chosen by the cluster's owner without dask's variable) are left alone
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 import sys
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, ContextManager
 
-log = logging.getLogger(__name__)
+from lucr.on_workers import changed_on_workers
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 REUSE_TRIM_BYTES = 64 << 20  # glibc's dynamic rule: twice the mmap threshold
@@ -93,20 +91,6 @@ def restore_this_process() -> bool:
     return _mallopt(trim, mmap)
 
 
-@contextmanager
-def reuse_freed_memory(client: Any, enabled: bool = True) -> Iterator[int]:
+def reuse_freed_memory(client: Any, enabled: bool = True) -> ContextManager[int]:
     """Tune the workers of ``client`` for the run; yields how many were tuned."""
-    if client is None or not enabled:
-        yield 0
-        return
-    tuned = [w for w, ok in client.run(tune_this_process).items() if ok]
-    if tuned:
-        log.debug("workers reuse freed memory during the run: %d of them", len(tuned))
-    try:
-        yield len(tuned)
-    finally:
-        if tuned:
-            try:
-                client.run(restore_this_process, workers=tuned)
-            except Exception as exc:  # a worker gone: its settings went with it
-                log.debug("restoring the workers' malloc settings: %s", exc)
+    return changed_on_workers(client, tune_this_process, restore_this_process, "workers reuse freed memory", enabled)

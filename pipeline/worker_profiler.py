@@ -16,11 +16,9 @@ alone. ``cluster.pause_worker_profiler: false`` keeps the profiler running.
 
 from __future__ import annotations
 
-import logging
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, ContextManager
 
-log = logging.getLogger(__name__)
+from lucr.on_workers import changed_on_workers
 
 CALLBACKS = ("profile", "profile-cycle")  # distributed.Worker.periodic_callbacks
 
@@ -41,19 +39,6 @@ def resume_profiler(dask_worker) -> bool:
     return bool(stopped)
 
 
-@contextmanager
-def profiler_paused(client: Any, enabled: bool = True) -> Iterator[int]:
+def profiler_paused(client: Any, enabled: bool = True) -> ContextManager[int]:
     """Pause the profiler of the workers of ``client`` for the run; yields how many were paused."""
-    if client is None or not enabled:
-        yield 0
-        return
-    paused = [w for w, ok in client.run(pause_profiler).items() if ok]
-    log.debug("workers' profiler paused during the run: %d of them", len(paused))
-    try:
-        yield len(paused)
-    finally:
-        if paused:
-            try:
-                client.run(resume_profiler, workers=paused)
-            except Exception as exc:  # a worker gone: nothing to restart there
-                log.debug("restarting the workers' profiler: %s", exc)
+    return changed_on_workers(client, pause_profiler, resume_profiler, "workers' profiler paused", enabled)
