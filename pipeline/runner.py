@@ -631,7 +631,8 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         # parts in progress end before the staging folder is removed
         try:
             deadline = time.monotonic() + WRITES_TIMEOUT_S  # one wait for them all, not one per writer
-            if not all(w.close(timeout_s=max(0.0, deadline - time.monotonic())) for _, parts in fused_writes for _, w in parts):
+            ended = [w.close(timeout_s=max(0.0, deadline - time.monotonic())) for _, parts in fused_writes for _, w in parts]  # every one: a list, not all()'s short cut
+            if not all(ended):
                 log.warning("map tile parts were still being written after %.0f s; the staging folder is removed regardless", WRITES_TIMEOUT_S)
         finally:
             for writer, lock in zip(writers, locks):
