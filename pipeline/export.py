@@ -156,14 +156,19 @@ class TilePartsWriter:
                 self._writing -= 1
                 self._idle.notify_all()
 
+    def refuse(self) -> None:
+        """Refuse further writes in this process (the run failed: its staging folder goes)."""
+        with self._idle:
+            self._closed = True
+
     def close(self, timeout_s: float = 60.0) -> bool:
         """Refuse further writes in this process and wait for those in progress; whether they all ended.
 
         After a failed chunk, dask's other threads may still be writing parts of theirs: the
         staging folder is removed only once they are done, so no part outlives it.
         """
+        self.refuse()
         with self._idle:
-            self._closed = True
             return self._idle.wait_for(lambda: self._writing == 0, timeout=timeout_s)
 
 

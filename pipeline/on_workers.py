@@ -21,7 +21,7 @@ def changed_on_workers(client: Any, change: Callable[..., bool], undo: Callable[
     if client is None or not enabled:
         yield 0
         return
-    changed = [w for w, ok in client.run(change).items() if ok]
+    changed = [w for w, ok in client.run(change, on_error="return").items() if ok is True]  # a worker that failed is left as it is
     if changed:
         log.debug("%s during the run: %d worker(s)", what, len(changed))
     try:
@@ -29,6 +29,6 @@ def changed_on_workers(client: Any, change: Callable[..., bool], undo: Callable[
     finally:
         if changed:
             try:
-                client.run(undo, workers=changed)
+                client.run(undo, workers=changed, on_error="return")
             except Exception as exc:  # a worker gone: its settings went with it
                 log.debug("%s: undoing it on the workers failed: %s", what, exc)

@@ -606,10 +606,12 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         locks.append(lock)
         targets[f"{_MAPS}-{k}"] = da.store(arr, writer, lock=lock, compute=False, return_stored=False)
     t0 = time.perf_counter()
+    passed = False  # the pass ended without an error (then a map that cannot be closed is the error)
     try:
         with geometries_parked(ctx.layers, converted=((finest, finest_wkb),) if ctx.layers else ()):
             del finest_wkb  # parked (or not needed) from here
             totals = compute_pass(targets, client=client, progress=progress)
+        passed = True
     except RasterioIOError as exc:
         # GDAL names the file of a block it could not read (rasterio only says "Read failed"): a
         # damaged input is said as such even when the output disk is nearly full, which alone
@@ -617,8 +619,13 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         block = failed_block_read(exc)
         named = block.rsplit(", band ", 1)[0] if block else None
         read_back = {Path(w.path).name for w in writers}  # the maps the pass reopens (levels not on tiles)
-        if (named is None and output_write_error(exc, staged.out_dir) is not None) or named in read_back:
-            raise  # a map's tiles could not be written or read back (disk full, read-only): the staging names it
+        if named is None and output_write_error(exc, staged.out_dir) is not None:
+            raise  # a map's tiles could not be written (disk full, read-only): the staging names it
+        if named in read_back:
+            if output_write_error(exc, staged.out_dir) is not None:
+                raise
+            raise OutputError(f"a map the pass writes could not be read back ({block})", path=staged.out_dir,
+                              fix="check the output disk (`df -h`, the system log), or write elsewhere (--out DIR); then run again") from None
         inputs = [lc.path for lc in ctx.dates] + [r.path for r in ctx.rasters.values()]
         paths = ", ".join(str(p) for p in inputs if named is None or Path(p).name == named) or ", ".join(map(str, inputs))
         raise InputFileError(
@@ -629,18 +636,25 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         # after an interrupt or an error, dask threads may still be writing: each file is closed
         # under its lock, once its current write is done (later writes then raise), and tile
         # parts in progress end before the staging folder is removed
-        try:
-            deadline = time.monotonic() + WRITES_TIMEOUT_S  # one wait for them all, not one per writer
-            ended = [w.close(timeout_s=max(0.0, deadline - time.monotonic())) for _, parts in fused_writes for _, w in parts]  # every one: a list, not all()'s short cut
-            if not all(ended):
-                log.warning("map tile parts were still being written after %.0f s; the staging folder is removed regardless", WRITES_TIMEOUT_S)
-        finally:
-            for writer, lock in zip(writers, locks):
+        part_writers = [w for _, parts in fused_writes for _, w in parts]
+        for w in part_writers:  # all of them first: none takes a new part while another is waited for
+            w.refuse()
+        deadline = time.monotonic() + WRITES_TIMEOUT_S  # one wait for them all, not one per writer
+        if not all([w.close(timeout_s=max(0.0, deadline - time.monotonic())) for w in part_writers]):  # a list: every one waited for
+            log.warning("map tile parts were still being written after %.0f s; the staging folder is removed regardless", WRITES_TIMEOUT_S)
+        close_errors = []
+        for writer, lock in zip(writers, locks):  # each closed, whatever another's close raised
+            try:
                 if isinstance(lock, type(threading.Lock())):
                     with lock:
                         writer.close()
                 else:
                     writer.close()
+            except Exception as exc:
+                close_errors.append(exc)
+                log.debug("closing %s: %s", writer.path, exc)
+        if close_errors and passed:
+            raise close_errors[0]  # a map could not be finished (e.g. a full disk at the last flush)
     timings = {"compute": round(time.perf_counter() - t0, 3)}
     return_freed_memory()  # the chunks' arrays: the tables start from what the run holds, not from the pass's high-water mark
     for key in [k for k in totals if k.startswith(_MAPS)]:

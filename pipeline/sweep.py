@@ -215,16 +215,25 @@ def _stop(client, futures, timeout_s: float = STOP_TIMEOUT_S) -> bool:
     the scheduler then forgets them at once, so the workers are asked which of them their
     threads still execute, until two polls in a row find none.
     """
+    deadline, roots = time.monotonic() + timeout_s, [f.key for f in futures]
     try:
-        keys = set(client.run_on_scheduler(_graph_keys, roots=[f.key for f in futures]))
+        # the graph travels on the client's batched stream: right after compute() (an early Ctrl-C)
+        # the scheduler may not hold it yet, and tasks it starts then must be waited for too
+        keys = client.run_on_scheduler(_graph_keys, roots=roots)
+        while keys is None and time.monotonic() < deadline and any(f.status == "pending" for f in futures):
+            time.sleep(0.05)
+            keys = client.run_on_scheduler(_graph_keys, roots=roots)
+        keys = set(keys or ())
         client.cancel(futures)  # this client's interest only: another client may want the same keys
-    except Exception:  # the scheduler went away: no task of the pass runs any more
+    except Exception as exc:  # the scheduler went away: no task of the pass runs any more
+        log.debug("stopping the failed pass's tasks: %s", exc)
         return True
-    deadline, idle_polls = time.monotonic() + timeout_s, 0
+    idle_polls = 0
     while time.monotonic() < deadline:
         try:
             answers = client.run(_executing, on_error="return")
-        except Exception:  # the scheduler went away
+        except Exception as exc:  # the scheduler went away
+            log.debug("asking the workers for the failed pass's tasks: %s", exc)
             return True
         running = [k for a in answers.values() if not isinstance(a, BaseException) for k in a if k in keys]
         idle_polls = 0 if running else idle_polls + 1
@@ -234,10 +243,12 @@ def _stop(client, futures, timeout_s: float = STOP_TIMEOUT_S) -> bool:
     return False
 
 
-def _graph_keys(dask_scheduler, roots: list) -> list[str]:
-    """Every key the ``roots`` depend on, on the scheduler (run there)."""
+def _graph_keys(dask_scheduler, roots: list) -> list[str] | None:
+    """Every key the ``roots`` depend on, on the scheduler (run there); None while it lacks a root."""
+    if any(k not in dask_scheduler.tasks for k in roots):
+        return None
     seen: set = set()
-    stack = [dask_scheduler.tasks[k] for k in roots if k in dask_scheduler.tasks]
+    stack = [dask_scheduler.tasks[k] for k in roots]
     while stack:
         ts = stack.pop()
         if ts.key not in seen:
@@ -248,4 +259,5 @@ def _graph_keys(dask_scheduler, roots: list) -> list[str]:
 
 def _executing(dask_worker) -> list[str]:
     """Keys a worker's threads are executing, cancelled ones included (run on the worker)."""
-    return [str(ts.key) for ts in getattr(dask_worker.state, "executing", ())]
+    state = dask_worker.state
+    return [str(ts.key) for ts in (*getattr(state, "executing", ()), *getattr(state, "long_running", ()))]

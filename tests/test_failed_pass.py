@@ -45,6 +45,7 @@ def _failing_chunk(marker):
     raise ValueError("a chunk failed")
 
 
+@pytest.mark.timeout(120)
 def test_failed_pass_on_a_cluster_waits_for_the_tasks_still_running(tmp_path):
     """The scheduler forgets cancelled tasks at once; the workers still run them until they end."""
     import dask
@@ -55,14 +56,21 @@ def test_failed_pass_on_a_cluster_waits_for_the_tasks_still_running(tmp_path):
     late, release, failed = tmp_path / "late.tif", tmp_path / "release", tmp_path / "failed"
 
     def let_go():  # the late write may end 0.5 s after the failure reached the workers
-        while not failed.exists():
+        for _ in range(6000):
+            if failed.exists():
+                break
             time.sleep(0.01)
         time.sleep(0.5)
         release.touch()
 
-    targets = {"late": dask.delayed(_late_write)(str(late), str(release)), "fails": dask.delayed(_failing_chunk)(str(failed))}
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
-        helper = threading.Thread(target=let_go)
+        first, second = sorted(client.scheduler_info()["workers"])
+        with dask.annotate(workers=[first], allow_other_workers=False):  # one task per worker: both run at once
+            late_task = dask.delayed(_late_write)(str(late), str(release))
+        with dask.annotate(workers=[second], allow_other_workers=False):
+            failing_task = dask.delayed(_failing_chunk)(str(failed))
+        targets = {"late": late_task, "fails": failing_task}
+        helper = threading.Thread(target=let_go, daemon=True)
         helper.start()
         with pytest.raises(ValueError, match="a chunk failed"):
             compute(targets, client=client)
