@@ -156,6 +156,11 @@ class TilePartsWriter:
                 self._writing -= 1
                 self._idle.notify_all()
 
+    @property
+    def writing(self) -> int:
+        """Writes in progress in this process."""
+        return self._writing
+
     def refuse(self) -> None:
         """Refuse further writes in this process (the run failed: its staging folder goes)."""
         with self._idle:

@@ -639,6 +639,8 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         part_writers = [w for _, parts in fused_writes for _, w in parts]
         for w in part_writers:  # all of them first: none takes a new part while another is waited for
             w.refuse()
+        if busy := sum(w.writing for w in part_writers):
+            log.info("waiting for %d map tile part(s) still being written (up to %.0f s)", busy, WRITES_TIMEOUT_S)
         deadline = time.monotonic() + WRITES_TIMEOUT_S  # one wait for them all, not one per writer
         if not all([w.close(timeout_s=max(0.0, deadline - time.monotonic())) for w in part_writers]):  # a list: every one waited for
             log.warning("map tile parts were still being written after %.0f s; the staging folder is removed regardless", WRITES_TIMEOUT_S)

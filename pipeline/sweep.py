@@ -228,7 +228,7 @@ def _stop(client, futures, timeout_s: float = STOP_TIMEOUT_S) -> bool:
     except Exception as exc:  # the scheduler went away: no task of the pass runs any more
         log.debug("stopping the failed pass's tasks: %s", exc)
         return True
-    idle_polls = 0
+    idle_polls, told = 0, False
     while time.monotonic() < deadline:
         try:
             answers = client.run(_executing, on_error="return")
@@ -236,6 +236,9 @@ def _stop(client, futures, timeout_s: float = STOP_TIMEOUT_S) -> bool:
             log.debug("asking the workers for the failed pass's tasks: %s", exc)
             return True
         running = [k for a in answers.values() if not isinstance(a, BaseException) for k in a if k in keys]
+        if running and not told:
+            log.info("waiting for %d task(s) of the failed pass still running on the workers (up to %.0f s)", len(running), timeout_s)
+            told = True
         idle_polls = 0 if running else idle_polls + 1
         if idle_polls == 2:  # a task sent just before the cancel would show in the second poll
             return True

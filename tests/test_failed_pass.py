@@ -1,5 +1,6 @@
 """After a failed chunk, no write of the pass outlives the staging folder that is removed next."""
 
+import logging
 import os
 import threading
 import time
@@ -19,11 +20,11 @@ def test_tile_parts_writer_close_waits_for_the_write_in_progress(tmp_path):
     block = np.random.default_rng(1).random((1, 4096, 4096), dtype=np.float32)  # ~1 s of DEFLATE level 9
     thread = threading.Thread(target=writer.__setitem__, args=((slice(None), slice(0, 4096), slice(0, 4096)), block))
     thread.start()
-    while writer._writing == 0 and thread.is_alive():
+    while writer.writing == 0 and thread.is_alive():
         time.sleep(0.001)
-    assert writer._writing == 1  # the write is in progress
+    assert writer.writing == 1  # the write is in progress
     assert writer.close() is True  # returns once it is done
-    assert writer._writing == 0
+    assert writer.writing == 0
     with rasterio.open(tmp_path / "map.tif.parts" / "0_0.tif") as part:  # complete, not cut short
         assert np.array_equal(part.read(), block)
     with pytest.raises(RuntimeError, match="the run is over"):
@@ -46,13 +47,14 @@ def _failing_chunk(marker):
 
 
 @pytest.mark.timeout(120)
-def test_failed_pass_on_a_cluster_waits_for_the_tasks_still_running(tmp_path):
+def test_failed_pass_on_a_cluster_waits_for_the_tasks_still_running(tmp_path, caplog):
     """The scheduler forgets cancelled tasks at once; the workers still run them until they end."""
     import dask
     from distributed import Client, LocalCluster
 
     from lucr.sweep import compute
 
+    caplog.set_level(logging.INFO, logger="lucr.sweep")
     late, release, failed = tmp_path / "late.tif", tmp_path / "release", tmp_path / "failed"
 
     def let_go():  # the late write may end 0.5 s after the failure reached the workers
@@ -75,4 +77,5 @@ def test_failed_pass_on_a_cluster_waits_for_the_tasks_still_running(tmp_path):
         with pytest.raises(ValueError, match="a chunk failed"):
             compute(targets, client=client)
         assert late.exists()  # compute waited for the late write before raising
+        assert "waiting for 1 task(s) of the failed pass" in caplog.text  # said, not a silent pause
         helper.join()
