@@ -55,6 +55,7 @@ from lucr.inventory.outputs import statistics_only
 from lucr.inventory.outputs import write as write_inventory
 from lucr.inventory.stage import output_stems as inventory_stems
 from lucr.inventory.stage import run_statistics
+from lucr.grid import Grid
 from lucr.io import LandCover, ValueRaster, ZoneLayer, check_nesting, check_same_grid, no_data_error, open_landcover, open_value_raster, open_weight_raster, read_zone_layer
 from lucr.products.base import MapProduct, RunContext
 from lucr.products.registry import declared_maps, declared_reductions
@@ -564,8 +565,7 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
     cfg, grid = ctx.config, ctx.grid
     # cell-centre zones, corrected at unit boundaries by coverage fractions with the exact engine
     finest = ctx.layers[-1].geometry_grid_crs.values if ctx.layers else None
-    finest_wkb = polygon_wkb(finest) if ctx.layers else None  # read by the payload, and held while the polygons are parked
-    zones = ZonePayload.from_wkb(finest_wkb, grid) if ctx.layers else None
+    finest_wkb, zones = _zone_payload(ctx.layers[-1], grid) if ctx.layers else (None, None)
     first = ctx.dates[0].codes.data
     aligned = lambda a: a if a.chunks == first.chunks else a.rechunk(first.chunks)  # noqa: E731  (same blocks read once)
     sources = PassSources({lc.year: aligned(lc.codes.data) for lc in ctx.dates}, {k: aligned(r.values.data) for k, r in ctx.rasters.items()})
@@ -677,6 +677,19 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
 
 _MAPS = "lucr-maps"
 _FUSED = "lucr-fused"
+def _zone_payload(finest: ZoneLayer, grid: Grid) -> tuple[np.ndarray, ZonePayload]:
+    """The finest level's polygons for the pass, and the WKB they were read from (held while the
+    geometries are parked): the file's own WKB where the payload can read it, else shapely's."""
+    file_wkb = finest.take_wkb()
+    if file_wkb is not None:
+        try:
+            return file_wkb, ZonePayload.from_wkb(file_wkb, grid)
+        except ValueError:
+            pass  # e.g. big-endian WKB: shapely's, below, is read or says what is wrong
+    wkb = polygon_wkb(finest.geometry_grid_crs.values)
+    return wkb, ZonePayload.from_wkb(wkb, grid)
+
+
 #: How long a failed pass waits for the map writes still running in this process's threads (s).
 WRITES_TIMEOUT_S = 60.0
 

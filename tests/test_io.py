@@ -75,3 +75,94 @@ def test_exact_engine_reads_the_configured_band(sample_config, exact_run, tmp_pa
     cfg["output"]["dir"] = str(tmp_path / "out")
     result = run(parse_config(cfg, tmp_path))
     pd.testing.assert_frame_equal(result.tables["city"].drop(columns="geometry"), exact_run.tables["city"].drop(columns="geometry"), check_exact=True)
+
+
+def _units_in(tmp_path, name: str, **columns):
+    import geopandas as gpd
+    import shapely
+
+    ring = [(0, 0), (3, 0), (3, 2), (1.5, 3), (0, 2)]
+    geoms = [shapely.Polygon(ring), shapely.MultiPolygon([shapely.box(4, 0, 5, 1), shapely.box(6, 0, 7, 2)]),
+             shapely.Polygon(shapely.box(0, 4, 8, 8).exterior.coords, [shapely.box(2, 5, 3, 6).exterior.coords])]
+    frame = gpd.GeoDataFrame({"code": [11, 12, 13], "name": ["北京市", "上海市", "Macau"], **columns}, geometry=geoms, crs="EPSG:4326")
+    path = tmp_path / name
+    frame.to_file(path, engine="pyogrio")
+    return frame, path
+
+
+def test_units_read_through_arrow_equal_ogrs_reading_and_keep_the_files_wkb(tmp_path):
+    """The Arrow route (GeoPackage, GeoJSON, a shapefile with .cpg) gives the frame OGR's feature-by-
+    feature reading gives, and keeps the file's WKB, which the pass reads as it reads shapely's."""
+    import geopandas as gpd
+    import shapely
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    from lucr.grid import Grid
+    from lucr.io import read_zone_layer
+    from lucr.runner import _zone_payload
+    from lucr.zonal import ZonePayload, polygon_wkb
+
+    grid = Grid(20, 20, from_origin(-1, 9, 0.5, 0.5), CRS.from_epsg(4326))
+    for name in ("units.gpkg", "units.geojson", "units.shp"):
+        frame, path = _units_in(tmp_path, name, other=[1.5, 2.5, 3.5])
+        layer = read_zone_layer(path, level="unit", id_col="code", name_col="name", parent_col=None, layer=None, grid=grid)
+        assert layer.frame["unit_id"].tolist() == ["11", "12", "13"] and layer.frame["name"].tolist() == frame["name"].tolist()
+        assert layer.frame.geometry.geom_equals(frame.geometry).all() and layer.frame.crs == frame.crs  # written as MultiPolygons
+        ogr = gpd.read_file(path, engine="pyogrio", columns=["code", "name"])
+        assert shapely.equals_exact(layer.geometry_grid_crs.values, ogr.geometry.values, 0).all()
+        assert layer.wkb_grid_crs is not None and (shapely.from_wkb(layer.wkb_grid_crs) == ogr.geometry.values).all()
+        file_wkb = layer.wkb_grid_crs
+        wkb, payload = _zone_payload(layer, grid)
+        assert wkb is file_wkb and layer.wkb_grid_crs is None  # handed over, not held by the layer
+        again = ZonePayload.from_wkb(polygon_wkb(ogr.geometry.values), grid)
+        for a in ("u", "v", "ring_end", "ring_is_hole", "polygon_ring_end"):
+            np.testing.assert_array_equal(getattr(payload, a), getattr(again, a))
+    # reprojected to the grid's CRS, or repaired: not the file's polygons, so no file WKB
+    projected = Grid(20, 20, from_origin(-1e5, 9e5, 5e4, 5e4), CRS.from_epsg(3857))
+    layer = read_zone_layer(tmp_path / "units.gpkg", level="unit", id_col="code", name_col=None, parent_col=None, layer=None, grid=projected)
+    assert layer.wkb_grid_crs is None and _zone_payload(layer, projected)[1].n_zones == 3
+    bowtie = gpd.GeoDataFrame({"code": [1]}, geometry=[shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2)])], crs="EPSG:4326")
+    bowtie.to_file(tmp_path / "bowtie.gpkg")
+    layer = read_zone_layer(tmp_path / "bowtie.gpkg", level="unit", id_col="code", name_col=None, parent_col=None, layer=None, grid=grid)
+    assert layer.wkb_grid_crs is None and layer.frame.geometry.is_valid.all()
+
+
+def test_date_and_boolean_columns_kept_read_as_ogr_reads_them(tmp_path):
+    """Arrow would give dates and nullable booleans as Python objects: a level that keeps such a
+    column is read feature by feature (the types OGR's reading gives, as before)."""
+    import geopandas as gpd
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    from lucr.grid import Grid
+    from lucr.io import read_zone_layer
+
+    # GeoJSON: GDAL reads the text dates as a Date field (Arrow: date32, Python objects in pandas);
+    # a boolean with a null (Arrow: objects; OGR's reading: floats)
+    _, path = _units_in(tmp_path, "units.geojson", founded=["2020-01-01", "2021-06-30", "2022-12-31"], coastal=pd.array([True, None, False], dtype="boolean"))
+    assert gpd.read_file(path, engine="pyogrio", use_arrow=True)["founded"].dtype == object  # what is avoided
+    grid = Grid(20, 20, from_origin(-1, 9, 0.5, 0.5), CRS.from_epsg(4326))
+    for keep in (["founded"], ["coastal"]):
+        layer = read_zone_layer(path, level="unit", id_col="code", name_col="name", parent_col=None, layer=None, grid=grid, keep=keep)
+        ogr = gpd.read_file(path, engine="pyogrio")
+        assert layer.frame[keep[0]].dtype == ogr[keep[0]].dtype != object
+        assert layer.frame[keep[0]].equals(ogr[keep[0]])
+        assert layer.wkb_grid_crs is None
+    layer = read_zone_layer(path, level="unit", id_col="code", name_col="name", parent_col=None, layer=None, grid=grid)
+    assert layer.wkb_grid_crs is not None  # the date and boolean columns not asked for: not read
+
+
+def test_a_missing_column_is_named_with_the_layers_columns(tmp_path):
+    import pytest
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    from lucr.errors import InputFileError
+    from lucr.grid import Grid
+    from lucr.io import read_zone_layer
+
+    _, path = _units_in(tmp_path, "units.gpkg", other=[1, 2, 3])
+    grid = Grid(20, 20, from_origin(-1, 9, 0.5, 0.5), CRS.from_epsg(4326))
+    with pytest.raises(InputFileError, match=r"column\(s\) \['prov'\] not found \(columns: \['code', 'name', 'other'\]\)"):
+        read_zone_layer(path, level="unit", id_col="code", name_col="name", parent_col="prov", layer=None, grid=grid)
