@@ -359,17 +359,29 @@ def _read_units(path: Path, layer: str | None, columns: list[str]) -> tuple[gpd.
     the pass (:class:`lucr.zonal.ZonePayload` reads it; converting back costs 0.3 s). Read
     feature by feature instead, as GDAL's OGR API gives it, where the Arrow stream would
     differ: a shapefile that does not declare its text encoding (decoded by
-    :func:`_text_decoded`), and date, time and boolean columns (object columns in Arrow).
+    :func:`_text_decoded`); date, time and boolean columns (object columns in Arrow); text
+    that is not UTF-8 (the stream passes the file's bytes on; OGR's reading keeps them as
+    Latin-1, or fails with a message); and curved geometries (which OGR's reading makes
+    straight, and GEOS does not read).
     """
     if _declares_encoding(path):
+        import pyarrow as pa
+
         meta, table = pyogrio.read_arrow(path, layer=layer, columns=columns)
         geometry = meta["geometry_name"] or "wkb_geometry"
+        if geometry not in table.column_names:
+            raise InputFileError("the layer has no geometry column", path=path, fix="give a layer of admin-unit polygons (not an attribute table)")
         attributes = table.drop_columns([geometry])
         if not any(_converts_otherwise(f.type) for f in attributes.schema):
             wkb = table.column(geometry).to_numpy()
             del table
-            frame = gpd.GeoDataFrame(attributes.to_pandas(), geometry=shapely.from_wkb(wkb), crs=meta["crs"])
-            return frame, wkb
+            try:
+                attributes.validate(full=True)  # UTF-8 text
+                geometries = shapely.from_wkb(wkb)
+            except (pa.ArrowInvalid, NotImplementedError, shapely.errors.GEOSException):  # curves: NotImplementedError
+                pass
+            else:
+                return gpd.GeoDataFrame(attributes.to_pandas(), geometry=geometries, crs=meta["crs"]), wkb
     return gpd.read_file(path, layer=layer, engine="pyogrio", columns=columns), None
 
 

@@ -608,8 +608,10 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
     t0 = time.perf_counter()
     passed = False  # the pass ended without an error (then a map that cannot be closed is the error)
     try:
-        with geometries_parked(ctx.layers, converted=((finest, finest_wkb),) if ctx.layers else ()):
-            del finest_wkb  # parked (or not needed) from here
+        # the WKB read from the files (no conversion); the finest level's is the payload's
+        converted = [(finest, finest_wkb)] + [(layer.geometry_grid_crs.values, layer.take_wkb()) for layer in ctx.layers[:-1]] if ctx.layers else []
+        with geometries_parked(ctx.layers, converted=tuple((array, wkb) for array, wkb in converted if wkb is not None)):
+            del converted, finest_wkb  # parked (or not needed) from here
             totals = compute_pass(targets, client=client, progress=progress)
         passed = True
     except RasterioIOError as exc:

@@ -198,3 +198,27 @@ def test_zone_payload_finds_the_polygons_of_every_window():
         np.testing.assert_array_equal(payload.polygons_in(row0, row1, col0, col1), brute)
     u, v, ring_end, ring_is_hole, polygon_ring_end = payload._subset(np.array([len(geoms) - 1]))
     assert polygon_ring_end.tolist() == [2] and ring_is_hole.tolist() == [False, False] and ring_end.tolist() == [5, 10]
+
+
+def test_nested_levels_parked_from_the_files_wkb(sample_config, exact_run, tmp_path, monkeypatch):
+    """Provinces and cities parked during the pass from the WKB read from their files (no conversion),
+    and given back as they were: the same tables and polygons as the run that did not park."""
+    import lucr.zonal as zonal
+    from lucr.runner import run
+
+    seen = []
+    real = zonal.geometries_parked
+
+    def spying(layers, min_units=None, converted=()):
+        seen.append(len(converted))
+        with real(layers, min_units=0, converted=converted):
+            seen.append([layer.frame.geometry.isna().all() and layer.geometry_grid_crs.isna().all() for layer in layers])
+            yield
+
+    monkeypatch.setattr("lucr.runner.geometries_parked", contextmanager(spying))
+    parked = run(sample_config, out_dir=tmp_path / "parked", engine="exact")
+    assert seen == [2, [True, True]]  # both levels' WKB from their files, both parked
+    for level, a in exact_run.tables.items():
+        b = parked.tables[level]
+        pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"), check_exact=True)
+        assert all(shapely.equals_exact(a.geometry.values, b.geometry.values, tolerance=0))

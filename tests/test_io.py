@@ -166,3 +166,47 @@ def test_a_missing_column_is_named_with_the_layers_columns(tmp_path):
     grid = Grid(20, 20, from_origin(-1, 9, 0.5, 0.5), CRS.from_epsg(4326))
     with pytest.raises(InputFileError, match=r"column\(s\) \['prov'\] not found \(columns: \['code', 'name', 'other'\]\)"):
         read_zone_layer(path, level="unit", id_col="code", name_col="name", parent_col="prov", layer=None, grid=grid)
+
+
+def test_units_arrow_cannot_give_as_ogr_reads_them(tmp_path):
+    """Curved polygons (OGR's reading makes them straight; GEOS reads no curves) and text that is
+    not UTF-8 (the Arrow stream passes the file's bytes on) are read feature by feature, as before;
+    a layer without geometry is refused with a message saying so."""
+    import sqlite3
+    import struct
+
+    import geopandas as gpd
+    import pyogrio
+    import pytest
+    import shapely
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    from lucr.errors import InputFileError
+    from lucr.grid import Grid
+    from lucr.io import read_zone_layer
+
+    grid = Grid(20, 20, from_origin(-1, 9, 0.5, 0.5), CRS.from_epsg(4326))
+    points = lambda p: struct.pack("<I", len(p)) + b"".join(struct.pack("<dd", *xy) for xy in p)  # noqa: E731
+    circle = b"\x01" + struct.pack("<I", 8) + points([(0, 0), (1, 1), (2, 0), (1, -1), (0, 0)])  # CircularString
+    curve_polygon = b"\x01" + struct.pack("<I", 10) + struct.pack("<I", 1) + circle
+    path = tmp_path / "curved.gpkg"
+    wkb = np.array([curve_polygon, shapely.to_wkb(shapely.box(4, 0, 5, 1))], dtype=object)
+    pyogrio.raw.write(path, geometry=wkb, field_data=[np.array([1, 2])], fields=["code"], crs="EPSG:4326", driver="GPKG", geometry_type="Unknown")
+    layer = read_zone_layer(path, level="unit", id_col="code", name_col=None, parent_col=None, layer=None, grid=grid)
+    assert layer.frame.geom_type.tolist() == ["Polygon", "Polygon"] and layer.wkb_grid_crs is None
+    assert layer.frame.geometry.iloc[0].area == pytest.approx(np.pi, rel=1e-2)  # the unit circle, in segments
+
+    path = tmp_path / "gbk.gpkg"
+    gpd.GeoDataFrame({"code": [1, 2], "nm": ["a", "b"]}, geometry=[shapely.box(0, 0, 1, 1), shapely.box(2, 2, 3, 3)], crs=4326).to_file(path)
+    with sqlite3.connect(path) as db:
+        for (trigger,) in db.execute("select name from sqlite_master where type='trigger'").fetchall():
+            db.execute(f"drop trigger {trigger}")
+        db.execute("update gbk set nm = CAST(? AS TEXT) where fid = 1", ("北京市".encode("gbk"),))
+    with pytest.raises(InputFileError, match="gbk.gpkg.*codec can't decode"):
+        read_zone_layer(path, level="unit", id_col="code", name_col="nm", parent_col=None, layer=None, grid=grid)
+
+    path = tmp_path / "table.gpkg"
+    pyogrio.write_dataframe(pd.DataFrame({"code": [1, 2]}), path, layer="table", driver="GPKG")
+    with pytest.raises(InputFileError, match="table.gpkg: the layer has no geometry column"):
+        read_zone_layer(path, level="unit", id_col="code", name_col=None, parent_col=None, layer=None, grid=grid)
