@@ -143,9 +143,12 @@ def write_parquet(frame: pd.DataFrame, path: Path, described: dict[str, ColumnIn
 
     geo = hasattr(frame, "geometry") and "geometry" in frame.columns
     if geo:
-        from geopandas.io.arrow import _create_metadata, _encode_metadata, _geopandas_to_arrow
+        from geopandas.io._geoarrow import geopandas_to_arrow
+        from geopandas.io.arrow import _create_metadata, _encode_metadata
 
-        to_arrow = lambda part: _geopandas_to_arrow(part, index=False)  # noqa: E731
+        # the slices' GeoParquet metadata is not made (bounds and geometry types of each slice:
+        # 0.12 s at 324,523 units); the file's is the whole frame's, made once below
+        to_arrow = lambda part: geopandas_to_arrow(part, geometry_encoding="WKB", index=False, interleaved=False)[0]  # noqa: E731
     else:
         to_arrow = lambda part: pa.Table.from_pandas(part, preserve_index=False)  # noqa: E731
     # a slice of an object column may infer another type than the whole column (null where all
