@@ -46,6 +46,7 @@ from lucr.report_html import REPORT
 from lucr.report_html import write as write_report
 from lucr.units import express_in, factor, renamed, summary_in
 from lucr.xlsx import WORKBOOK, write_workbook
+from lucr.grid import Grid
 from lucr.inventory.allocation import allocated_name, finest_to_level, level_sums
 from lucr.inventory.builtup import override_sums as builtup_override_sums
 from lucr.inventory.allocation import densities as allocation_densities
@@ -55,7 +56,6 @@ from lucr.inventory.outputs import statistics_only
 from lucr.inventory.outputs import write as write_inventory
 from lucr.inventory.stage import output_stems as inventory_stems
 from lucr.inventory.stage import run_statistics
-from lucr.grid import Grid
 from lucr.io import LandCover, ValueRaster, ZoneLayer, check_nesting, check_same_grid, no_data_error, open_landcover, open_value_raster, open_weight_raster, read_zone_layer
 from lucr.products.base import MapProduct, RunContext
 from lucr.products.registry import declared_maps, declared_reductions
@@ -679,6 +679,8 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
 
 _MAPS = "lucr-maps"
 _FUSED = "lucr-fused"
+
+
 def _zone_payload(finest: ZoneLayer, grid: Grid) -> tuple[np.ndarray, ZonePayload]:
     """The finest level's polygons for the pass, and the WKB they were read from (held while the
     geometries are parked): the file's own WKB where the payload can read it, else shapely's."""
