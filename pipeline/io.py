@@ -272,6 +272,11 @@ def read_zone_layer(
         gdf, file_wkb = _read_units(path, layer, [c for c in dict.fromkeys((id_col, name_col, parent_col, *keep)) if c])
     except InputFileError:
         raise
+    except UnicodeDecodeError as exc:  # GeoPackage, GeoJSON, FlatGeobuf: UTF-8 by their specifications
+        raise InputFileError(
+            f"the layer's text is not UTF-8 ({exc.reason} in {bytes(exc.object[:40])!r})", path=path,
+            fix="save the layer again with UTF-8 text (QGIS 'Export > Save Features As' with encoding UTF-8; for a shapefile, a .cpg naming its encoding)",
+        ) from None
     except Exception as exc:  # pyogrio raises DataSourceError / DataLayerError; all mean 'cannot read'
         raise InputFileError(
             f"not a vector layer GDAL can read ({str(exc).splitlines()[0]})", path=path,

@@ -13,6 +13,7 @@ unit, and writes them where the tools people use read them:
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -162,6 +163,8 @@ def write_parquet(frame: pd.DataFrame, path: Path, described: dict[str, ColumnIn
                 metadata = dict(table.schema.metadata or {})
                 if geo:
                     metadata[b"geo"] = _encode_metadata(_create_metadata(frame, geometry_encoding={"geometry": "WKB"}))
+                    if frame.attrs:  # as geopandas writes them (e.g. the CRS of a gravity table's x/y)
+                        metadata[b"PANDAS_ATTRS"] = json.dumps(frame.attrs)
                 fields = []
                 for field in table.schema:
                     if field.name in whole:

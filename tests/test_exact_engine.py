@@ -209,11 +209,17 @@ def test_nested_levels_parked_from_the_files_wkb(sample_config, exact_run, tmp_p
     seen = []
     real = zonal.geometries_parked
 
+    def converting(geometries):
+        raise AssertionError("a level's polygons converted to WKB again")
+
     def spying(layers, min_units=None, converted=()):
+        assert {id(array) for array, _ in converted} == {id(layer.geometry_grid_crs.values) for layer in layers}
         seen.append(len(converted))
-        with real(layers, min_units=0, converted=converted):
-            seen.append([layer.frame.geometry.isna().all() and layer.geometry_grid_crs.isna().all() for layer in layers])
-            yield
+        with monkeypatch.context() as m:
+            m.setattr(zonal, "polygon_wkb", converting)
+            with real(layers, min_units=0, converted=converted):
+                seen.append([layer.frame.geometry.isna().all() and layer.geometry_grid_crs.isna().all() for layer in layers])
+                yield
 
     monkeypatch.setattr("lucr.runner.geometries_parked", contextmanager(spying))
     parked = run(sample_config, out_dir=tmp_path / "parked", engine="exact")

@@ -112,6 +112,7 @@ def test_parquet_in_row_groups_reads_as_the_whole_frame(tmp_path, monkeypatch):
         {"unit_id": [f"u{i}" for i in range(10)], "note": [None] * 4 + ["a", "b", None, "c", "d", "e"], "net_tc": [float(i) for i in range(10)]},
         geometry=[shapely.box(i, 0, i + 1, 1) for i in range(9)] + [shapely.multipolygons([shapely.box(50, 50, 51, 52)])], crs="EPSG:3857",
     )
+    frame.attrs["crs"] = "EPSG:3857"  # as a gravity table's carry the CRS of their x/y
     monkeypatch.setattr(table_meta, "PARQUET_ROWS", 4)
     ours, theirs = tmp_path / "ours.parquet", tmp_path / "theirs.parquet"
     table_meta.write_parquet(frame, ours, {"net_tc": ColumnInfo("net_tc", "net flux", "sources minus sinks", "t C / yr")})
@@ -121,4 +122,5 @@ def test_parquet_in_row_groups_reads_as_the_whole_frame(tmp_path, monkeypatch):
     schema, reference = pq.read_schema(ours), pq.read_schema(theirs)
     assert schema.remove_metadata().equals(reference.remove_metadata())
     assert schema.metadata[b"geo"] == reference.metadata[b"geo"]  # bbox [0, 0, 51, 52], Polygon and MultiPolygon
+    assert schema.metadata[b"PANDAS_ATTRS"] == reference.metadata[b"PANDAS_ATTRS"] and gpd.read_parquet(ours).attrs == frame.attrs
     assert schema.field("net_tc").metadata[b"unit"] == b"t C / yr"
