@@ -58,13 +58,19 @@ class PassProgress:
 
         threading.Thread(target=_Bar, args=(futures,), kwargs={"interval": "200ms"}, daemon=True, name="lucr-progress").start()
 
+    def follow(self, client, topic: str, total: int, unit: str = "chunks") -> None:
+        """Advance the bar by the events of ``topic`` on the cluster's scheduler (each a count done), out of ``total``."""
+        progress, task_id = self.progress, self.task_id
+        progress.update(task_id, total=total, completed=0, unit=unit)
+        client.subscribe_topic(topic, lambda event: progress.advance(task_id, event[1]))  # (time, count), on the client's loop
+
 
 @contextmanager
 def dask_progress(console: Console, description: str = "single pass over the land cover") -> Iterator[PassProgress]:
     """Context manager showing a progress bar of the dask tasks computed inside it."""
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"), TimeElapsedColumn())
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        task_id = progress.add_task(description, total=None)
+        task_id = progress.add_task(description, total=None, unit="tasks")
         with _DaskRichProgress(progress, task_id):
             yield PassProgress(progress, task_id)
         progress.update(task_id, completed=progress.tasks[0].total or 0)

@@ -596,8 +596,15 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
                 writer.close()  # workers reopen the file in update mode (blocks not aligned to tiles)
             writers.append(writer)
             stores.append((arr, writer))
-    # one task per chunk: every reduction and the aligned map writes (and the bundle, if no other level needs it)
-    targets[_FUSED] = sweep.fused(reductions, fused_writes, build=not stores)
+    # every reduction and the aligned map writes in one task per chunk (and the bundle, if no other level needs it)
+    threads, steps = (sum(client.nthreads().values()) if client is not None else 0), None
+    if threads and not stores:
+        # on a cluster, in batches of windows: a few tasks, no round trip to the scheduler per chunk (a
+        # date rechunked to the first's chunks has blocks two batches share: each batch reads them)
+        targets[_FUSED] = sweep.batched(reductions, fused_writes, threads=threads)
+        steps = (sweep.progress_topic, len(sweep.windows))
+    else:  # local threads, a cluster without workers yet (it may grow), or levels recomputed from the bundle
+        targets[_FUSED] = sweep.fused(reductions, fused_writes, build=not stores)
     locks = []
     for k, (arr, writer) in enumerate(stores):
         # one lock per file: a GDAL dataset takes one writer at a time, but different files are
@@ -612,7 +619,7 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
         converted = [(finest, finest_wkb)] + [(layer.geometry_grid_crs.values, layer.take_wkb()) for layer in ctx.layers[:-1]] if ctx.layers else []
         with geometries_parked(ctx.layers, converted=tuple((array, wkb) for array, wkb in converted if wkb is not None)):
             del converted, finest_wkb  # parked (or not needed) from here
-            totals = compute_pass(targets, client=client, progress=progress)
+            totals = compute_pass(targets, client=client, progress=progress, steps=steps)
         passed = True
     except RasterioIOError as exc:
         # GDAL names the file of a block it could not read (rasterio only says "Read failed"): a

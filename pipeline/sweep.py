@@ -16,12 +16,14 @@ tasks, so each chunk of each date is read once whatever the number of products.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import dask
 import dask.array as da
+import dask.local
 import numpy as np
 from dask.base import tokenize
 from dask.delayed import Delayed
@@ -72,6 +74,76 @@ def _fused_window(spec, layers, index, window, dates, date_blocks, raster_names,
     return _fused_chunk(spec, window, layers.build(index, window, dates, date_blocks, raster_names, raster_blocks))
 
 
+class _Reads:
+    """The read tasks of a batch's windows, as one task argument dask does not look into; run
+    where the batch runs, window by window, with the synchronous scheduler (the same read
+    functions as the per-chunk graph, so the same values)."""
+
+    def __init__(self, graph: dict):
+        self.graph = graph
+
+    def blocks(self, keys: list) -> list:
+        # no callbacks: a progress bar's (global) would count these reads in a worker of the client's process
+        return list(dask.local.get_sync(self.graph, keys, callbacks=())) if keys else []
+
+
+def _running_task() -> tuple[Any, Any]:
+    """The ``dask.distributed`` worker running the calling task and the task's key; ``(None, None)`` elsewhere."""
+    if "distributed" not in sys.modules:  # local threads: not imported for this
+        return None, None
+    from distributed import get_worker
+    from distributed.worker import thread_state
+
+    try:
+        return get_worker(), thread_state.key
+    except (ValueError, AttributeError):
+        return None, None
+
+
+def _cancelled(worker, key) -> bool:
+    """Whether the scheduler let go of the running task ``key`` (the pass failed, or was interrupted)."""
+    task = worker.state.tasks.get(key)
+    return task is None or task.state in ("cancelled", "released", "forgotten")
+
+
+def _fused_batch(spec, layers, reads: _Reads, inputs: list, topic: str):
+    """:func:`_fused_window` of each window of a batch in turn, the partials combined as they come.
+
+    On a cluster, each window done is an event of ``topic`` on the scheduler (the client's
+    progress bar advances by chunks), and a batch whose task was cancelled stops before its
+    next window (its result is dropped; a failed pass does not wait for the batch's end).
+    """
+    worker, key = _running_task()
+    total = None
+    for k, (index, window, dates, date_keys, raster_names, raster_keys) in enumerate(inputs):
+        if worker is not None and k and _cancelled(worker, key):
+            return None
+        blocks = reads.blocks([*date_keys, *raster_keys])
+        chunk = layers.build(index, window, dates, blocks[: len(date_keys)], raster_names, blocks[len(date_keys) :])
+        part = _fused_chunk(spec, window, chunk)
+        del blocks, chunk  # one window's arrays at a time
+        total = part if total is None else _combine_all(spec, total, part)
+        if worker is not None:
+            worker.log_event(topic, 1)
+    return total
+
+
+def batch_sizes(windows: int, threads: int) -> list[int]:
+    """Sizes of the batches of ``windows`` consecutive windows for ``threads`` worker threads.
+
+    A variant of guided self-scheduling (Polychronopoulos & Kuck 1987, IEEE Trans. Comput.
+    36(12), who take the remaining windows over the threads): each batch takes the
+    remaining windows over twice the threads, so batches shrink to single windows at the
+    end and the threads finish within about one window of each other.
+    """
+    sizes, left, share = [], windows, 2 * max(1, threads)
+    while left > 0:
+        size = max(1, -(-left // share))
+        sizes.append(size)
+        left -= size
+    return sizes
+
+
 def _combine_all(spec, *parts):
     reductions, _ = spec
     return tuple(r.combine([p[k] for p in parts]) for k, r in enumerate(reductions))
@@ -110,6 +182,8 @@ class Sweep:
         layers_key = f"lucr-chunk-layers-{token}"
         dates, rasters = tuple(sources.dates), tuple(sources.rasters)
         dsk: dict[Any, Any] = {layers_key: layers}
+        self.layers, self.read_graphs = layers, [a.__dask_graph__() for a in arrays]
+        self.progress_topic = f"lucr-pass-{token}"  # events of the windows done (batched graph)
         self.windows = dict(layers.grid.windows(*chunks))
         self._inputs = {  # the arguments that build the bundle of each window
             (i, j): (layers_key, (i, j), window, dates, [(a.name, i, j) for a in sources.dates.values()], rasters, [(a.name, i, j) for a in sources.rasters.values()])
@@ -154,6 +228,34 @@ class Sweep:
             parts.append((name, i, j))
         return self._tree(name, dsk, spec, parts, _combine_all, _finalize_all, split_every)
 
+    def batched(self, reductions: list, writes: list[tuple[Any, list[tuple[int, Any]]]], threads: int, split_every: int = 8) -> Delayed:
+        """:meth:`fused` (``build=True``) in batches of consecutive windows: the graph for a cluster.
+
+        Each batch is one task that reads its windows itself (the read tasks of the rasters,
+        run inside it), builds each bundle, writes the map blocks and combines the partials:
+        ~20 tasks instead of three per chunk plus a combine tree. Measured on a 2-core
+        LocalCluster at 1e9 cells (``benchmarks/RESULTS.md``), per-chunk tasks kept each
+        thread waiting for the scheduler between tasks and the event loops busy; in batches
+        the pass takes as long as on local threads. Batch sizes shrink (:func:`batch_sizes`)
+        and the largest are queued first (user priorities, which the scheduler's queue
+        follows whatever dask's ordering), so the threads end together. Each window done is
+        an event of :attr:`progress_topic` on the scheduler, for the progress bar.
+        """
+        name = f"lucr-batch-{tokenize(self.name, [r.name for r in reductions], [p.name for p, _ in writes], threads)}"
+        spec, layers_key = f"{name}-spec", f"{name}-layers"
+        dsk: dict[Any, Any] = {spec: (list(reductions), list(writes)), layers_key: self.layers}
+        reads = HighLevelGraph.merge(*self.read_graphs)
+        windows, parts, start = list(self.windows), [], 0
+        for b, size in enumerate(batch_sizes(len(windows), threads)):
+            inputs = [self._inputs[w][1:] for w in windows[start : start + size]]  # without the layers' key
+            keys = {key for _, _, _, date_keys, _, raster_keys in inputs for key in (*date_keys, *raster_keys)}
+            dsk[(name, b)] = (_fused_batch, spec, layers_key, _Reads(dict(reads.cull(keys))), inputs, self.progress_topic)
+            parts.append((name, b))
+            start += size
+        priority = {key: len(parts) - b for b, key in enumerate(parts)}  # the first (largest) highest; combines above all
+        with dask.annotate(priority=lambda key: priority.get(key, len(parts) + 1)):
+            return self._tree(name, dsk, spec, parts, _combine_all, _finalize_all, split_every, standalone=True)
+
     def reduce(self, reduction, split_every: int = 8) -> Delayed:
         """Delayed total of a reduction: per-chunk partials combined ``split_every`` at a time."""
         name = f"lucr-{reduction.name}-{tokenize(self.name, reduction.name)}"
@@ -165,7 +267,7 @@ class Sweep:
             parts.append((f"{name}-chunk", i, j))
         return self._tree(name, dsk, spec, parts, _combine, _finalize, split_every)
 
-    def _tree(self, name: str, dsk: dict, spec: str, parts: list, combine: Callable, finalize: Callable, split_every: int) -> Delayed:
+    def _tree(self, name: str, dsk: dict, spec: str, parts: list, combine: Callable, finalize: Callable, split_every: int, standalone: bool = False) -> Delayed:
         """Combine the partials ``parts`` ``split_every`` at a time, then finalize: the total as a Delayed."""
         level = 0
         while len(parts) > 1:
@@ -176,11 +278,16 @@ class Sweep:
                 combined.append(key)
             parts, level = combined, level + 1
         dsk[f"{name}-total"] = (finalize, spec, parts[0])
-        return Delayed(f"{name}-total", self._with_layer(name, dsk), layer=name)
+        graph = HighLevelGraph.from_collections(name, dsk, dependencies=[]) if standalone else self._with_layer(name, dsk)
+        return Delayed(f"{name}-total", graph, layer=name)
 
 
-def compute(targets: dict[str, Any], *, client=None, progress: Callable[[], Any] | None = None) -> dict[str, Any]:
-    """Compute named dask objects in one pass (shared reads); results by name."""
+def compute(targets: dict[str, Any], *, client=None, progress: Callable[[], Any] | None = None, steps: tuple[str, int] | None = None) -> dict[str, Any]:
+    """Compute named dask objects in one pass (shared reads); results by name.
+
+    On a cluster, ``steps`` (an event topic and a count, e.g. :attr:`Sweep.progress_topic`
+    and the windows of a :meth:`Sweep.batched` graph) makes the progress bar count those
+    events instead of the scheduler's tasks."""
     from contextlib import nullcontext
 
     names = list(targets)
@@ -190,15 +297,21 @@ def compute(targets: dict[str, Any], *, client=None, progress: Callable[[], Any]
         if client is None:
             results = dask.compute(*values)
         else:
+            follow = steps is not None and hasattr(bar, "follow")
+            if follow:
+                bar.follow(client, *steps)  # subscribed before the tasks exist: no event is missed
             futures = client.compute(values)
             try:
-                if hasattr(bar, "watch"):
+                if hasattr(bar, "watch") and not follow:
                     bar.watch(futures)  # dask's local callbacks do not fire on a cluster
                 results = client.gather(futures)
             except BaseException:
                 if not _stop(client, futures):
                     log.warning("tasks of the failed pass still ran on the workers after %.0f s; the staging folder is removed regardless", STOP_TIMEOUT_S)
                 raise
+            finally:
+                if follow:
+                    client.unsubscribe_topic(steps[0])
     return dict(zip(names, results))
 
 
