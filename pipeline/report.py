@@ -62,7 +62,13 @@ class PassProgress:
         """Advance the bar by the events of ``topic`` on the cluster's scheduler (each a count done), out of ``total``."""
         progress, task_id = self.progress, self.task_id
         progress.update(task_id, total=total, completed=0, unit=unit)
-        client.subscribe_topic(topic, lambda event: progress.advance(task_id, event[1]))  # (time, count), on the client's loop
+        done = [0]
+
+        def advance(event) -> None:  # (time, count), on the client's event loop
+            done[0] += event[1]
+            progress.update(task_id, completed=min(done[0], total))  # a batch run again (its worker died) counts again
+
+        client.subscribe_topic(topic, advance)
 
 
 @contextmanager

@@ -114,18 +114,24 @@ def _fused_batch(spec, layers, reads: _Reads, inputs: list, topic: str):
     next window (its result is dropped; a failed pass does not wait for the batch's end).
     """
     worker, key = _running_task()
-    total = None
+    # partials merged as a binary counter merges carries (two of n windows, then two of 2n, ...):
+    # each window's entries are merged log2(batch) times, not once per later window (the sparse
+    # cross-tab of many zones grows with the batch)
+    merged: list[tuple[int, Any]] = []  # (windows, partial), sizes strictly decreasing
     for k, (index, window, dates, date_keys, raster_names, raster_keys) in enumerate(inputs):
         if worker is not None and k and _cancelled(worker, key):
             return None
         blocks = reads.blocks([*date_keys, *raster_keys])
         chunk = layers.build(index, window, dates, blocks[: len(date_keys)], raster_names, blocks[len(date_keys) :])
-        part = _fused_chunk(spec, window, chunk)
+        windows, part = 1, _fused_chunk(spec, window, chunk)
         del blocks, chunk  # one window's arrays at a time
-        total = part if total is None else _combine_all(spec, total, part)
+        while merged and merged[-1][0] == windows:
+            done, earlier = merged.pop()
+            windows, part = windows + done, _combine_all(spec, earlier, part)
+        merged.append((windows, part))
         if worker is not None:
             worker.log_event(topic, 1)
-    return total
+    return merged[0][1] if len(merged) == 1 else _combine_all(spec, *(p for _, p in merged))
 
 
 def batch_sizes(windows: int, threads: int) -> list[int]:
@@ -240,7 +246,13 @@ class Sweep:
         and the largest are queued first (user priorities, which the scheduler's queue
         follows whatever dask's ordering), so the threads end together. Each window done is
         an event of :attr:`progress_topic` on the scheduler, for the progress bar.
+
+        Every reduction must be ``order_free`` (:class:`lucr.products.base.Reduction`): a batch
+        groups the partials otherwise than the per-chunk tree, which float sums would show in
+        their last bits.
         """
+        if loose := [r.name for r in reductions if not getattr(r, "order_free", False)]:
+            raise ValueError(f"reductions whose sums depend on the grouping cannot run in batches: {', '.join(loose)}")
         name = f"lucr-batch-{tokenize(self.name, [r.name for r in reductions], [p.name for p, _ in writes], threads)}"
         spec, layers_key = f"{name}-spec", f"{name}-layers"
         dsk: dict[Any, Any] = {spec: (list(reductions), list(writes)), layers_key: self.layers}

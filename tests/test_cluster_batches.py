@@ -12,6 +12,7 @@ import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
+import pytest
 from affine import Affine
 from rasterio.crs import CRS
 
@@ -26,6 +27,7 @@ class ClassAreaAndWindows:
     """Area (ha) per class, and how many times each window was seen (each must be seen once)."""
 
     name = "class-area-and-windows"
+    order_free = True  # so that it runs in batches (its float areas are compared with a tolerance)
 
     def __init__(self, seconds_per_chunk: float = 0.0):
         self.seconds_per_chunk = seconds_per_chunk
@@ -72,6 +74,17 @@ def test_batched_graph_gives_the_per_chunk_graphs_totals():
     for (area, seen) in (per_chunk[0], batched[0], on_cluster):
         np.testing.assert_allclose(area, expected, rtol=1e-12)
         assert seen == Counter({(w.row_off, w.col_off): 1 for w in sweep.windows.values()})  # 6 windows, each once
+
+
+def test_float_sums_are_not_combined_in_batches():
+    """Their last bits would depend on the batches: a cluster then runs the per-chunk graph, as local threads do."""
+    sweep, _ = _sweep()
+
+    class FloatSums(ClassAreaAndWindows):
+        name, order_free = "float-sums", False
+
+    with pytest.raises(ValueError, match="float-sums"):
+        sweep.batched([ClassAreaAndWindows(), FloatSums()], [], threads=2)
 
 
 def test_progress_bar_counts_the_chunks_of_a_batched_pass():

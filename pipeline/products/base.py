@@ -60,7 +60,9 @@ class Reduction(Protocol):
     """What one pass computes from each chunk: ``chunk`` -> ``combine`` (tree) -> ``finalize``.
 
     Optional: ``summary(total) -> dict`` adds the total's digest to the run summary under
-    ``reductions.<name>``.
+    ``reductions.<name>``; ``order_free = True`` says that ``combine`` gives the same bits
+    however the partials are grouped (integer and fixed-point sums, not float sums), so a
+    cluster may combine them in batches of windows (:meth:`lucr.sweep.Sweep.batched`).
     """
 
     name: str

@@ -69,6 +69,8 @@ class RasterByZoneClass:
     ``pos`` is the area). ``centre``: each cell in the unit holding its centre, also with the exact
     engine (the allocation map's cells belong to one unit each)."""
 
+    order_free = False  # float sums: their last bits follow the grouping, kept the same as on local threads
+
     def __init__(self, name: str, raster: str | None, date, columns: ClassColumns, n_zones: int, nodata: float | None, factor: float = 1.0, centre: bool = False):
         self.name, self.raster, self.date = name, raster, date
         self.columns, self.n_zones, self.nodata, self.factor, self.centre = columns, n_zones, nodata, factor, centre

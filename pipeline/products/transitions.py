@@ -53,6 +53,8 @@ def reduction_name(year_from, year_to) -> str:
 class Transitions:
     """The sparse transition areas of one interval (two dates of the run)."""
 
+    order_free = True  # int64 fixed-point sums: the same bits in any grouping
+
     def __init__(self, year_from, year_to, columns_from: ClassColumns, columns_to: ClassColumns, n_zones: int):
         self.name = reduction_name(year_from, year_to)
         self.year_from, self.year_to = year_from, year_to

@@ -31,6 +31,8 @@ class ZoneClassArea:
     they stay small whatever the number of units; ``finalize`` makes the dense cross-tab.
     """
 
+    order_free = True  # int64 sums: the same bits in any grouping
+
     def __init__(self, date: DateKey, columns: ClassColumns, n_zones: int):
         self.name = reduction_name(date)
         self.date = date
