@@ -146,10 +146,16 @@ class TilePartsWriter:
             if self._closed:  # the run failed and its staging folder goes: a write now would leave a file behind
                 raise RuntimeError(f"{self.path}: the run is over, tile parts are no longer written")
             self._writing += 1
+        # written under a name of its own, then renamed: a block computed twice at once (a task run
+        # again on a cluster while a worker it lost still runs it) leaves one whole part, not a mix
+        part = f"{self.parts_dir}/{row_off}_{col_off}.tif"
+        temporary = f"{self.parts_dir}/.{row_off}_{col_off}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
-            with rasterio.open(f"{self.parts_dir}/{row_off}_{col_off}.tif", "w", **profile) as dst:
+            with rasterio.open(temporary, "w", **profile) as dst:
                 dst.write(value)
+            os.replace(temporary, part)
         except RasterioIOError as exc:  # disk full, read-only: named after the map, as a write of the outputs
+            Path(temporary).unlink(missing_ok=True)
             raise OSError(0, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self.path) from exc
         finally:
             with self._idle:

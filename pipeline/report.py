@@ -35,7 +35,8 @@ class _DaskRichProgress(Callback):
 
 class PassProgress:
     """The bar of one pass: local schedulers advance it through dask callbacks; on a
-    ``dask.distributed`` cluster, :meth:`watch` follows the futures on the scheduler."""
+    ``dask.distributed`` cluster, :meth:`follow` counts the chunks the workers report done
+    (a batched pass), or :meth:`watch` follows the futures on the scheduler."""
 
     def __init__(self, progress: Progress, task_id):
         self.progress = progress
@@ -59,14 +60,14 @@ class PassProgress:
         threading.Thread(target=_Bar, args=(futures,), kwargs={"interval": "200ms"}, daemon=True, name="lucr-progress").start()
 
     def follow(self, client, topic: str, total: int, unit: str = "chunks") -> None:
-        """Advance the bar by the events of ``topic`` on the cluster's scheduler (each a count done), out of ``total``."""
+        """Advance the bar by the events of ``topic`` on the cluster's scheduler (each the number of a step done), out of ``total``."""
         progress, task_id = self.progress, self.task_id
         progress.update(task_id, total=total, completed=0, unit=unit)
-        done = [0]
+        done: set = set()
 
-        def advance(event) -> None:  # (time, count), on the client's event loop
-            done[0] += event[1]
-            progress.update(task_id, completed=min(done[0], total))  # a batch run again (its worker died) counts again
+        def advance(event) -> None:  # (time, step), on the client's event loop
+            done.add(event[1])  # a batch run again (its worker died) reports its steps again
+            progress.update(task_id, completed=len(done))
 
         client.subscribe_topic(topic, advance)
 

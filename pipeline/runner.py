@@ -598,14 +598,15 @@ def _single_pass(ctx: RunContext, maps: list[MapProduct], reductions: list, stag
             stores.append((arr, writer))
     # every reduction and the aligned map writes in one task per chunk (and the bundle, if no other level needs it)
     threads, steps = (sum(client.nthreads().values()) if client is not None else 0), None
-    if threads and not stores and all(getattr(r, "order_free", False) for r in reductions):
-        # on a cluster, in batches of windows: a few tasks, no round trip to the scheduler per chunk (a
-        # date rechunked to the first's chunks has blocks two batches share: each batch reads them)
+    rechunked = any(a.chunks != first.chunks for a in [lc.codes.data for lc in ctx.dates] + [r.values.data for r in ctx.rasters.values()])
+    if threads and not stores and not rechunked and all(getattr(r, "order_free", False) for r in reductions):
+        # on a cluster, in batches of windows: a few tasks, no round trip to the scheduler per chunk
         targets[_FUSED] = sweep.batched(reductions, fused_writes, threads=threads)
         steps = (sweep.progress_topic, len(sweep.windows))
     else:
         # local threads; a cluster without workers yet (it may grow); levels recomputed from the bundle;
-        # or float sums (value rasters), combined in the same tree as on local threads: the same bits
+        # a raster rechunked to the first date's chunks (a block read once for the windows it spans);
+        # or float sums (value rasters, allocation), combined in the same tree as on local threads: the same bits
         targets[_FUSED] = sweep.fused(reductions, fused_writes, build=not stores)
     locks = []
     for k, (arr, writer) in enumerate(stores):

@@ -78,16 +78,21 @@ def _fused_window(spec, layers, index, window, dates, date_blocks, raster_names,
 
 
 class _Reads:
-    """The read tasks of a batch's windows, as one task argument dask does not look into; run
-    where the batch runs, window by window, with the synchronous scheduler (the same read
-    functions as the per-chunk graph, so the same values)."""
+    """The read tasks of each window of a batch, as one task argument dask does not look into;
+    run where the batch runs, window by window, with the synchronous scheduler (the same read
+    functions as the per-chunk graph, so the same values). One small graph per window: the
+    cost of a window's reads does not grow with the batch."""
 
-    def __init__(self, graph: dict):
-        self.graph = graph
+    def __init__(self, graphs: list[dict]):
+        self.graphs = graphs
 
-    def blocks(self, keys: list) -> list:
+    def blocks(self, k: int, keys: list) -> list:
         # no callbacks: a progress bar's (global) would count these reads in a worker of the client's process
-        return list(dask.local.get_sync(self.graph, keys, callbacks=())) if keys else []
+        return list(dask.local.get_sync(self.graphs[k], keys, callbacks=())) if keys else []
+
+
+class _Cancelled(Exception):
+    """A batch's task was cancelled (the pass failed or was interrupted): the worker drops this error."""
 
 
 def _running_task() -> tuple[Any, Any]:
@@ -109,12 +114,12 @@ def _cancelled(worker, key) -> bool:
     return task is None or task.state in ("cancelled", "released", "forgotten")
 
 
-def _fused_batch(spec, layers, reads: _Reads, inputs: list, topic: str):
+def _fused_batch(spec, layers, reads: _Reads, inputs: list, topic: str, first: int):
     """:func:`_fused_window` of each window of a batch in turn, the partials combined as they come.
 
-    On a cluster, each window done is an event of ``topic`` on the scheduler (the client's
-    progress bar advances by chunks), and a batch whose task was cancelled stops before its
-    next window (its result is dropped; a failed pass does not wait for the batch's end).
+    On a cluster, each window done is an event of ``topic`` on the scheduler, its number in
+    the pass (from ``first``), for the client's progress bar; a batch whose task was
+    cancelled stops before its next window (a failed pass does not wait for the batch's end).
     """
     worker, key = _running_task()
     # partials merged as a binary counter merges carries (two of n windows, then two of 2n, ...):
@@ -123,31 +128,38 @@ def _fused_batch(spec, layers, reads: _Reads, inputs: list, topic: str):
     merged: list[tuple[int, Any]] = []  # (windows, partial), sizes strictly decreasing
     for k, (index, window, dates, date_keys, raster_names, raster_keys) in enumerate(inputs):
         if worker is not None and k and _cancelled(worker, key):
-            return None
-        blocks = reads.blocks([*date_keys, *raster_keys])
+            raise _Cancelled(key)  # not a result: were the task resumed, the pass fails instead of summing None
+        blocks = reads.blocks(k, [*date_keys, *raster_keys])
         chunk = layers.build(index, window, dates, blocks[: len(date_keys)], raster_names, blocks[len(date_keys) :])
         windows, part = 1, _fused_chunk(spec, window, chunk)
         del blocks, chunk  # one window's arrays at a time
         while merged and merged[-1][0] == windows:
             done, earlier = merged.pop()
             windows, part = windows + done, _combine_all(spec, earlier, part)
+            del earlier
         merged.append((windows, part))
+        del part
         if worker is not None:
-            worker.log_event(topic, 1)
+            worker.log_event(topic, first + k)
     return merged[0][1] if len(merged) == 1 else _combine_all(spec, *(p for _, p in merged))
 
 
-def batch_sizes(windows: int, threads: int) -> list[int]:
+#: The most windows in one batch: bounds what a retried batch redoes, and the share of a pass
+#: that a cluster still growing (its thread count taken at the start) leaves on few workers.
+MAX_BATCH = 32
+
+
+def batch_sizes(windows: int, threads: int, most: int = MAX_BATCH) -> list[int]:
     """Sizes of the batches of ``windows`` consecutive windows for ``threads`` worker threads.
 
     A variant of guided self-scheduling (Polychronopoulos & Kuck 1987, IEEE Trans. Comput.
     36(12), who take the remaining windows over the threads): each batch takes the
-    remaining windows over twice the threads, so batches shrink to single windows at the
-    end and the threads finish within about one window of each other.
+    remaining windows over twice the threads (at most ``most``), so batches shrink to
+    single windows at the end and the threads finish within about one window of each other.
     """
     sizes, left, share = [], windows, 2 * max(1, threads)
     while left > 0:
-        size = max(1, -(-left // share))
+        size = max(1, min(most, -(-left // share)))
         sizes.append(size)
         left -= size
     return sizes
@@ -264,12 +276,14 @@ class Sweep:
         windows, parts, start = list(self.windows), [], 0
         for b, size in enumerate(batch_sizes(len(windows), threads)):
             inputs = [self._inputs[w][1:] for w in windows[start : start + size]]  # without the layers' key
-            keys = {key for _, _, _, date_keys, _, raster_keys in inputs for key in (*date_keys, *raster_keys)}
-            dsk[(name, b)] = (_fused_batch, spec, layers_key, _Reads(dict(reads.cull(keys))), inputs, self.progress_topic)
+            graphs = [dict(reads.cull({*date_keys, *raster_keys})) for _, _, _, date_keys, _, raster_keys in inputs]
+            dsk[(name, b)] = (_fused_batch, spec, layers_key, _Reads(graphs), inputs, self.progress_topic, start)
             parts.append((name, b))
             start += size
-        priority = {key: len(parts) - b for b, key in enumerate(parts)}  # the first (largest) highest; combines above all
-        with dask.annotate(priority=lambda key: priority.get(key, len(parts) + 1)):
+        # the first (largest) batches first; combines before any batch not started; all at most 0,
+        # the default, so that other clients' work on a shared cluster is not put behind the pass
+        priority = {key: -1 - b for b, key in enumerate(parts)}
+        with dask.annotate(priority=lambda key: priority.get(key, 0)):
             return self._tree(name, dsk, spec, parts, _combine_all, _finalize_all, split_every, standalone=True)
 
     def reduce(self, reduction, split_every: int = 8) -> Delayed:
@@ -314,10 +328,11 @@ def compute(targets: dict[str, Any], *, client=None, progress: Callable[[], Any]
             results = dask.compute(*values)
         else:
             follow = steps is not None and hasattr(bar, "follow")
-            if follow:
-                bar.follow(client, *steps)  # subscribed before the tasks exist: no event is missed
-            futures = client.compute(values)
+            futures = []
             try:
+                if follow:
+                    bar.follow(client, *steps)  # subscribed before the tasks exist: no event is missed
+                futures = client.compute(values)
                 if hasattr(bar, "watch") and not follow:
                     bar.watch(futures)  # dask's local callbacks do not fire on a cluster
                 results = client.gather(futures)
@@ -327,7 +342,10 @@ def compute(targets: dict[str, Any], *, client=None, progress: Callable[[], Any]
                 raise
             finally:
                 if follow:
-                    client.unsubscribe_topic(steps[0])
+                    try:
+                        client.unsubscribe_topic(steps[0])
+                    except Exception as exc:  # e.g. the client closed: the pass's own error is the one to see
+                        log.debug("unsubscribing from the pass's progress events: %s", exc)
     return dict(zip(names, results))
 
 

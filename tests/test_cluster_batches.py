@@ -53,27 +53,39 @@ def _sweep(height: int = 6, width: int = 5, chunks: tuple[int, int] = (4, 2)) ->
 
 
 def test_batch_sizes_shrink_to_single_windows():
-    # by hand: 252 windows, 2 threads: ceil(remaining / 4) each time
-    assert batch_sizes(252, 2) == [63, 48, 36, 27, 20, 15, 11, 8, 6, 5, 4, 3, 2, 1, 1, 1, 1]
+    # by hand: 252 windows, 2 threads: ceil(remaining / 4) each time, at most 32 (or 1000)
+    assert batch_sizes(252, 2, most=1000) == [63, 48, 36, 27, 20, 15, 11, 8, 6, 5, 4, 3, 2, 1, 1, 1, 1]
+    assert batch_sizes(252, 2) == [32, 32, 32, 32, 31, 24, 18, 13, 10, 7, 6, 4, 3, 2, 2, 1, 1, 1, 1]
     assert batch_sizes(6, 1) == [3, 2, 1]
     assert batch_sizes(3, 64) == [1, 1, 1]  # more threads than windows: one window each
     assert batch_sizes(5, 0) == batch_sizes(5, 1)
     assert batch_sizes(0, 2) == []
 
 
-def test_batched_graph_gives_the_per_chunk_graphs_totals():
-    """Same totals, every window once, on local threads and on an in-process cluster."""
+@pytest.mark.parametrize("height", [6, 7])  # 6 or 7 windows of one row: batches of 3, 2, 1 or 4, 2, 1 on one thread
+def test_batched_graph_gives_the_per_chunk_graphs_totals(height):
+    """Same totals, every window once, on local threads and on an in-process cluster; the
+    windows of a batch merged in pairs and the pairs' leftovers merged at its end."""
     from distributed import Client, LocalCluster
 
-    sweep, codes = _sweep()
+    from lucr.legend import ClassColumns
+    from lucr.products.zone_class_area import ZoneClassArea
+
+    sweep, codes = _sweep(height, 5, (1, 5))
+    columns = ClassColumns.build(np.array([0, 1, 2]), (None,), np.dtype("uint8"))
+    cross_tab = ZoneClassArea(2019, columns, 0)  # fixed point: the same bits whatever the grouping
     expected = np.array([(codes == k).sum() * 0.09 for k in range(3)])
-    (per_chunk,) = dask.compute(sweep.fused([ClassAreaAndWindows()], [], build=True))
-    (batched,) = dask.compute(sweep.batched([ClassAreaAndWindows()], [], threads=2))
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
-        (on_cluster,) = client.compute(sweep.batched([ClassAreaAndWindows()], [], threads=2)).result()
-    for (area, seen) in (per_chunk[0], batched[0], on_cluster):
+    (per_chunk,) = dask.compute(sweep.fused([ClassAreaAndWindows(), cross_tab], [], build=True))
+    assert batch_sizes(height, 1) == ([3, 2, 1] if height == 6 else [4, 2, 1])
+    results = [dask.compute(sweep.batched([ClassAreaAndWindows(), cross_tab], [], threads=t))[0] for t in (1, 2)]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+        results.append(client.compute(sweep.batched([ClassAreaAndWindows(), cross_tab], [], threads=1)).result())
+    windows = Counter({(w.row_off, w.col_off): 1 for w in sweep.windows.values()})
+    assert len(windows) == height
+    for (area, seen), (area_fx, code_count) in [per_chunk, *results]:
         np.testing.assert_allclose(area, expected, rtol=1e-12)
-        assert seen == Counter({(w.row_off, w.col_off): 1 for w in sweep.windows.values()})  # 6 windows, each once
+        assert seen == windows  # every window once
+        assert np.array_equal(area_fx, per_chunk[1][0]) and np.array_equal(code_count, per_chunk[1][1])
 
 
 def test_float_sums_are_not_combined_in_batches():
@@ -88,50 +100,86 @@ def test_float_sums_are_not_combined_in_batches():
 
 
 def test_progress_bar_counts_the_chunks_of_a_batched_pass():
+    """Every window done moves the bar by one, as the workers report it (not only at the end)."""
+    from contextlib import contextmanager
+
     from distributed import Client, LocalCluster
     from rich.console import Console
+    from rich.progress import Progress
 
-    from lucr.report import dask_progress
+    from lucr.report import PassProgress
 
     sweep, _ = _sweep(8, 6, (2, 2))  # 12 windows
-    shown = io.StringIO()
+    completed: list = []
+
+    class Recorded(Progress):
+        def update(self, task_id, **kwargs):
+            if "completed" in kwargs:
+                completed.append(kwargs["completed"])
+            super().update(task_id, **kwargs)
+
+    @contextmanager
+    def bar():
+        with Recorded(console=Console(file=io.StringIO())) as progress:
+            yield PassProgress(progress, progress.add_task("pass", total=None, unit="tasks"))
+
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
-        compute({"t": sweep.batched([ClassAreaAndWindows(0.05)], [], threads=2)}, client=client,
-                progress=lambda: dask_progress(Console(file=shown, width=80, force_terminal=True)), steps=(sweep.progress_topic, len(sweep.windows)))
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.getvalue())  # the terminal's colours and cursor moves
-    counts = [(int(a), int(b)) for a, b in re.findall(r"(\d+)/(\d+) chunks", text)]
-    assert counts and counts[-1] == (12, 12), text
-    assert any(0 < done < 12 for done, _ in counts), text  # it advanced during the pass, not only at its end
+        compute({"t": sweep.batched([ClassAreaAndWindows()], [], threads=2)}, client=client, progress=bar, steps=(sweep.progress_topic, len(sweep.windows)))
+        deadline = time.monotonic() + 10
+        while completed[-1] < 12 and time.monotonic() < deadline:  # the last events may follow the result
+            time.sleep(0.02)
+    assert completed == list(range(13)), completed  # 0, then one step per window
+
+
+GATE = threading.Event()  # the second window of the test below waits for it (an in-process worker)
+
+
+class HeldAtSecondWindow(ClassAreaAndWindows):
+    name = "held-at-second-window"
+
+    def chunk(self, chunk):
+        if chunk.window.row_off == 2 and chunk.window.col_off == 0:
+            assert GATE.wait(30)
+        return super().chunk(chunk)
 
 
 def test_a_cancelled_batch_stops_before_its_next_window():
     """A failed pass cancels its tasks: a batch ends after the window in progress, not after all of its windows."""
     from distributed import Client, LocalCluster
 
-    sweep, _ = _sweep(8, 6, (2, 2))  # 12 windows; 1 thread: batches of 6, 3, 2, 1
+    sweep, _ = _sweep(12, 2, (2, 2))  # 6 windows of one column; 1 thread: batches of 3, 2, 1
     done: list = []
     first = threading.Event()
 
     def on_window(event):
-        done.append(event)
+        done.append(event[1])
         first.set()
 
+    def batch_states(dask_worker):
+        return [ts.state for ts in dask_worker.state.tasks.values() if "lucr-batch" in str(ts.key) and "combine" not in str(ts.key)]
+
+    GATE.clear()
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
         client.subscribe_topic(sweep.progress_topic, on_window)
-        future = client.compute(sweep.batched([ClassAreaAndWindows(0.3)], [], threads=1))
-        assert first.wait(30)
+        future = client.compute(sweep.batched([HeldAtSecondWindow()], [], threads=1))
+        assert first.wait(30)  # the first window is done; the second waits at the gate
         client.cancel([future])
         deadline = time.monotonic() + 30
-        while client.run(lambda dask_worker: len(dask_worker.state.executing)) != {a: 0 for a in client.scheduler_info()["workers"]}:
+        while "cancelled" not in next(iter(client.run(batch_states).values())):  # the worker knows
             assert time.monotonic() < deadline
-            time.sleep(0.05)
-        time.sleep(0.5)  # any event still on its way
-    assert 1 <= len(done) <= 3, done  # the first batch has 6 windows: it stopped after the one in progress
+            time.sleep(0.02)
+        GATE.set()  # the second window ends; the third must not start
+        while any(client.run(lambda dask_worker: len(dask_worker.state.executing)).values()):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(0.3)  # any event still on its way
+    assert done == [0, 1], done  # without the check the batch would go on to window 2
 
 
 def test_a_run_on_a_cluster_in_batches_equals_local_threads(albers, tmp_path):
     """2600 x 3100 cells in 2048 chunks: 4 windows, every map level's blocks on tiles, so the
-    cluster runs the pass in batches; tables, maps and the byte size of the map are the local run's."""
+    cluster runs the pass in batches; tables, maps and the byte size of the map are the local run's;
+    no part file or temporary is left."""
     from distributed import LocalCluster
     from rich.console import Console
 
@@ -141,7 +189,8 @@ def test_a_run_on_a_cluster_in_batches_equals_local_threads(albers, tmp_path):
     d, _ = albers
     local = _albers_run(d, tmp_path / "local")
     shown = io.StringIO()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    # one worker process with one thread: batches of 2, 1, 1 windows (reads and merges in a worker process)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         other = _albers_run(d, tmp_path / "cluster", scheduler_address=cluster.scheduler_address, progress=lambda: dask_progress(Console(file=shown, width=80)))
     assert re.findall(r"(\d+)/(\d+) chunks", shown.getvalue())[-1] == ("4", "4"), shown.getvalue()  # the batched graph ran
     pd.testing.assert_frame_equal(local.tables["unit"].drop(columns="geometry"), other.tables["unit"].drop(columns="geometry"), check_exact=True)
