@@ -257,8 +257,8 @@ class Sweep:
         (e.g. 19 batches for 252 windows on 2 threads, instead of three tasks per window and
         a combine tree of 37 tasks). Measured on a 2-core LocalCluster at 1e9 cells
         (``benchmarks/RESULTS.md``), per-chunk tasks kept each thread waiting for the
-        scheduler between tasks; in batches the pass is no slower than on local threads
-        (0.92-1.03x). Batch sizes shrink (:func:`batch_sizes`)
+        scheduler between tasks (~1.2x local threads); in batches the run is about as fast
+        as on local threads (0.92-1.12x). Batch sizes shrink (:func:`batch_sizes`)
         and the largest are queued first (user priorities, which the scheduler's queue
         follows whatever dask's ordering), so the threads end together. Each window done is
         an event of :attr:`progress_topic` on the scheduler, for the progress bar.

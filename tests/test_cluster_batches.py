@@ -200,10 +200,37 @@ def test_a_run_on_a_cluster_in_batches_equals_local_threads(albers, tmp_path):
     assert not list(other.out_dir.glob(".lucr-staging*")) and not list(other.out_dir.glob("*.parts"))
 
 
-def _albers_run(d, out, **kwargs):
+def _albers_run(d, out, flux_raster=None, **kwargs):
     from lucr.config import parse_config
     from lucr.runner import run
 
     cfg = parse_config({"landcover": {"path": "lc.tif"}, "legend": "clcd", "zones": [{"level": "unit", "path": "units.gpkg", "id": "uid", "name": "label"}],
-                        "output": {"map_extent": "raster", "tables": ["csv"], "report": False}, "risk": None}, d)
+                        "output": {"map_extent": "raster", "tables": ["csv"], "report": False}, "risk": None,
+                        **({"flux_raster": flux_raster} if flux_raster else {})}, d)
     return run(cfg, out_dir=out, chunks=2048, **kwargs)
+
+
+def test_a_run_with_float_sums_keeps_one_task_per_chunk_on_a_cluster(albers, tmp_path):
+    """A flux raster's sums are floats: the cluster runs the per-chunk graph, whose combine tree is
+    local threads' own, so the tables keep the same bits (batches would group the sums otherwise)."""
+    import rasterio
+    from distributed import LocalCluster
+    from rich.console import Console
+
+    from lucr.report import dask_progress
+
+    d, codes = albers
+    rng = np.random.default_rng(3)
+    with rasterio.open(d / "lc.tif") as src:
+        profile = {**src.profile, "dtype": "float32", "nodata": None}
+    nep = rng.normal(0.0, 2.0, codes.shape).astype(np.float32)  # t C / ha / yr, the digits of every cell different
+    with rasterio.open(tmp_path / "nep.tif", "w", **profile) as dst:
+        dst.write(nep, 1)
+    extra = {"flux_raster": {"path": str(tmp_path / "nep.tif")}}
+    local = _albers_run(d, tmp_path / "local", **extra)
+    shown = io.StringIO()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        other = _albers_run(d, tmp_path / "cluster", scheduler_address=cluster.scheduler_address, progress=lambda: dask_progress(Console(file=shown, width=80)), **extra)
+    assert re.findall(r"\d+/\d+ (tasks|chunks)", shown.getvalue())[-1] == "tasks", shown.getvalue()  # the per-chunk graph
+    pd.testing.assert_frame_equal(local.tables["unit"].drop(columns="geometry"), other.tables["unit"].drop(columns="geometry"), check_exact=True)
+    assert local.tables["unit"]["net_tc"].abs().sum() > 0
