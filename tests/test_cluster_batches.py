@@ -29,11 +29,7 @@ class ClassAreaAndWindows:
     name = "class-area-and-windows"
     order_free = True  # so that it runs in batches (its float areas are compared with a tolerance)
 
-    def __init__(self, seconds_per_chunk: float = 0.0):
-        self.seconds_per_chunk = seconds_per_chunk
-
     def chunk(self, chunk):
-        time.sleep(self.seconds_per_chunk)
         area = np.zeros(3)
         np.add.at(area, chunk.codes[2019].ravel(), np.repeat(chunk.row_area_ha, chunk.shape[1]))
         return area, Counter({(int(chunk.window.row_off), int(chunk.window.col_off)): 1})
