@@ -367,6 +367,22 @@ def edge_corrections(rows, cols, fraction, unit, zones, row_area_fx):
     >>> list(zip(z.tolist(), s.tolist(), a.tolist()))
     [(1, 0.25, 25), (2, -0.25, -25)]
     """
+    none_i, none_f = np.empty(0, np.int32), np.empty(0, np.float64)
+    o_row, o_col, o_zone, o_share, o_area, m = append_edge_corrections(
+        rows, cols, fraction, unit, zones, row_area_fx, 0, none_i, none_i.copy(), none_i.copy(), none_f, np.empty(0, np.int64), 0)
+    return o_row[:m], o_col[:m], o_zone[:m], o_share[:m], o_area[:m]
+
+
+@njit(nogil=True, cache=True)
+def append_edge_corrections(rows, cols, fraction, unit, zones, row_area_fx, row_offset, o_row, o_col, o_zone, o_share, o_area, m):
+    """:func:`edge_corrections` of a strip of a window, written into buffers from position ``m``.
+
+    ``zones`` and ``row_area_fx`` are the strip's, ``rows`` its rows; the entries' rows are
+    the window's (``row_offset`` added). The buffers (``o_row``, ``o_col``, ``o_zone`` int32,
+    ``o_share`` float64, ``o_area`` int64) grow when full (to the entries needed or twice
+    their size): strip after strip, a window's corrections fill one set of buffers, never
+    copied into a joined array. Returns the buffers and the new count.
+    """
     n = rows.shape[0]
     width = zones.shape[1]
     # the boundary cells, in order of first appearance (a slot per cell, 1-based; no sort), with
@@ -395,15 +411,13 @@ def edge_corrections(rows, cols, fraction, unit, zones, row_area_fx):
         covered_fx[k] += a
         if unit[e] == centre[k]:
             centre_crosses[k] = True
-    n_out = n
+    n_out = m + n
     for k in range(n_cells):
         if centre[k] == 0 or (centre_crosses[k] and row_area_fx[cell_index[k] // width] - covered_fx[k] != 0):
             n_out += 1
-    o_row = np.empty(n_out, np.int32)
-    o_col = np.empty(n_out, np.int32)
-    o_zone = np.empty(n_out, np.int32)
-    o_share = np.empty(n_out, np.float64)
-    o_area = np.empty(n_out, np.int64)
+    if n_out > o_row.shape[0]:
+        o_row, o_col, o_zone = _grow_to(o_row, n_out, m), _grow_to(o_col, n_out, m), _grow_to(o_zone, n_out, m)
+        o_share, o_area = _grow_to(o_share, n_out, m), _grow_to(o_area, n_out, m)
     for e in range(n):
         r = rows[e]
         a = area_of_entry[e]
@@ -411,15 +425,25 @@ def edge_corrections(rows, cols, fraction, unit, zones, row_area_fx):
         if unit[e] == centre[cell_of_entry[e]]:  # the centre zone: its fraction, less the whole cell it held
             a -= row_area_fx[r]
             f -= 1.0
-        o_row[e], o_col[e], o_zone[e], o_share[e], o_area[e] = r, cols[e], unit[e], f, a
-    m = n
+        o_row[m + e], o_col[m + e], o_zone[m + e], o_share[m + e], o_area[m + e] = r + row_offset, cols[e], unit[e], f, a
+    m += n
     for k in range(n_cells):
         r, c = cell_index[k] // width, cell_index[k] % width
         rest = row_area_fx[r] - covered_fx[k]
         if centre[k] == 0:  # the outside row held the cell: it keeps what no unit covers
-            o_row[m], o_col[m], o_zone[m], o_share[m], o_area[m] = r, c, 0, -covered[k], -covered_fx[k]
+            o_row[m], o_col[m], o_zone[m], o_share[m], o_area[m] = r + row_offset, c, 0, -covered[k], -covered_fx[k]
             m += 1
         elif centre_crosses[k] and rest != 0:
-            o_row[m], o_col[m], o_zone[m], o_share[m], o_area[m] = r, c, 0, 1.0 - covered[k], rest
+            o_row[m], o_col[m], o_zone[m], o_share[m], o_area[m] = r + row_offset, c, 0, 1.0 - covered[k], rest
             m += 1
-    return o_row, o_col, o_zone, o_share, o_area
+    return o_row, o_col, o_zone, o_share, o_area, m
+
+
+@njit(nogil=True, cache=True)
+def _grow_to(a, n, m):
+    """``a`` if it holds ``n`` entries, else a larger buffer (``n`` or twice the size) with its first ``m`` copied."""
+    if n <= a.shape[0]:
+        return a
+    out = np.empty(max(2 * a.shape[0], n), a.dtype)
+    out[:m] = a[:m]
+    return out

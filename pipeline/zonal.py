@@ -28,7 +28,7 @@ from lucr.chunk import EdgeCells
 from lucr.grid import Grid
 from lucr.io import ZoneLayer
 from lucr.malloc import return_freed_memory
-from lucr.kernels.coverage import boundary_coverage_many, burn_cell_centres, edge_corrections
+from lucr.kernels.coverage import append_edge_corrections, boundary_coverage_many, burn_cell_centres
 from lucr.kernels.wkb import polygon_rings
 
 
@@ -57,6 +57,10 @@ class ZonePayload:
 
     BUCKET = 512  # cells per side of an index bucket (a GeoTIFF tile)
     BATCH = 20_000  # units read at a time (their bytes joined, their vertices decoded: a few MB)
+    #: Rows of a window whose boundary cells are corrected at a time. The exact engine's working
+    #: buffers (~110 bytes per boundary entry) then scale with a strip, not with the chunk: at
+    #: 324,523 units a 2048 x 2048 chunk has ~1.3M entries, ~140 MB per thread in one go.
+    STRIP_ROWS = 256
 
     def __init__(self, u: np.ndarray, v: np.ndarray, ring_end: np.ndarray, ring_is_hole: np.ndarray, polygon_ring_end: np.ndarray,
                  grid_shape: tuple[int, int]):
@@ -176,24 +180,37 @@ class ZonePayload:
         burn_cell_centres(u, v, ring_end, polygon_ring_end, (hit + 1).astype(zones.dtype), row0, row1, col0, col1, zones)
         if not exact:
             return zones, None
-        return zones, self._edge_cells(u, v, ring_end, ring_is_hole, polygon_ring_end, hit, (row0, row1, col0, col1), zones, row_area_fx)
+        del u, v, ring_end, ring_is_hole, polygon_ring_end  # each strip takes the polygons meeting it
+        return zones, self._edge_cells(hit, (row0, row1, col0, col1), zones, row_area_fx)
 
-    @staticmethod
-    def _edge_cells(u, v, ring_end, ring_is_hole, polygon_ring_end, hit, bounds, zones, row_area_fx) -> EdgeCells:
+    def _edge_cells(self, hit, bounds, zones, row_area_fx) -> EdgeCells:
         """The exact engine's corrections of the cell-centre ``zones`` of one window.
 
         Every cell a unit's boundary crosses gets the unit's exact coverage fraction
-        (:func:`lucr.kernels.coverage.boundary_coverage`, computed in the full grid's pixel
+        (:func:`lucr.kernels.coverage.boundary_coverage_many`, computed in the full grid's pixel
         coordinates so that a cell's fraction does not depend on the chunking); what no unit
-        covers goes to the outside row (:func:`lucr.kernels.coverage.edge_corrections`).
+        covers goes to the outside row (:func:`lucr.kernels.coverage.append_edge_corrections`).
         Where units of one level overlap, a cell inside both counts for both (as
-        exactextract counts it).
+        exactextract counts it). Done ``STRIP_ROWS`` rows at a time, each strip with the
+        polygons meeting it, into one set of buffers.
         """
         row0, row1, col0, col1 = bounds
-        rows, cols, frac, polygon = boundary_coverage_many(u, v, ring_end, ring_is_hole, polygon_ring_end, row0, row1, col0, col1)
-        rows -= row0
-        cols -= col0
-        return EdgeCells(*edge_corrections(rows, cols, frac, hit[polygon].astype(np.int64) + 1, zones, row_area_fx))
+        vmin, vmax = self.bounds[1, hit], self.bounds[3, hit]
+        buffers, m = None, 0
+        for s0 in range(row0, row1, self.STRIP_ROWS):
+            s1 = min(s0 + self.STRIP_ROWS, row1)
+            in_strip = hit[(vmin <= s1) & (vmax >= s0)]  # a polygon crossing a row of the strip meets it
+            if in_strip.size == 0:
+                continue
+            rows, cols, frac, polygon = boundary_coverage_many(*self._subset(in_strip), s0, s1, col0, col1)
+            if buffers is None:  # sized from the first strip (a strip's corrections: its entries, and at most as many for its cells)
+                capacity = max(4096, len(rows) * 5 // 4 * -(-(row1 - s0) // self.STRIP_ROWS))
+                buffers = (np.empty(capacity, np.int32), np.empty(capacity, np.int32), np.empty(capacity, np.int32), np.empty(capacity), np.empty(capacity, np.int64))
+            rows -= s0
+            cols -= col0
+            strip = slice(s0 - row0, s1 - row0)
+            *buffers, m = append_edge_corrections(rows, cols, frac, in_strip[polygon].astype(np.int64) + 1, zones[strip], row_area_fx[strip], s0 - row0, *buffers, m)
+        return EdgeCells(*(b[:m] for b in buffers)) if buffers is not None else EdgeCells.empty()
 
 
 #: Units (all levels) from which :func:`geometries_parked` parks the polygons during the pass: below,

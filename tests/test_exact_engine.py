@@ -24,6 +24,7 @@ from pyproj import CRS, Geod
 
 from lucr.config import parse_config
 from lucr.runner import run
+from lucr.zonal import ZonePayload
 
 ALBERS = "+proj=aea +lat_1=25 +lat_2=47 +lat_0=0 +lon_0=105 +ellps=WGS84 +units=m +no_defs"
 REL = 1e-9
@@ -132,6 +133,21 @@ def test_exact_engine_is_independent_of_chunking(case):
     pd.testing.assert_frame_equal(a.tables["unit"].drop(columns="geometry"), b.tables["unit"].drop(columns="geometry"), check_exact=True)
 
 
+def test_exact_engine_in_row_strips_gives_the_same_bits(case, monkeypatch):
+    """Boundary cells corrected a few rows at a time (``ZonePayload.STRIP_ROWS``, bounding the working
+    memory with many units): the tables and the map are those of whole windows, bit for bit."""
+    d, _, _ = case
+    whole = _run(d, 100)  # windows of 100 rows: one strip each
+    monkeypatch.setattr(ZonePayload, "STRIP_ROWS", 7)  # strips of 7 rows, polygons crossing many of them
+    strips = run(parse_config({
+        "landcover": {"path": "lc.tif"}, "coefficients": "coefs.csv", "engine": "exact",
+        "zones": [{"level": "unit", "path": "units.gpkg", "id": "uid"}],
+    }, d), out_dir=d / "out_strips", chunks=100, overwrite=True)
+    pd.testing.assert_frame_equal(whole.tables["unit"].drop(columns="geometry"), strips.tables["unit"].drop(columns="geometry"), check_exact=True)
+    with rasterio.open(d / "out100" / "carbon_balance.tif") as a, rasterio.open(d / "out_strips" / "carbon_balance.tif") as b:
+        assert np.array_equal(a.read(1), b.read(1), equal_nan=True)
+
+
 def test_exact_engine_conserves_the_grid_and_beats_cell_centres(case):
     """Units plus the outside row equal the grid; the fast engine differs at this coarse resolution."""
     d, units, codes = case
@@ -176,7 +192,6 @@ def test_zone_payload_finds_the_polygons_of_every_window():
     from rasterio.transform import from_origin
 
     from lucr.grid import Grid
-    from lucr.zonal import ZonePayload
 
     rng = np.random.default_rng(5)
     centres = rng.uniform(-300, 2300, (400, 2))

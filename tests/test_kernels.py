@@ -106,6 +106,34 @@ def test_kernel_docstring_examples():
         assert failed == 0, module.__name__
 
 
+def test_edge_corrections_appended_strip_by_strip_equal_the_whole_window():
+    """Corrections of a window's strips, appended to buffers that must grow (from one entry), are the
+    whole window's entries: the same (row, column, zone, share, area) once each."""
+    from lucr.kernels.coverage import append_edge_corrections, edge_corrections
+
+    rng = np.random.default_rng(7)
+    zones = rng.integers(0, 4, (10, 6)).astype(np.int32)
+    row_area_fx = rng.integers(90, 110, 10).astype(np.int64)
+    cells = rng.choice(60, 25, replace=False)
+    rows, cols, fraction, unit = [], [], [], []
+    for cell in cells:  # 1 to 3 units crossing each boundary cell, fractions summing to at most 1
+        units = rng.choice(np.arange(1, 4), rng.integers(1, 4), replace=False)
+        split = rng.dirichlet(np.ones(len(units) + 1))[: len(units)]
+        rows += [cell // 6] * len(units)
+        cols += [cell % 6] * len(units)
+        fraction += split.tolist()
+        unit += units.tolist()
+    rows, cols, fraction, unit = np.array(rows), np.array(cols), np.array(fraction), np.array(unit, np.int64)
+    whole = np.rec.fromarrays(edge_corrections(rows, cols, fraction, unit, zones, row_area_fx))
+    buffers, m = (np.empty(1, np.int32), np.empty(1, np.int32), np.empty(1, np.int32), np.empty(1), np.empty(1, np.int64)), 0
+    for r0, r1 in [(0, 4), (4, 5), (5, 10)]:
+        inside = (rows >= r0) & (rows < r1)
+        *buffers, m = append_edge_corrections(rows[inside] - r0, cols[inside], fraction[inside], unit[inside], zones[r0:r1], row_area_fx[r0:r1], r0, *buffers, m)
+    strips = np.rec.fromarrays([b[:m] for b in buffers])
+    assert m == len(whole) > len(rows)  # the outside row's entries too
+    assert np.array_equal(np.sort(whole, order=["f0", "f1", "f2"]), np.sort(strips, order=["f0", "f1", "f2"]))
+
+
 def _pixel_rings(polygons):
     import shapely
 
