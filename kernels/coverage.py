@@ -380,8 +380,8 @@ def append_edge_corrections(rows, cols, fraction, unit, zones, row_area_fx, row_
     ``zones`` and ``row_area_fx`` are the strip's, ``rows`` its rows; the entries' rows are
     the window's (``row_offset`` added). The buffers (``o_row``, ``o_col``, ``o_zone`` int32,
     ``o_share`` float64, ``o_area`` int64) grow when full (to the entries needed or twice
-    their size): strip after strip, a window's corrections fill one set of buffers, never
-    copied into a joined array. Returns the buffers and the new count.
+    their size, a copy): strip after strip, a window's corrections fill one set of buffers,
+    not joined from pieces. Returns the buffers and the new count.
     """
     n = rows.shape[0]
     width = zones.shape[1]
@@ -416,8 +416,7 @@ def append_edge_corrections(rows, cols, fraction, unit, zones, row_area_fx, row_
         if centre[k] == 0 or (centre_crosses[k] and row_area_fx[cell_index[k] // width] - covered_fx[k] != 0):
             n_out += 1
     if n_out > o_row.shape[0]:
-        o_row, o_col, o_zone = _grow_to(o_row, n_out, m), _grow_to(o_col, n_out, m), _grow_to(o_zone, n_out, m)
-        o_share, o_area = _grow_to(o_share, n_out, m), _grow_to(o_area, n_out, m)
+        o_row, o_col, o_zone, o_share, o_area = _grow(o_row, n_out), _grow(o_col, n_out), _grow(o_zone, n_out), _grow(o_share, n_out), _grow(o_area, n_out)
     for e in range(n):
         r = rows[e]
         a = area_of_entry[e]
@@ -438,12 +437,3 @@ def append_edge_corrections(rows, cols, fraction, unit, zones, row_area_fx, row_
             m += 1
     return o_row, o_col, o_zone, o_share, o_area, m
 
-
-@njit(nogil=True, cache=True)
-def _grow_to(a, n, m):
-    """``a`` if it holds ``n`` entries, else a larger buffer (``n`` or twice the size) with its first ``m`` copied."""
-    if n <= a.shape[0]:
-        return a
-    out = np.empty(max(2 * a.shape[0], n), a.dtype)
-    out[:m] = a[:m]
-    return out

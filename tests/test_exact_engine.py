@@ -135,16 +135,32 @@ def test_exact_engine_is_independent_of_chunking(case):
 
 def test_exact_engine_in_row_strips_gives_the_same_bits(case, monkeypatch):
     """Boundary cells corrected a few rows at a time (``ZonePayload.STRIP_ROWS``, bounding the working
-    memory with many units): the tables and the map are those of whole windows, bit for bit."""
+    memory with many units): the fixed-point tables and the map are those of whole windows, bit for
+    bit; a flux raster's float sums add the same entries in another order (to 1e-12)."""
     d, _, _ = case
-    whole = _run(d, 100)  # windows of 100 rows: one strip each
-    monkeypatch.setattr(ZonePayload, "STRIP_ROWS", 7)  # strips of 7 rows, polygons crossing many of them
-    strips = run(parse_config({
-        "landcover": {"path": "lc.tif"}, "coefficients": "coefs.csv", "engine": "exact",
-        "zones": [{"level": "unit", "path": "units.gpkg", "id": "uid"}],
-    }, d), out_dir=d / "out_strips", chunks=100, overwrite=True)
-    pd.testing.assert_frame_equal(whole.tables["unit"].drop(columns="geometry"), strips.tables["unit"].drop(columns="geometry"), check_exact=True)
-    with rasterio.open(d / "out100" / "carbon_balance.tif") as a, rasterio.open(d / "out_strips" / "carbon_balance.tif") as b:
+    with rasterio.open(d / "lc.tif") as src:
+        profile = src.profile | {"dtype": "float32", "nodata": None}
+        flux = np.random.default_rng(2).normal(0.0, 3.0, (src.height, src.width)).astype("float32")
+    with rasterio.open(d / "flux.tif", "w", **profile) as dst:
+        dst.write(flux, 1)
+
+    def runs(strip_rows):
+        monkeypatch.setattr(ZonePayload, "STRIP_ROWS", strip_rows)
+        out = {}
+        for name, extra in (("plain", {}), ("flux", {"flux_raster": {"path": "flux.tif"}})):
+            cfg = parse_config({
+                "landcover": {"path": "lc.tif"}, "coefficients": "coefs.csv", "engine": "exact",
+                "zones": [{"level": "unit", "path": "units.gpkg", "id": "uid"}], **extra,
+            }, d)
+            result = run(cfg, out_dir=d / f"strips{strip_rows}_{name}", chunks=100, overwrite=True)
+            out[name] = result.tables["unit"].drop(columns="geometry")
+        return out
+
+    whole, strips = runs(256), runs(7)  # windows of 100 rows: one strip each; strips of 7 rows, polygons crossing many
+    pd.testing.assert_frame_equal(whole["plain"], strips["plain"], check_exact=True)
+    assert (whole["flux"]["flux_raster_area_ha"] > 0).any()
+    pd.testing.assert_frame_equal(whole["flux"], strips["flux"], check_exact=False, rtol=1e-12, atol=1e-9)
+    with rasterio.open(d / "strips256_plain" / "carbon_balance.tif") as a, rasterio.open(d / "strips7_plain" / "carbon_balance.tif") as b:
         assert np.array_equal(a.read(1), b.read(1), equal_nan=True)
 
 
