@@ -436,4 +436,3 @@ def append_edge_corrections(rows, cols, fraction, unit, zones, row_area_fx, row_
             o_row[m], o_col[m], o_zone[m], o_share[m], o_area[m] = r + row_offset, c, 0, 1.0 - covered[k], rest
             m += 1
     return o_row, o_col, o_zone, o_share, o_area, m
-
