@@ -22,6 +22,7 @@ import xarray as xr
 from rasterio.errors import RasterioIOError
 
 from lucr.errors import InputFileError, MissingCRSError, NoOverlapError
+from lucr.geos_threads import threaded
 from lucr.grid import Grid
 
 SUPPORTED_DTYPES = ("uint8", "int8", "uint16", "int16")
@@ -457,7 +458,7 @@ def _repaired(geoms, ids: np.ndarray, path: Path, level: str, policy: str) -> tu
     ring's area is ill-defined, so the change can be large); ``policy="error"`` refuses instead.
     """
     out = np.asarray(geoms, dtype=object).copy()
-    invalid = np.flatnonzero(~shapely.is_valid(out))
+    invalid = np.flatnonzero(~threaded(shapely.is_valid, out))
     if invalid.size == 0:
         return out, 0
     reasons = [shapely.is_valid_reason(g).split("[")[0] for g in out[invalid]]

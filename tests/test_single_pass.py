@@ -220,3 +220,24 @@ def test_decimated_levels_keep_the_cells_and_the_palette(tmp_path):
             assert level.shape == (-(-1100 // f), -(-1303 // f))
             np.testing.assert_array_equal(level.read(), data[:, ::f, ::f])
             assert level.colormap(1)[3] == colormap[3]
+
+
+def test_sparse_partials_merge_to_the_sums_of_equal_keys():
+    """``merge_sparse`` against a plain dictionary sum: runs of equal keys over sorted and unsorted
+    parts, sums that cancel dropped, int64 values near the type's range kept exact."""
+    from lucr.products.base import merge_sparse
+
+    rng = np.random.default_rng(7)
+    parts = [np.sort(rng.integers(0, 500, 300)) for _ in range(3)] + [rng.integers(0, 500, 300)]
+    keys = np.concatenate(parts)
+    values = rng.integers(-(1 << 52), 1 << 52, len(keys))
+    values[keys == keys[0]] = 0  # a key whose values sum to zero
+    expected: Counter = Counter()
+    for k, v in zip(keys.tolist(), values.tolist()):
+        expected[k] += v
+    merged_keys, merged_values = merge_sparse(keys, values)
+    assert merged_keys.tolist() == sorted(k for k, v in expected.items() if v != 0)
+    assert merged_values.tolist() == [expected[k] for k in merged_keys.tolist()]
+    assert merged_values.dtype == np.int64
+    empty_keys, empty_values = merge_sparse(np.zeros(0, np.int64), np.zeros(0, np.int64))
+    assert len(empty_keys) == len(empty_values) == 0

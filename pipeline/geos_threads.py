@@ -1,0 +1,45 @@
+"""Vectorised GEOS predicates split over threads.
+
+Shapely lets the GIL go while GEOS evaluates a predicate, so one over many polygons takes
+about 1/n of the time on n cores (``is_valid`` over 324,523 units: 0.10 against 0.19 s on
+two). Functions that make geometries (``from_wkb``, ``to_wkb``) hold it, and gain nothing.
+
+A prepared geometry is not safe to use from two threads at once (GEOS builds its indexes
+lazily: libgeos/geos#825): ``groups`` keeps every group of rows (e.g. the children of one
+prepared parent) in one thread.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+#: Fewest rows per thread: below it, a thread's start costs more than it saves.
+MIN_ROWS_PER_THREAD = 20_000
+
+
+def split_rows(n_rows: int, threads: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """Bounds of up to ``threads`` slices of ``n_rows`` rows, each at least ``MIN_ROWS_PER_THREAD``
+    rows long, none cutting a run of equal ``groups`` (sorted) values."""
+    parts = max(min(threads, n_rows // MIN_ROWS_PER_THREAD), 1)
+    cuts = np.linspace(0, n_rows, parts + 1).astype(np.int64)
+    if groups is not None and parts > 1:
+        cuts[1:-1] = np.searchsorted(groups, groups[cuts[1:-1]], side="left")  # back to the group's first row
+    return np.unique(cuts)
+
+
+def threaded(func: Callable[..., np.ndarray], *arrays: np.ndarray, groups: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
+    """``func(*arrays)`` (a shapely function over equal-length arrays), computed in slices of rows
+    on up to ``threads`` threads (default: the cores). ``groups``: sorted group of each row, a
+    group computed in one slice."""
+    n_rows = len(arrays[0])
+    bounds = split_rows(n_rows, threads or os.cpu_count() or 1, groups)
+    if len(bounds) <= 2:
+        return func(*arrays)
+    slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    with ThreadPoolExecutor(max_workers=len(slices)) as pool:
+        parts = list(pool.map(lambda rows: func(*(array[rows] for array in arrays)), slices))
+    return np.concatenate(parts)
