@@ -296,14 +296,15 @@ def read_zone_layer(
     reserved = [c for c in keep if c in ("unit_id", "name", "parent_id", "level", "geometry")]
     if reserved:
         raise InputFileError(f"keep names column(s) {reserved} that lucr's tables already have", path=path, fix="rename those columns in the layer, or drop them from 'keep'")
-    blank = lambda col: gdf[col].isna().to_numpy() | (gdf[col].astype(str).str.strip() == "").to_numpy()  # noqa: E731
+    text = {col: gdf[col].astype(str) for col in dict.fromkeys(c for c in (id_col, name_col, parent_col) if c)}  # each column once
+    blank = lambda col: gdf[col].isna().to_numpy() | (text[col].str.strip() == "").to_numpy()  # noqa: E731
     if blank(id_col).any():
         rows = (np.flatnonzero(blank(id_col)) + 1).tolist()
         raise InputFileError(
             f"{len(rows)} unit(s) have no id in column '{id_col}' (feature(s) {_listing(rows)})", path=path,
             fix=f"give every unit an id in '{id_col}', or remove those features",
         )
-    ids = gdf[id_col].astype(str)
+    ids = text[id_col]
     if parent_col and blank(parent_col).any():
         orphans = ids[blank(parent_col)].tolist()
         raise InputFileError(
@@ -324,7 +325,7 @@ def read_zone_layer(
     if other.any():
         found = ", ".join(f"{i} ({k})" for i, k in list(zip(ids[other], kinds[other]))[:10])
         raise InputFileError(f"the layer holds non-polygon geometries: {found}", path=path, fix="admin units must be polygons")
-    repaired, n_repaired = _repaired(gdf.geometry.values, ids.to_numpy(), path, level, invalid)
+    repaired, n_repaired = _repaired(gdf.geometry.values, ids.array, path, level, invalid)
     if n_repaired:
         file_wkb = None  # a repaired polygon is not the file's
     geoms = gpd.GeoSeries(repaired, crs=gdf.crs)
@@ -333,9 +334,9 @@ def read_zone_layer(
         raise InputFileError(f"units {empty[:10]} have no polygon area", path=path, fix="repair or drop these geometries")
     frame = gpd.GeoDataFrame(
         {
-            "unit_id": ids.to_numpy(),
-            "name": gdf[name_col].astype(str).to_numpy() if name_col else ids.to_numpy(),
-            "parent_id": gdf[parent_col].astype(str).to_numpy() if parent_col else pd.array([None] * len(gdf), dtype="str"),
+            "unit_id": ids.array,  # text as read (Arrow strings): not converted to Python objects and back
+            "name": text[name_col].array if name_col else ids.array,
+            "parent_id": text[parent_col].array if parent_col else pd.array([None] * len(gdf), dtype="str"),
             **{c: gdf[c].to_numpy() for c in keep},
         },
         geometry=geoms.to_numpy(),
@@ -450,7 +451,7 @@ def _listing(items: list, limit: int = 10) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def _repaired(geoms, ids: np.ndarray, path: Path, level: str, policy: str) -> tuple[np.ndarray, int]:
+def _repaired(geoms, ids, path: Path, level: str, policy: str) -> tuple[np.ndarray, int]:
     """The geometries, the invalid ones repaired (``make_valid``) to their polygon parts only
     (make_valid may add lines or points), and how many were; valid ones are kept as they are, not copied.
 

@@ -124,3 +124,31 @@ def test_parquet_in_row_groups_reads_as_the_whole_frame(tmp_path, monkeypatch):
     assert schema.metadata[b"geo"] == reference.metadata[b"geo"]  # bbox [0, 0, 51, 52], Polygon and MultiPolygon
     assert schema.metadata[b"PANDAS_ATTRS"] == reference.metadata[b"PANDAS_ATTRS"] and gpd.read_parquet(ours).attrs == frame.attrs
     assert schema.field("net_tc").metadata[b"unit"] == b"t C / yr"
+
+
+def test_parquet_conversion_failing_after_a_slice_is_written_raises_its_error(tmp_path, monkeypatch):
+    """A slice is written in a thread while the next converts: a conversion's error reaches the
+    caller (not a closed writer's), once the write in flight has ended."""
+    import threading
+
+    import geopandas as gpd
+    import geopandas.io._geoarrow as geoarrow
+    import shapely
+
+    from lucr import table_meta
+
+    frame = gpd.GeoDataFrame({"unit_id": [f"u{i}" for i in range(10)]}, geometry=[shapely.box(i, 0, i + 1, 1) for i in range(10)], crs="EPSG:3857")
+    convert, calls = geoarrow.geopandas_to_arrow, []
+
+    def failing_second(part, **kwargs):
+        calls.append(len(part))
+        if len(calls) == 2:
+            raise ValueError("slice 2 cannot be converted")
+        return convert(part, **kwargs)
+
+    monkeypatch.setattr(table_meta, "PARQUET_ROWS", 4)
+    monkeypatch.setattr(geoarrow, "geopandas_to_arrow", failing_second)
+    before = threading.active_count()
+    with pytest.raises(ValueError, match="slice 2 cannot be converted"):
+        table_meta.write_parquet(frame, tmp_path / "t.parquet", {})
+    assert calls == [4, 4] and threading.active_count() == before  # no writer thread left behind
