@@ -334,9 +334,11 @@ def read_zone_layer(
         raise InputFileError(f"units {empty[:10]} have no polygon area", path=path, fix="repair or drop these geometries")
     frame = gpd.GeoDataFrame(
         {
-            "unit_id": ids.array,  # text as read (Arrow strings): not converted to Python objects and back
-            "name": text[name_col].array if name_col else ids.array,
-            "parent_id": text[parent_col].array if parent_col else pd.array([None] * len(gdf), dtype="str"),
+            # copied through Python strings: keeping the read's own Arrow arrays instead (no conversion) left
+            # 42 MiB more resident at 324,523 units, though they hold 4 MiB each (the allocators' pages, not the data)
+            "unit_id": ids.to_numpy(),
+            "name": text[name_col].to_numpy() if name_col else ids.to_numpy(),
+            "parent_id": text[parent_col].to_numpy() if parent_col else pd.array([None] * len(gdf), dtype="str"),
             **{c: gdf[c].to_numpy() for c in keep},
         },
         geometry=geoms.to_numpy(),
