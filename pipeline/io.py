@@ -22,7 +22,7 @@ import xarray as xr
 from rasterio.errors import RasterioIOError
 
 from lucr.errors import InputFileError, MissingCRSError, NoOverlapError
-from lucr.geos_threads import threaded
+from lucr.geos_bulk import geometries_from_wkb, threaded
 from lucr.grid import Grid
 
 SUPPORTED_DTYPES = ("uint8", "int8", "uint16", "int16")
@@ -386,7 +386,7 @@ def _read_units(path: Path, layer: str | None, columns: list[str]) -> tuple[gpd.
             del table
             try:
                 attributes.validate(full=True)  # UTF-8 text
-                geometries = shapely.from_wkb(wkb)
+                geometries = geometries_from_wkb(wkb)
             except (pa.ArrowInvalid, NotImplementedError, shapely.errors.GEOSException):  # curves: NotImplementedError
                 pass
             else:

@@ -21,7 +21,7 @@ import pandas as pd
 import shapely
 
 from lucr.errors import InputFileError
-from lucr.geos_threads import threaded
+from lucr.geos_bulk import threaded
 from lucr.io import ZoneLayer
 
 log = logging.getLogger("lucr")
@@ -63,7 +63,7 @@ def measure(coarse: ZoneLayer, fine: ZoneLayer, tolerance: float) -> NestingRepo
     grown = shapely.buffer(parents, 1e-9 * max(xmax - xmin, ymax - ymin), join_style="mitre")
     shapely.prepare(grown)
     inside = child_area.copy()
-    by_parent = np.argsort(parent_of, kind="stable")  # a prepared parent in one thread only (lucr.geos_threads)
+    by_parent = np.argsort(parent_of, kind="stable")  # a prepared parent in one thread only (lucr.geos_bulk)
     covered_whole = np.empty(len(children), bool)
     covered_whole[by_parent] = threaded(shapely.covers, grown[parent_of[by_parent]], children[by_parent], groups=parent_of[by_parent])
     partial = np.flatnonzero(~covered_whole)

@@ -25,6 +25,7 @@ import shapely
 from rasterio.windows import Window
 
 from lucr.chunk import EdgeCells
+from lucr.geos_bulk import geometries_from_wkb
 from lucr.grid import Grid
 from lucr.io import ZoneLayer
 from lucr.malloc import return_freed_memory
@@ -257,7 +258,7 @@ def geometries_parked(layers, min_units: int | None = None, converted: tuple = (
         if parked:
             return_freed_memory()  # the pass's freed blocks first: the geometries come back into a trimmed heap
         for geometry_array, wkb in parked:
-            geometry_array[:] = shapely.from_wkb(wkb)
+            geometry_array[:] = geometries_from_wkb(wkb)
 
 
 def aggregate_to_parent(child_rows: np.ndarray, child_parent_ids: np.ndarray, parent_ids: np.ndarray) -> np.ndarray:

@@ -1,16 +1,17 @@
-"""GEOS predicates over threads: the same answers as one call, prepared geometries never shared."""
+"""Bulk GEOS work: predicates over threads (the same answers as one call, prepared geometries never
+shared), geometries made with the cyclic GC paused."""
 
 from __future__ import annotations
 
 import numpy as np
 import shapely
 
-from lucr import geos_threads
-from lucr.geos_threads import split_rows, threaded
+from lucr import geos_bulk
+from lucr.geos_bulk import geometries_from_wkb, split_rows, threaded
 
 
 def test_slices_keep_each_group_whole_and_cover_every_row(monkeypatch):
-    monkeypatch.setattr(geos_threads, "MIN_ROWS_PER_THREAD", 10)
+    monkeypatch.setattr(geos_bulk, "MIN_ROWS_PER_THREAD", 10)
     groups = np.repeat(np.arange(7), [3, 40, 1, 25, 30, 2, 19])  # 120 rows
     bounds = split_rows(len(groups), 4, groups)
     assert bounds[0] == 0 and bounds[-1] == len(groups) and np.all(np.diff(bounds) > 0)
@@ -23,7 +24,7 @@ def test_slices_keep_each_group_whole_and_cover_every_row(monkeypatch):
 
 
 def test_threaded_predicates_equal_one_call(monkeypatch):
-    monkeypatch.setattr(geos_threads, "MIN_ROWS_PER_THREAD", 50)
+    monkeypatch.setattr(geos_bulk, "MIN_ROWS_PER_THREAD", 50)
     rng = np.random.default_rng(3)
     x, y = rng.uniform(0, 100, (2, 400))
     boxes = shapely.box(x, y, x + rng.uniform(0.5, 3, 400), y + rng.uniform(0.5, 3, 400))
@@ -38,3 +39,31 @@ def test_threaded_predicates_equal_one_call(monkeypatch):
     got = threaded(shapely.covers, parents[parent_of[order]], boxes[order], groups=parent_of[order], threads=4)
     assert got.tolist() == shapely.covers(parents[parent_of[order]], boxes[order]).tolist()
     assert 0 < got.sum() < len(got)
+
+
+def test_geometries_from_wkb_run_no_collection_and_give_the_collector_back():
+    import gc
+
+    import pytest
+
+    wkb = shapely.to_wkb(shapely.box(np.arange(20_000.0), 0, np.arange(20_000.0) + 1, 1))
+    collections = []
+    callback = lambda phase, info: collections.append(info["generation"]) if phase == "start" else None  # noqa: E731
+    gc.callbacks.append(callback)
+    try:
+        assert gc.isenabled()
+        shapely.from_wkb(wkb)
+        assert collections  # 20,000 tracked objects made: the collector runs, unless paused
+        collections.clear()
+        made = geometries_from_wkb(wkb)
+        assert collections == [] and gc.isenabled()
+        assert shapely.equals_exact(made, shapely.from_wkb(wkb), tolerance=0).all()
+        with pytest.raises(shapely.errors.GEOSException):
+            geometries_from_wkb(np.array([b"\x01\x03\x00"], dtype=object))
+        assert gc.isenabled()  # given back after an error too
+        gc.disable()
+        geometries_from_wkb(wkb[:10])
+        assert not gc.isenabled()  # a caller's paused collector stays paused
+    finally:
+        gc.enable()
+        gc.callbacks.remove(callback)
