@@ -320,16 +320,16 @@ def read_zone_layer(
             f"unit(s) {_listing(ids[missing_geometry].tolist())} have no geometry (null or empty)", path=path,
             fix="give those units their polygon, or remove them from the layer",
         )
-    kinds = gdf.geometry.geom_type
-    other = ~kinds.isin(["Polygon", "MultiPolygon"]).to_numpy()
+    other = ~np.isin(shapely.get_type_id(np.asarray(gdf.geometry.values, dtype=object)), (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON))
     if other.any():
+        kinds = gdf.geometry.geom_type
         found = ", ".join(f"{i} ({k})" for i, k in list(zip(ids[other], kinds[other]))[:10])
         raise InputFileError(f"the layer holds non-polygon geometries: {found}", path=path, fix="admin units must be polygons")
     repaired, n_repaired = _repaired(gdf.geometry.values, ids.array, path, level, invalid)
     if n_repaired:
         file_wkb = None  # a repaired polygon is not the file's
     geoms = gpd.GeoSeries(repaired, crs=gdf.crs)
-    empty = ids[geoms.is_empty.to_numpy()].tolist()
+    empty = ids[geoms.is_empty.to_numpy()].tolist() if n_repaired else []  # a repair may leave nothing; empty units were refused above
     if empty:
         raise InputFileError(f"units {empty[:10]} have no polygon area", path=path, fix="repair or drop these geometries")
     frame = gpd.GeoDataFrame(
@@ -345,7 +345,8 @@ def read_zone_layer(
         crs=gdf.crs,
     )
     in_grid = frame.geometry if frame.crs == grid.crs else frame.geometry.to_crs(grid.crs)  # no copy when they agree
-    finite = np.isfinite(in_grid.bounds.to_numpy()).all(axis=1)
+    bounds = shapely.bounds(np.asarray(in_grid.values, dtype=object))  # (n, 4) minx, miny, maxx, maxy
+    finite = np.isfinite(bounds).all(axis=1)
     if not finite.all():
         raise InputFileError(
             f"unit(s) {_listing(ids[~finite].tolist())} have coordinates that do not project to the land cover's CRS ({grid.crs}): "
@@ -353,7 +354,7 @@ def read_zone_layer(
             fix="clip the units to the area that CRS covers, or give the land cover in a CRS that covers them",
         )
     left, bottom, right, top = grid.bounds
-    minx, miny, maxx, maxy = in_grid.total_bounds
+    (minx, miny), (maxx, maxy) = bounds[:, :2].min(axis=0), bounds[:, 2:].max(axis=0)  # all finite
     if not (minx < right and maxx > left and miny < top and maxy > bottom):
         raise _no_overlap_error(path, (minx, miny, maxx, maxy), grid.bounds)
     return ZoneLayer(level=level, frame=frame, geometry_grid_crs=in_grid, path=path, wkb_grid_crs=file_wkb if frame.crs == grid.crs else None)
