@@ -128,9 +128,10 @@ def annotate_geopackage(path: Path, layer: str, described: dict[str, ColumnInfo]
 
 
 #: Rows converted to Arrow and written at a time: a 324,523-unit table converted whole held
-#: 136 MiB of Arrow buffers beside the frame; 32,768 rows are a tenth of that, and two slices
-#: are in memory at a time (one written, the next converted).
-PARQUET_ROWS = 32_768
+#: 136 MiB of Arrow buffers beside the frame. Two slices are in memory at a time (one written,
+#: the next converted): with 16,384 rows the write's first call rose 47-54 MiB at the peak, with
+#: 32,768 rows 66-102 MiB, in the same time (within noise).
+PARQUET_ROWS = 16_384
 
 
 def write_parquet(frame: pd.DataFrame, path: Path, described: dict[str, ColumnInfo]) -> None:
@@ -158,7 +159,7 @@ def write_parquet(frame: pd.DataFrame, path: Path, described: dict[str, ColumnIn
     # None): those take the whole column's; typed columns convert the same whatever the rows
     whole = {c: pa.array(frame[c], from_pandas=True).type for c in frame.columns if c != "geometry" and frame[c].dtype == object}
     # a slice is written (Arrow encodes and compresses without the GIL) while the next is converted
-    # (GEOS to WKB, under the GIL): 324,523 units in 0.38-0.43 against 0.51-0.59 s one after the other
+    # (GEOS to WKB, under the GIL): 324,523 units in 0.38-0.43 against 0.51-0.59 s one after the other (32,768 rows)
     writer, schema, writing = None, None, None
     with ThreadPoolExecutor(max_workers=1) as pool:
         try:
