@@ -10,16 +10,17 @@ prepared parent) in one thread.
 
 Shapely's geometries are tracked by Python's cyclic garbage collector, though they hold no
 references: making 324,523 of them set off 6-7 full collections, each over every tracked
-object (0.01-0.1 s each, ~0.5 s in all for the units read and given back after the pass).
-:func:`geometries_from_wkb` makes them with the collector paused.
+object (0.01-0.1 s each, ~0.5 s in all for the units read and given back after the pass; as
+much again when they are reprojected). :func:`gc_paused` pauses the collector meanwhile.
 """
 
 from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import shapely
@@ -52,13 +53,20 @@ def threaded(func: Callable[..., np.ndarray], *arrays: np.ndarray, groups: np.nd
     return np.concatenate(parts)
 
 
-def geometries_from_wkb(wkb: np.ndarray) -> np.ndarray:
-    """``shapely.from_wkb(wkb)`` with the cyclic garbage collector paused (it finds no cycles
-    among new geometries, and would scan every tracked object several times while they are made)."""
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused (and given back as it was): for making many
+    geometries, among which it finds no cycles but which it would scan again and again."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return shapely.from_wkb(wkb)
+        yield
     finally:
         if was_enabled:
             gc.enable()
+
+
+def geometries_from_wkb(wkb: np.ndarray) -> np.ndarray:
+    """``shapely.from_wkb(wkb)`` with the cyclic garbage collector paused."""
+    with gc_paused():
+        return shapely.from_wkb(wkb)

@@ -22,7 +22,7 @@ import xarray as xr
 from rasterio.errors import RasterioIOError
 
 from lucr.errors import InputFileError, MissingCRSError, NoOverlapError
-from lucr.geos_bulk import geometries_from_wkb, threaded
+from lucr.geos_bulk import gc_paused, geometries_from_wkb, threaded
 from lucr.grid import Grid
 
 SUPPORTED_DTYPES = ("uint8", "int8", "uint16", "int16")
@@ -344,7 +344,11 @@ def read_zone_layer(
         geometry=geoms.to_numpy(),
         crs=gdf.crs,
     )
-    in_grid = frame.geometry if frame.crs == grid.crs else frame.geometry.to_crs(grid.crs)  # no copy when they agree
+    if frame.crs == grid.crs:
+        in_grid = frame.geometry  # no copy
+    else:
+        with gc_paused():  # 324,523 units: 0.85-1.06 s against 1.41-1.53 s with the collector running
+            in_grid = frame.geometry.to_crs(grid.crs)
     bounds = shapely.bounds(np.asarray(in_grid.values, dtype=object))  # (n, 4) minx, miny, maxx, maxy
     finite = np.isfinite(bounds).all(axis=1)
     if not finite.all():
@@ -392,7 +396,8 @@ def _read_units(path: Path, layer: str | None, columns: list[str]) -> tuple[gpd.
                 pass
             else:
                 return gpd.GeoDataFrame(attributes.to_pandas(), geometry=geometries, crs=meta["crs"]), wkb
-    return gpd.read_file(path, layer=layer, engine="pyogrio", columns=columns), None
+    with gc_paused():
+        return gpd.read_file(path, layer=layer, engine="pyogrio", columns=columns), None
 
 
 def _converts_otherwise(arrow_type) -> bool:
