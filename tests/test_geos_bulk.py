@@ -41,7 +41,7 @@ def test_threaded_predicates_equal_one_call(monkeypatch):
     assert 0 < got.sum() < len(got)
 
 
-def test_geometries_from_wkb_run_no_collection_and_give_the_collector_back():
+def test_geometries_from_wkb_set_off_no_collection_and_give_the_collector_back():
     import gc
 
     import pytest
@@ -53,10 +53,10 @@ def test_geometries_from_wkb_run_no_collection_and_give_the_collector_back():
     try:
         assert gc.isenabled()
         shapely.from_wkb(wkb)
-        assert collections  # 20,000 tracked objects made: the collector runs, unless paused
+        assert len(collections) > 5  # 20,000 tracked objects made: the collector runs, unless paused
         collections.clear()
         made = geometries_from_wkb(wkb)
-        assert collections == [] and gc.isenabled()
+        assert len(collections) <= 1 and gc.isenabled()  # at most one, set off by the pause's own objects before it
         assert shapely.equals_exact(made, shapely.from_wkb(wkb), tolerance=0).all()
         with pytest.raises(shapely.errors.GEOSException):
             geometries_from_wkb(np.array([b"\x01\x03\x00"], dtype=object))
