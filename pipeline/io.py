@@ -8,6 +8,7 @@ twice and no whole national grid is ever loaded.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -459,7 +460,7 @@ def _listing(items: list, limit: int = 10) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def _repaired(geoms, ids, path: Path, level: str, policy: str) -> tuple[np.ndarray, int]:
+def _repaired(geoms, ids: Sequence[str], path: Path, level: str, policy: str) -> tuple[np.ndarray, int]:
     """The geometries, the invalid ones repaired (``make_valid``) to their polygon parts only
     (make_valid may add lines or points), and how many were; valid ones are kept as they are, not copied.
 

@@ -4,6 +4,7 @@ shared), geometries made with the cyclic GC paused."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import shapely
 
 from lucr import geos_bulk
@@ -21,6 +22,8 @@ def test_slices_keep_each_group_whole_and_cover_every_row(monkeypatch):
     assert split_rows(120, 4, np.zeros(120, np.int64)).tolist() == [0, 120]  # one group: one slice
     assert split_rows(25, 8).tolist() == [0, 12, 25]  # at least MIN_ROWS_PER_THREAD rows each
     assert split_rows(5, 8).tolist() == [0, 5]
+    with pytest.raises(ValueError, match="groups must be sorted"):
+        split_rows(len(groups), 4, groups[::-1])
 
 
 def test_threaded_predicates_equal_one_call(monkeypatch):
@@ -44,8 +47,6 @@ def test_threaded_predicates_equal_one_call(monkeypatch):
 def test_geometries_from_wkb_set_off_no_collection_and_give_the_collector_back():
     import gc
 
-    import pytest
-
     wkb = shapely.to_wkb(shapely.box(np.arange(20_000.0), 0, np.arange(20_000.0) + 1, 1))
     collections = []
     callback = lambda phase, info: collections.append(info["generation"]) if phase == "start" else None  # noqa: E731
@@ -56,7 +57,7 @@ def test_geometries_from_wkb_set_off_no_collection_and_give_the_collector_back()
         assert len(collections) > 5  # 20,000 tracked objects made: the collector runs, unless paused
         collections.clear()
         made = geometries_from_wkb(wkb)
-        assert len(collections) <= 1 and gc.isenabled()  # at most one, set off by the pause's own objects before it
+        assert len(collections) <= 1 and gc.isenabled()  # at most one, once the collector is back
         assert shapely.equals_exact(made, shapely.from_wkb(wkb), tolerance=0).all()
         with pytest.raises(shapely.errors.GEOSException):
             geometries_from_wkb(np.array([b"\x01\x03\x00"], dtype=object))

@@ -241,3 +241,5 @@ def test_sparse_partials_merge_to_the_sums_of_equal_keys():
     assert merged_values.dtype == np.int64
     empty_keys, empty_values = merge_sparse(np.zeros(0, np.int64), np.zeros(0, np.int64))
     assert len(empty_keys) == len(empty_values) == 0
+    with pytest.raises(ValueError, match="3 keys and 4 values"):
+        merge_sparse(np.arange(3), np.arange(4))

@@ -121,6 +121,8 @@ def merge_sparse(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.n
     of ``np.unique(return_inverse)`` and ``np.add.at`` (0.10 against 0.30 s for 3M keys). The
     stable sort is fast on parts that are each sorted already (a merge of runs).
     """
+    if len(keys) != len(values):
+        raise ValueError(f"{len(keys)} keys and {len(values)} values: a sparse partial pairs them one to one")
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     first = np.ones(len(sorted_keys), bool)  # where a run of equal keys starts
